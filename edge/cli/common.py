@@ -1,0 +1,43 @@
+"""Helpers shared by the subcommands: exit codes, JSON lines, config loading."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from edge.config import EdgeConfig, load_config
+from edge.errors import ConfigError, EdgeError, ImageError, ModelError, NoFaceError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_FACE = 3
+EXIT_UNREADABLE = 4
+EXIT_SETUP = 5
+EXIT_DENIED = 6
+
+
+def exit_code_for(error: EdgeError) -> int:
+    if isinstance(error, NoFaceError):
+        return EXIT_NO_FACE
+    if isinstance(error, ImageError):
+        return EXIT_UNREADABLE
+    if isinstance(error, ConfigError | ModelError):
+        return EXIT_SETUP
+    return EXIT_ERROR
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """Write one JSON object as one line on stdout and flush (consumers read line by line)."""
+    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str) -> None:
+    sys.stderr.write(f"edge: {message}\n")
+
+
+def config_from_args(args: Any) -> EdgeConfig:
+    paths = [p for p in (getattr(args, "config", None),) if p]
+    return load_config(*paths)

@@ -1,0 +1,143 @@
+"""``edge match``: 1:1 face comparison of image pairs (DESIGN.md command-line contract).
+
+Models are loaded once per invocation; each distinct image is embedded once even if it appears in many
+pairs. A pair that fails (no face, unreadable image) yields its own line with an error code and never
+stops the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
+from edge.config import EdgeConfig
+from edge.errors import EdgeError, ImageError
+from edge.imageio import load_image
+from edge.vision.face_stage import FaceStage
+from edge.vision.matcher import CosineMatcher
+from edge.vision.quality import QualityLimits
+from edge.vision.types import FaceEmbedding
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("match", help="compare the faces in two images (1:1)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="two images: A B")
+    p.add_argument("--pairs", metavar="FILE.csv", help="CSV with header a,b: one comparison per row")
+    p.add_argument("--json", action="store_true", help="one JSON object per pair on stdout")
+    p.add_argument("--threshold", type=float, help="cosine threshold (default: from config)")
+    p.add_argument("--config", help="TOML config file")
+    p.set_defaults(func=run)
+
+
+def build_face_stage(config: EdgeConfig) -> FaceStage:
+    face = config.face
+    limits = QualityLimits(min_eye_distance_px=face.min_eye_distance_px, max_yaw_deg=face.max_yaw_deg,
+                           max_pitch_deg=face.max_pitch_deg, min_sharpness=face.min_sharpness,
+                           min_brightness=face.min_brightness, max_brightness=face.max_brightness)
+    return FaceStage.from_models(config.models.dir, threads=config.models.threads,
+                                 max_side=face.detect_max_side, score_threshold=face.score_threshold,
+                                 flip_fusion=face.flip_fusion, limits=limits)
+
+
+@dataclass
+class PairMatcher:
+    """Embeds images (cached by path) and compares pairs with one matcher."""
+
+    stage: FaceStage
+    matcher: CosineMatcher
+    max_pixels: int
+
+    def __post_init__(self) -> None:
+        self._cache: dict[str, FaceEmbedding | EdgeError] = {}
+
+    def embedding(self, path: str) -> FaceEmbedding:
+        if path not in self._cache:
+            try:
+                embedding = self.stage.embed_image(load_image(path, max_pixels=self.max_pixels))
+                if embedding.faces_found > 1:
+                    log.warning("several faces; chose the largest", extra={"fields": {
+                        "path": path, "faces": embedding.faces_found, "rule": "largest_box"}})
+                self._cache[path] = embedding
+            except EdgeError as exc:
+                self._cache[path] = exc
+        cached = self._cache[path]
+        if isinstance(cached, EdgeError):
+            raise cached
+        return cached
+
+    def compare(self, a: str, b: str) -> dict:
+        result = {"a": a, "b": b, "similarity": None, "match": False, "threshold": self.matcher.threshold,
+                  "error": None}
+        try:
+            outcome = self.matcher.match(self.embedding(a).vector, self.embedding(b).vector)
+        except EdgeError as exc:
+            result["error"] = exc.code
+            result["_exc"] = exc
+            return result
+        result["similarity"] = round(outcome.similarity, 6)
+        result["match"] = outcome.match
+        return result
+
+
+def read_pairs(path: str) -> list[tuple[str, str]]:
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+            fields = rows[0].keys() if rows else []
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such pairs file", code="pairs_unreadable") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ImageError(f"{path}: not a readable CSV ({exc})", code="pairs_unreadable") from exc
+    if rows and not {"a", "b"} <= set(fields):
+        raise ValueError(f"{path}: header must have columns a,b (found {', '.join(fields)})")
+    base = Path(path).parent
+    pairs = []
+    for row in rows:
+        a, b = (row.get("a") or "").strip(), (row.get("b") or "").strip()
+        pairs.append((str(base / a) if a and not Path(a).is_absolute() and not Path(a).exists() else a,
+                      str(base / b) if b and not Path(b).is_absolute() and not Path(b).exists() else b))
+    return pairs
+
+
+def _human(result: dict) -> str:
+    if result["error"]:
+        return f"ERROR {result['error']}: {result.get('_exc').message if result.get('_exc') else ''}"
+    verdict = "MATCH" if result["match"] else "NO MATCH"
+    return (f"{verdict}  similarity {result['similarity']:.3f} (threshold {result['threshold']:.3f})  "
+            f"{result['a']}  {result['b']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.pairs) == bool(args.images) or (args.images and len(args.images) != 2):
+        fail("give exactly two images, or --pairs FILE.csv")
+        return EXIT_USAGE
+    config = config_from_args(args)
+    try:
+        pairs = read_pairs(args.pairs) if args.pairs else [(args.images[0], args.images[1])]
+    except ValueError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except ImageError as exc:
+        fail(exc.message)
+        return EXIT_UNREADABLE
+    threshold = args.threshold if args.threshold is not None else config.face.match_threshold
+    matcher = PairMatcher(build_face_stage(config), CosineMatcher(threshold), config.image.max_pixels)
+    code = EXIT_OK
+    for a, b in pairs:
+        result = matcher.compare(a, b)
+        exc = result.pop("_exc", None)
+        if args.json:
+            emit(result)
+        else:
+            print(_human({**result, "_exc": exc}))
+        if exc is not None and not args.pairs:
+            code = exit_code_for(exc)
+            if not args.json:
+                fail(exc.message)
+    return code

@@ -1,0 +1,112 @@
+"""The one typed configuration object, loaded from TOML and validated at start-up.
+
+pydantic does the validation (unknown keys are rejected, every field is described, and its error
+locations give us the dotted key that was wrong). A board profile and a site profile are TOML files in
+firmware_configs/; ``load_config`` merges the files it is given in order, later files winning.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import ConfigError
+from edge.vision.matcher import DEFAULT_THRESHOLD as SFACE_PUBLISHED_THRESHOLD
+
+#: Shipped cosine threshold for 1:1 matching; docs/THRESHOLDS.md gives the data and the reasoning.
+DEFAULT_MATCH_THRESHOLD = 0.52
+
+__all__ = ["SFACE_PUBLISHED_THRESHOLD", "EdgeConfig", "load_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelsConfig(_Strict):
+    dir: Path | None = Field(None, description="Folder of fetched models; default $EDGE_MODEL_DIR or "
+                                               "~/.local/share/edge/models.")
+    threads: int = Field(2, ge=1, le=16, description="onnxruntime intra-op threads per model session.")
+
+
+class FaceConfig(_Strict):
+    detect_max_side: int = Field(640, ge=160, le=4096, description="Frames are downscaled so the long side "
+                                                                   "is at most this many pixels before detection.")
+    score_threshold: float = Field(0.8, gt=0, lt=1, description="YuNet face score threshold (0..1).")
+    nms_threshold: float = Field(0.3, gt=0, lt=1, description="IoU above which overlapping boxes are merged.")
+    match_threshold: float = Field(DEFAULT_MATCH_THRESHOLD, ge=-1, le=1,
+                                   description="Cosine similarity at or above which two faces match.")
+    flip_fusion: bool = Field(False, description="Also embed the mirrored crop and fuse (2x embed cost).")
+    min_eye_distance_px: float = Field(20.0, ge=0, description="Minimum distance between eye centres, pixels.")
+    max_yaw_deg: float = Field(35.0, ge=0, le=90, description="Largest head yaw accepted, degrees.")
+    max_pitch_deg: float = Field(30.0, ge=0, le=90, description="Largest head pitch accepted, degrees.")
+    min_sharpness: float = Field(15.0, ge=0, description="Minimum variance of the Laplacian of the crop.")
+    min_brightness: float = Field(40.0, ge=0, le=255, description="Minimum mean grey level of the crop.")
+    max_brightness: float = Field(220.0, ge=0, le=255, description="Maximum mean grey level of the crop.")
+
+
+class ImageConfig(_Strict):
+    max_pixels: int = Field(40_000_000, ge=1, description="Images above this many pixels are refused before "
+                                                         "decoding.")
+
+
+class CardConfig(_Strict):
+    clock_skew_s: int = Field(300, ge=0, le=3600, description="Tolerance on card iat/nbf/exp, seconds.")
+    accepted_types: list[Literal["health_card", "escort_permit", "vaccination_appointment"]] = Field(
+        default_factory=lambda: ["health_card", "escort_permit", "vaccination_appointment"],
+        description="Card types this site accepts.")
+    site: str = Field("demo-site", description="Site id that card scopes must name (or '*').")
+    trust_list: Path | None = Field(None, description="JSON trust list of issuer keys (kid -> keys).")
+    revocations: Path | None = Field(None, description="JSON revocation list (versioned truncated hashes).")
+
+
+class QRConfig(_Strict):
+    budget_ms: float = Field(150.0, gt=0, description="Time budget for preprocessing retries per frame, ms.")
+
+
+class EdgeConfig(_Strict):
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    face: FaceConfig = Field(default_factory=FaceConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
+    qr: QRConfig = Field(default_factory=QRConfig)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> EdgeConfig:
+    try:
+        return EdgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{key}: {error['msg']}")
+        first = exc.errors()[0]
+        raise ConfigError(f"{source}: " + "; ".join(problems),
+                          key=".".join(str(p) for p in first["loc"])) from None
+
+
+def load_config(*paths: str | Path) -> EdgeConfig:
+    """Load and merge TOML files (later wins) into a validated EdgeConfig; no paths gives the defaults."""
+    raw: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            raw = _merge(raw, tomllib.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_dict(raw, ", ".join(str(p) for p in paths) or "defaults")

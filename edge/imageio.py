@@ -1,0 +1,127 @@
+"""Load still images safely: size checked from the header before any pixel is decoded.
+
+Every image leaves here as a contiguous BGR uint8 array (H, W, 3): grey is expanded, alpha is composited
+over mid-grey (transparent pixels carry arbitrary colour), 16-bit is scaled to 8-bit. Anything else is an
+:class:`ImageError` with a reason code; nothing here raises a bare OpenCV error.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import ImageError
+
+#: Refuse images above this many pixels before decoding (a 40 MP photo is 120 MB of BGR).
+MAX_PIXELS = 40_000_000
+#: Refuse files above this many bytes before reading them.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return int(w), int(h)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return int(w), int(h)
+        i += 2 + length
+    return None
+
+
+def _bmp_size(head: bytes) -> tuple[int, int] | None:
+    if head[:2] == b"BM" and len(head) >= 26:
+        w, h = struct.unpack("<ii", head[18:26])
+        return abs(int(w)), abs(int(h))
+    return None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height in pixels read from the file header, or None for formats we do not parse."""
+    return _png_size(data[:32]) or _bmp_size(data[:32]) or _jpeg_size(data)
+
+
+def check_pixels(width: int, height: int, *, limit: int = MAX_PIXELS, source: str = "image") -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{source}: header says {width}x{height} pixels", code="image_unreadable")
+    if width * height > limit:
+        raise ImageError(
+            f"{source}: {width}x{height} = {width * height} pixels exceeds the limit of {limit} pixels",
+            code="image_too_large", width=width, height=height, limit=limit,
+        )
+
+
+def to_bgr8(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Normalise any decoded array (grey, BGRA, 16-bit, float) to contiguous BGR uint8."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"{source}: unsupported pixel type {image.dtype}", code="image_unsupported")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = (image[:, :, :3].astype(np.float32) * alpha + 128.0 * (1.0 - alpha)).astype(np.uint8)
+    elif not (image.ndim == 3 and image.shape[2] == 3):
+        raise ImageError(f"{source}: unsupported array shape {image.shape}", code="image_unsupported")
+    return np.ascontiguousarray(image)
+
+
+def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, BMP, WebP, TIFF...) to BGR uint8."""
+    if not data:
+        raise ImageError(f"{source}: empty file (0 bytes)", code="image_empty")
+    size = header_size(data)
+    if size is not None:
+        check_pixels(*size, limit=max_pixels, source=source)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:
+        raise ImageError(f"{source}: cannot decode image ({exc.err})", code="image_unreadable") from exc
+    if image is None or image.size == 0:
+        raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)",
+                         code="image_unreadable")
+    check_pixels(image.shape[1], image.shape[0], limit=max_pixels, source=source)
+    return to_bgr8(image, source)
+
+
+def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file into BGR uint8; raises ImageError with a reason code on any failure."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{path}: file is {size} bytes, above the limit of {MAX_FILE_BYTES} bytes",
+                             code="image_too_large")
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not an image", code="image_unreadable") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file", code="image_unreadable") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied", code="image_unreadable") from None
+    return decode_image(data, str(path), max_pixels=max_pixels)

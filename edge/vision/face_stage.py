@@ -1,0 +1,63 @@
+"""The face stage: frame -> chosen face -> aligned crop -> embedding, composed from its parts.
+
+Choice rule when several faces are found: the largest face box wins (the person at the gate is the one
+closest to the camera), ties broken by detector score. The number of faces found is reported with the
+result so callers can flag it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import NoFaceError
+from edge.modelstore import resolve_model
+from edge.vision.align import align_face
+from edge.vision.detector import FaceDetector
+from edge.vision.embedder import FaceEmbedder
+from edge.vision.quality import QualityLimits, assess_quality
+from edge.vision.runtime import OnnxBackend
+from edge.vision.types import Face, FaceEmbedding
+
+log = logging.getLogger(__name__)
+
+
+def choose_face(faces: list[Face]) -> Face:
+    """The largest face by box area, then the highest score."""
+    return max(faces, key=lambda f: (round(f.area, 1), f.score))
+
+
+class FaceStage:
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, limits: QualityLimits | None = None) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.limits = limits or QualityLimits()
+
+    @classmethod
+    def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
+                    score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
+                    limits: QualityLimits | None = None) -> FaceStage:
+        detector = FaceDetector(OnnxBackend(resolve_model("yunet", model_dir), threads=threads),
+                                max_side=max_side, score_threshold=score_threshold)
+        embedder = FaceEmbedder(OnnxBackend(resolve_model("sface", model_dir), threads=threads),
+                                flip_fusion=flip_fusion, channel_order=channel_order)
+        return cls(detector, embedder, limits)
+
+    def warm_up(self) -> None:
+        self.detector.warm_up()
+        self.embedder.warm_up()
+
+    def embed_face(self, image: np.ndarray, face: Face, faces_found: int = 1) -> FaceEmbedding:
+        aligned = align_face(image, face.landmarks)
+        quality = assess_quality(face, aligned, self.limits)
+        return FaceEmbedding(vector=self.embedder.embed(aligned), face=face, faces_found=faces_found,
+                             quality=quality)
+
+    def embed_image(self, image: np.ndarray) -> FaceEmbedding:
+        """Detect, choose, align and embed; raises NoFaceError when no face is found."""
+        faces = self.detector.detect(image)
+        if not faces:
+            raise NoFaceError("no face found in the image")
+        return self.embed_face(image, choose_face(faces), len(faces))

@@ -1,0 +1,57 @@
+"""Model backends: one small interface; onnxruntime on the CPU is the implementation today.
+
+Wrappers (detector, embedder, PAD model) receive a backend from outside and call ``run`` only, so an
+NPU backend can replace onnxruntime without touching pre- and post-processing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+class InferenceBackend(Protocol):
+    input_name: str
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run the model on one NCHW float32 tensor and return its outputs in graph order."""
+        ...
+
+
+class OnnxBackend:
+    """An onnxruntime CPU session with explicit threading.
+
+    ``threads`` is the intra-op thread count. Spinning is disabled so idle workers do not burn the cores
+    that Numba and the camera need (DESIGN.md, target boards).
+    """
+
+    def __init__(self, path: Path, *, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(f"onnxruntime cannot load {path}: {exc}", code="model_corrupt") from exc
+        self.path = path
+        self.input_name = self._session.get_inputs()[0].name
+        self.output_names = [o.name for o in self._session.get_outputs()]
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        try:
+            outputs = self._session.run(self.output_names, {self.input_name: tensor})
+        except Exception as exc:
+            raise ModelError(f"inference failed in {self.path.name}: {exc}", code="model_runtime") from exc
+        return [np.asarray(o) for o in outputs]
