@@ -22,6 +22,9 @@ DEFAULT_MATCH_THRESHOLD = 0.52
 __all__ = ["SFACE_PUBLISHED_THRESHOLD", "EdgeConfig", "load_config"]
 
 
+CardType = Literal["health_card", "escort_permit", "vaccination_appointment"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,9 +58,8 @@ class ImageConfig(_Strict):
 
 class CardConfig(_Strict):
     clock_skew_s: int = Field(300, ge=0, le=3600, description="Tolerance on card iat/nbf/exp, seconds.")
-    accepted_types: list[Literal["health_card", "escort_permit", "vaccination_appointment"]] = Field(
-        default_factory=lambda: ["health_card", "escort_permit", "vaccination_appointment"],
-        description="Card types this site accepts.")
+    accepted_types: tuple[CardType, ...] = Field(("health_card", "escort_permit", "vaccination_appointment"),
+                                                 description="Card types this site accepts.")
     site: str = Field("demo-site", description="Site id that card scopes must name (or '*').")
     trust_list: Path | None = Field(None, description="JSON trust list of issuer keys (kid -> keys).")
     revocations: Path | None = Field(None, description="JSON revocation list (versioned truncated hashes).")

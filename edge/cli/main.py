@@ -7,12 +7,12 @@ import os
 import sys
 
 from edge import __version__
-from edge.cli import match, models
+from edge.cli import calibrate, match, models
 from edge.cli.common import EXIT_USAGE, exit_code_for, fail
 from edge.errors import EdgeError
 from edge.log import configure_logging
 
-SUBCOMMANDS = [match, models]
+SUBCOMMANDS = [match, calibrate, models]
 
 
 def build_parser() -> argparse.ArgumentParser:

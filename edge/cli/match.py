@@ -12,6 +12,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
 from edge.config import EdgeConfig
@@ -71,18 +72,18 @@ class PairMatcher:
             raise cached
         return cached
 
-    def compare(self, a: str, b: str) -> dict:
-        result = {"a": a, "b": b, "similarity": None, "match": False, "threshold": self.matcher.threshold,
-                  "error": None}
+    def compare(self, a: str, b: str) -> tuple[dict[str, Any], EdgeError | None]:
+        """One contract line for the pair, and the error behind it if any."""
+        result: dict[str, Any] = {"a": a, "b": b, "similarity": None, "match": False,
+                                  "threshold": self.matcher.threshold, "error": None}
         try:
             outcome = self.matcher.match(self.embedding(a).vector, self.embedding(b).vector)
         except EdgeError as exc:
             result["error"] = exc.code
-            result["_exc"] = exc
-            return result
+            return result, exc
         result["similarity"] = round(outcome.similarity, 6)
         result["match"] = outcome.match
-        return result
+        return result, None
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
@@ -105,9 +106,9 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _human(result: dict) -> str:
-    if result["error"]:
-        return f"ERROR {result['error']}: {result.get('_exc').message if result.get('_exc') else ''}"
+def _human(result: dict[str, Any], error: EdgeError | None) -> str:
+    if error is not None:
+        return f"ERROR {error.code}: {error.message}"
     verdict = "MATCH" if result["match"] else "NO MATCH"
     return (f"{verdict}  similarity {result['similarity']:.3f} (threshold {result['threshold']:.3f})  "
             f"{result['a']}  {result['b']}")
@@ -130,14 +131,11 @@ def run(args: argparse.Namespace) -> int:
     matcher = PairMatcher(build_face_stage(config), CosineMatcher(threshold), config.image.max_pixels)
     code = EXIT_OK
     for a, b in pairs:
-        result = matcher.compare(a, b)
-        exc = result.pop("_exc", None)
+        result, error = matcher.compare(a, b)
         if args.json:
             emit(result)
         else:
-            print(_human({**result, "_exc": exc}))
-        if exc is not None and not args.pairs:
-            code = exit_code_for(exc)
-            if not args.json:
-                fail(exc.message)
+            print(_human(result, error))
+        if error is not None and not args.pairs:
+            code = exit_code_for(error)
     return code

@@ -1,0 +1,40 @@
+"""Timing helpers for the benchmarks: median and p90 of repeated runs, results saved as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DATA = Path(os.environ.get("EDGE_TESTDATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def time_call(fn: Callable[[], object], *, repeat: int = 15, warmup: int = 2) -> dict[str, float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times; milliseconds per call."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    samples.sort()
+    p90 = samples[min(len(samples) - 1, round(0.9 * (len(samples) - 1)))]
+    return {"median_ms": round(statistics.median(samples), 3), "p90_ms": round(p90, 3), "runs": repeat}
+
+
+def machine() -> dict[str, object]:
+    return {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.uname().machine}
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    return path

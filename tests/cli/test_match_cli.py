@@ -1,0 +1,87 @@
+"""The command-line contract of `edge match` (DESIGN.md), run as a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def edge(*args, cwd=None):
+    result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=cwd,
+                            timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_json_genuine_pair(testdata):
+    a = testdata / "faces/people/obama/obama.jpg"
+    b = testdata / "faces/people/obama/obama2.jpg"
+    code, out, _ = edge("match", "--json", str(a), str(b))
+    assert code == 0
+    [row] = lines(out)
+    assert list(row) == ["a", "b", "similarity", "match", "threshold", "error"]
+    assert row["match"] is True and row["error"] is None and row["similarity"] >= row["threshold"]
+
+
+def test_no_face_single_pair_exit_3(testdata, tmp_path):
+    import cv2
+    import numpy as np
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
+    code, out, _ = edge("match", "--json", str(testdata / "faces/people/obama/obama.jpg"), str(blank))
+    assert code == 3
+    [row] = lines(out)
+    assert row == {"a": str(testdata / "faces/people/obama/obama.jpg"), "b": str(blank), "similarity": None,
+                   "match": False, "threshold": row["threshold"], "error": "no_face"}
+
+
+def test_unreadable_exit_4(tmp_path, testdata):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code, out, err = edge("match", "--json", str(bad), str(testdata / "faces/people/obama/obama.jpg"))
+    assert code == 4
+    assert lines(out)[0]["error"] == "image_unreadable"
+
+
+def test_usage_exit_2():
+    assert edge("match", "--json", "only_one.jpg")[0] == 2
+    assert edge("match", "--bogus-flag")[0] == 2
+
+
+def test_pairs_batch_in_order_and_errors_do_not_stop_it(testdata, tmp_path):
+    people = testdata / "faces/people"
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    pairs = tmp_path / "pairs.csv"
+    rows = [(people / "obama/obama.jpg", people / "obama/obama3.jpg"),
+            (empty, people / "biden/biden.jpg"),
+            (people / "obama/obama.jpg", people / "biden/biden.jpg"),
+            (tmp_path / "missing.jpg", people / "biden/biden.jpg"),
+            (people / "rose_leslie/img1.jpg", people / "rose_leslie/img2.jpg")]
+    pairs.write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    code, out, _ = edge("match", "--json", "--pairs", str(pairs))
+    assert code == 0
+    got = lines(out)
+    assert [r["a"] for r in got] == [str(a) for a, _ in rows]
+    assert [r["match"] for r in got] == [True, False, False, False, True]
+    assert [r["error"] for r in got] == [None, "image_empty", None, "image_unreadable", None]
+    assert got[1]["similarity"] is None
+
+
+def test_pairs_bad_header_is_usage_error(tmp_path):
+    pairs = tmp_path / "p.csv"
+    pairs.write_text("left,right\nx.jpg,y.jpg\n")
+    assert edge("match", "--json", "--pairs", str(pairs))[0] == 2
+
+
+def test_human_mode(testdata):
+    code, out, _ = edge("match", str(testdata / "faces/people/obama/obama.jpg"),
+                        str(testdata / "faces/people/biden/biden.jpg"))
+    assert code == 0 and out.startswith("NO MATCH")

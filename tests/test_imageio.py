@@ -1,0 +1,80 @@
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import ImageError
+from edge.imageio import decode_image, header_size, load_image, to_bgr8
+
+
+def _png(array: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", array)
+    assert ok
+    return buf.tobytes()
+
+
+def test_header_size_png_and_jpeg():
+    img = np.zeros((37, 53, 3), np.uint8)
+    assert header_size(_png(img)) == (53, 37)
+    ok, jpg = cv2.imencode(".jpg", img)
+    assert header_size(jpg.tobytes()) == (53, 37)
+
+
+@pytest.mark.parametrize("shape,dtype", [((20, 30), np.uint8), ((20, 30, 4), np.uint8), ((20, 30, 3), np.uint16),
+                                         ((20, 30), np.uint16)])
+def test_grey_rgba_16bit_become_bgr8(shape, dtype):
+    img = np.full(shape, 200 if dtype == np.uint8 else 51400, dtype)
+    if len(shape) == 3 and shape[2] == 4:
+        img[..., 3] = 255  # opaque
+    out = decode_image(_png(img))
+    assert out.shape == (20, 30, 3) and out.dtype == np.uint8
+    assert abs(int(out[0, 0, 0]) - 200) <= 1
+
+
+def test_rgba_alpha_composited_over_grey():
+    img = np.zeros((4, 4, 4), np.uint8)
+    img[..., :3] = 255
+    img[..., 3] = 0  # fully transparent white
+    out = to_bgr8(img)
+    assert np.all(out == 128)
+
+
+def test_empty_and_garbage_and_truncated(tmp_path):
+    with pytest.raises(ImageError) as e:
+        decode_image(b"")
+    assert e.value.code == "image_empty"
+    with pytest.raises(ImageError) as e:
+        decode_image(b"this is not an image at all")
+    assert e.value.code == "image_unreadable"
+    ok, jpg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    truncated = jpg.tobytes()[:40]
+    with pytest.raises(ImageError):
+        decode_image(truncated)
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    with pytest.raises(ImageError) as e:
+        load_image(tmp_path / "zero.jpg")
+    assert e.value.code == "image_empty"
+    with pytest.raises(ImageError):
+        load_image(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError):
+        load_image(tmp_path)
+
+
+def test_absurd_size_refused_from_header_before_decoding():
+    # A syntactically valid PNG header claiming 100000 x 100000 pixels, with a tiny body.
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    with pytest.raises(ImageError) as e:
+        decode_image(png + b"\x00" * 16)
+    assert e.value.code == "image_too_large"
+    assert "40000000" in e.value.message  # the limit is in the message
+
+
+def test_limit_is_configurable():
+    img = np.zeros((100, 100, 3), np.uint8)
+    with pytest.raises(ImageError) as e:
+        decode_image(_png(img), max_pixels=5000)
+    assert e.value.code == "image_too_large"

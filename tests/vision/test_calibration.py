@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from edge.vision.calibration import error_rates, pair_scores, threshold_for_fmr
+
+
+def test_pair_scores_split_by_label():
+    v = {"a1": np.array([1.0, 0.0]), "a2": np.array([0.8, 0.6]), "b1": np.array([0.0, 1.0])}
+    labels = {"a1": "a", "a2": "a", "b1": "b"}
+    s = pair_scores(v, labels)
+    np.testing.assert_allclose(sorted(s.genuine), [0.8])
+    np.testing.assert_allclose(sorted(s.impostor), [0.0, 0.6])
+
+
+def test_error_rates_and_threshold_for_fmr():
+    from edge.vision.calibration import ScoreSets
+
+    impostor = np.linspace(-0.2, 0.5, 100)
+    genuine = np.linspace(0.4, 0.9, 50)
+    scores = ScoreSets(genuine, impostor)
+    t = threshold_for_fmr(impostor, 0.05)
+    fmr, _ = error_rates(scores, t)
+    assert fmr <= 0.05
+    assert error_rates(scores, np.nextafter(t, -1))[0] > fmr or t == impostor.min()
+    t0 = threshold_for_fmr(impostor, 0.0)
+    assert error_rates(scores, t0)[0] == 0.0 and t0 > impostor.max()
+    with pytest.raises(ValueError):
+        threshold_for_fmr(np.array([]), 0.01)
