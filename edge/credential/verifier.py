@@ -1,0 +1,170 @@
+"""Offline card verification: container, signature against the trust list, validity, revocation, policy.
+
+Order of checks (each failure has its own reason code, first failure wins):
+
+    card_oversized, card_prefix, card_base45, card_zlib   container (edge.credential.codec)
+    card_cbor, card_cose                                   COSE_Sign1 structure
+    card_alg                                               algorithm not ES256 / EdDSA / Ed25519
+    card_kid_unknown                                       no trusted key with that kid
+    card_signature                                         no key of that kid verifies the signature
+    card_claims                                            claims missing, mistyped, or issuer mismatch
+    card_not_yet_valid, card_expired                       nbf / exp with the configured clock skew
+    card_revoked                                           SHA-256(cti)[:16] on the revocation list
+    card_type, card_scope                                  the site's accepted types, site and window
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cwt import COSE, COSEKey, VerifyError
+
+from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+from edge.credential.keys import SUPPORTED_ALGS, cose_public_key
+from edge.credential.model import (
+    CARD_PREFIX,
+    CARD_TYPE_NAMES,
+    HCERT_CLAIM,
+    PROFILE_KEY,
+    PROFILE_VERSION,
+    Card,
+    FaceCommitment,
+    Scope,
+)
+from edge.credential.trust import RevocationList, TrustedIssuer, TrustList
+from edge.errors import CredentialError
+
+
+def _claims_error(what: str) -> CredentialError:
+    return CredentialError(f"card claims invalid: {what}", code="card_claims")
+
+
+def _get(mapping: Any, key: int, kind: type | tuple[type, ...], what: str, optional: bool = False) -> Any:
+    if not isinstance(mapping, dict):
+        raise _claims_error(f"{what}: container is not a map")
+    if key not in mapping:
+        if optional:
+            return None
+        raise _claims_error(f"{what} missing")
+    value = mapping[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise _claims_error(f"{what} has the wrong type")
+    return value
+
+
+def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
+    """Typed view of a card's CWT claims; raises card_claims on anything unexpected."""
+    issuer = _get(claims, 1, str, "iss")
+    exp = _get(claims, 4, int, "exp")
+    nbf = _get(claims, 5, int, "nbf", optional=True)
+    iat = _get(claims, 6, int, "iat")
+    cti = _get(claims, 7, bytes, "cti")
+    if len(cti) != 16:
+        raise _claims_error("cti must be 16 bytes")
+    hcert = _get(claims, HCERT_CLAIM, dict, "hcert")
+    profile = _get(hcert, PROFILE_KEY, dict, "profile")
+    version = _get(profile, 1, int, "profile version")
+    if version != PROFILE_VERSION:
+        raise _claims_error(f"profile version {version} is not supported")
+    type_id = _get(profile, 2, int, "card type")
+    if type_id not in CARD_TYPE_NAMES:
+        raise _claims_error(f"unknown card type {type_id}")
+    holder = _get(profile, 3, bytes, "holder")
+    scope_map = _get(profile, 4, dict, "scope")
+    window = _get(scope_map, 4, list, "appointment window", optional=True)
+    if window is not None and not (len(window) == 2 and all(isinstance(t, int) and not isinstance(t, bool)
+                                                            for t in window)):
+        raise _claims_error("appointment window must be [start, end]")
+    face = _get(profile, 5, dict, "face commitment")
+    digest = _get(face, 1, bytes, "template digest")
+    if len(digest) != 32:
+        raise _claims_error("template digest must be 32 bytes")
+    scope = Scope(site=_get(scope_map, 1, str, "site"), ward=_get(scope_map, 2, str, "ward", optional=True),
+                  station=_get(scope_map, 3, str, "station", optional=True),
+                  window=(window[0], window[1]) if window else None)
+    return Card(card_id=cti, issuer=issuer, card_type=CARD_TYPE_NAMES[type_id], holder=holder, scope=scope,
+                face=FaceCommitment(template_sha256=digest, model_id=_get(face, 2, str, "model id")),
+                issued_at=iat, not_before=nbf if nbf is not None else iat, expires_at=exp, kid=kid, alg=alg)
+
+
+class CardVerifier:
+    """Verifies card QR text offline. ``verify`` returns the Card or raises CredentialError(code)."""
+
+    def __init__(self, trust: TrustList, revocations: RevocationList | None = None, *,
+                 accepted_types: Iterable[str] = tuple(CARD_TYPE_NAMES.values()), site: str = "*",
+                 clock_skew_s: int = 300, clock: Callable[[], float] = time.time, prefix: str = CARD_PREFIX) -> None:
+        self.trust = trust
+        self.revocations = revocations or RevocationList()
+        self.accepted_types = frozenset(accepted_types)
+        self.site = site
+        self.clock_skew_s = clock_skew_s
+        self.clock = clock
+        self.prefix = prefix
+        self._cose = COSE.new()
+        self._keys: dict[tuple[int, int], COSEKey] = {}
+
+    def _cose_key(self, entry: TrustedIssuer, alg: int) -> COSEKey | None:
+        cache_key = (alg, id(entry))
+        if cache_key not in self._keys:
+            try:
+                self._keys[cache_key] = cose_public_key(entry.public_key, SUPPORTED_ALGS[alg], entry.kid)
+            except Exception:  # key type does not fit the algorithm (an EC key for EdDSA...)
+                return None
+        return self._keys[cache_key]
+
+    def check_signature(self, text: str) -> tuple[bytes, TrustedIssuer, bytes, int]:
+        """Container and signature only: (payload, issuer entry, kid, alg)."""
+        message = parse_cose_sign1(unwrap(text, self.prefix))
+        alg = message.alg
+        if isinstance(alg, bool) or not isinstance(alg, int) or alg not in SUPPORTED_ALGS:
+            raise CredentialError(f"unsupported signature algorithm {alg!r}", code="card_alg")
+        kid = message.kid
+        if not kid:
+            raise CredentialError("card has no key id (kid)", code="card_kid_unknown")
+        candidates = self.trust.candidates(kid)
+        if not candidates:
+            raise CredentialError(f"no trusted issuer key with kid {kid.hex()}", code="card_kid_unknown",
+                                  kid=kid.hex())
+        for entry in candidates:  # kids can collide: try every key that carries this kid
+            key = self._cose_key(entry, alg)
+            if key is None:
+                continue
+            try:
+                payload = self._cose.decode(message.raw, key)
+            except VerifyError:
+                continue
+            except Exception as exc:  # cwt.DecodeError and friends on a structurally odd message
+                raise CredentialError(f"COSE message rejected: {exc}", code="card_cose") from exc
+            return payload, entry, kid, alg
+        raise CredentialError("card signature does not verify with any trusted key for its kid",
+                              code="card_signature", kid=kid.hex())
+
+    def verify(self, text: str) -> Card:
+        payload, entry, kid, alg = self.check_signature(text)
+        try:
+            claims = loads_exact(payload)
+        except Exception as exc:
+            raise _claims_error(f"payload is not CBOR ({exc})") from exc
+        card = parse_claims(claims, kid=kid, alg=alg)
+        if card.issuer != entry.issuer:
+            raise _claims_error(f"issuer {card.issuer!r} is not the owner of key {kid.hex()} ({entry.issuer!r})")
+        now = self.clock()
+        if now + self.clock_skew_s < card.not_before:
+            raise CredentialError("card is not valid yet", code="card_not_yet_valid", not_before=card.not_before)
+        if now - self.clock_skew_s >= card.expires_at:
+            raise CredentialError("card has expired", code="card_expired", expires_at=card.expires_at)
+        if self.revocations.is_revoked(card.card_id):
+            raise CredentialError("card has been revoked", code="card_revoked",
+                                  revocation_list_version=self.revocations.version)
+        if card.card_type not in self.accepted_types:
+            raise CredentialError(f"a {card.card_type} is not accepted here", code="card_type")
+        if self.site != "*" and card.scope.site not in (self.site, "*"):
+            raise CredentialError(f"card is for site {card.scope.site!r}, this is {self.site!r}", code="card_scope")
+        if card.scope.window is not None:
+            start, end = card.scope.window
+            if not (start - self.clock_skew_s <= now <= end + self.clock_skew_s):
+                raise CredentialError("outside the card's appointment window", code="card_scope",
+                                      window=[start, end])
+        return card

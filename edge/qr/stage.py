@@ -1,0 +1,116 @@
+"""The QR stage: every decoder on the frame, then preprocessing retries inside a time budget.
+
+Retries, cheapest and most often useful first: local contrast (CLAHE) for dim or washed-out codes, 2x
+upscale for small codes, unsharp masking for blur, a median blur against screen moiré and sensor noise,
+inversion (light-on-dark codes; zxing handles it itself, zbar does not), Otsu binarisation for glare
+gradients, and a 0.5x downscale for large codes dominated by moiré. The first variant in which any
+decoder reads a code ends the search. The budget bounds the retries, not the first pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from edge.imageio import to_bgr8
+from edge.qr.decoders import QRDecoder, default_decoders
+from edge.qr.types import QRCode
+
+log = logging.getLogger(__name__)
+
+Variant = tuple[str, Callable[[np.ndarray], np.ndarray], float]  # name, transform, scale of output/input
+
+
+def _clahe(g: np.ndarray) -> np.ndarray:
+    return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(g)
+
+
+def _sharpen(g: np.ndarray) -> np.ndarray:
+    blurred = cv2.GaussianBlur(g, (0, 0), 2.0)
+    return cv2.addWeighted(g, 1.8, blurred, -0.8, 0)
+
+
+def _otsu(g: np.ndarray) -> np.ndarray:
+    local = cv2.GaussianBlur(g, (0, 0), 1.0)
+    return cv2.adaptiveThreshold(local, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 51, 5)
+
+
+def _up2(g: np.ndarray) -> np.ndarray:
+    return cv2.resize(g, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+
+
+def _down2(g: np.ndarray) -> np.ndarray:
+    return cv2.resize(g, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+
+
+VARIANTS: list[Variant] = [
+    ("clahe", _clahe, 1.0),
+    ("upscale2", _up2, 2.0),
+    ("sharpen", _sharpen, 1.0),
+    ("median", lambda g: cv2.medianBlur(g, 3), 1.0),
+    ("invert", cv2.bitwise_not, 1.0),
+    ("adaptive_threshold", _otsu, 1.0),
+    ("downscale2", _down2, 0.5),
+    ("upscale2_sharpen", lambda g: _sharpen(_up2(g)), 2.0),
+]
+
+#: Frames above this many pixels are refused (a decoder allocates several copies).
+MAX_FRAME_PIXELS = 40_000_000
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """Any frame (grey, BGR, BGRA, 16-bit, float) to contiguous grey uint8."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2 and frame.dtype == np.uint8:
+        return np.ascontiguousarray(frame)
+    return cv2.cvtColor(to_bgr8(frame, "frame"), cv2.COLOR_BGR2GRAY)
+
+
+class QRStage:
+    def __init__(self, decoders: list[QRDecoder] | None = None, *, budget_ms: float = 150.0,
+                 variants: list[Variant] | None = None) -> None:
+        self.decoders = decoders if decoders is not None else default_decoders()
+        self.budget_ms = budget_ms
+        self.variants = VARIANTS if variants is None else variants
+
+    def _run_all(self, grey: np.ndarray, name: str, scale: float) -> list[QRCode]:
+        found: dict[bytes, QRCode] = {}
+        for decoder in self.decoders:
+            for code in decoder.decode(grey):
+                if code.data not in found:
+                    corners = tuple((x / scale, y / scale) for x, y in code.corners)
+                    found[code.data] = QRCode(code.data, code.text, corners, code.decoder, name)
+        return list(found.values())
+
+    def decode(self, frame: np.ndarray) -> list[QRCode]:
+        """All distinct QR codes in the frame (by payload). Never raises on an odd frame: returns []."""
+        try:
+            if frame is None or np.asarray(frame).size == 0 or np.asarray(frame).ndim not in (2, 3):
+                return []
+            if np.asarray(frame).shape[0] * np.asarray(frame).shape[1] > MAX_FRAME_PIXELS:
+                log.warning("frame too large for QR decoding", extra={"fields": {"shape": list(frame.shape)}})
+                return []
+            grey = to_grey(frame)
+        except Exception as exc:  # an unusable frame is "no code", with a trace in the log
+            log.warning("unusable frame for QR decoding: %s", exc)
+            return []
+        if min(grey.shape) < 8:
+            return []
+        start = time.perf_counter()
+        codes = self._run_all(grey, "original", 1.0)
+        if codes:
+            return codes
+        for name, transform, scale in self.variants:
+            if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
+                log.debug("qr retry budget spent before %s", name)
+                break
+            if scale > 1 and max(grey.shape) * scale > 2600:
+                continue  # upscaling a large frame costs more than it can gain
+            codes = self._run_all(np.ascontiguousarray(transform(grey)), name, scale)
+            if codes:
+                return codes
+        return []

@@ -1,0 +1,120 @@
+import zlib
+
+import base45
+import cbor2
+import pytest
+
+from edge.credential.codec import MAX_COSE_BYTES, wrap
+from edge.credential.issuer import CardIssuer, qr_version
+from edge.credential.keys import generate_issuer_key
+from edge.credential.trust import RevocationList, TrustList
+from edge.credential.verifier import CardVerifier
+from edge.errors import CredentialError
+
+from .conftest import NOW, issue
+
+
+def code_of(verifier, text):
+    with pytest.raises(CredentialError) as e:
+        verifier.verify(text)
+    return e.value.code
+
+
+def test_valid_card_round_trip(issuer, verifier):
+    text, card = issue(issuer)
+    got = verifier.verify(text)
+    assert got.card_id == card.card_id and got.card_type == "escort_permit" and got.scope.ward == "paediatrics"
+    assert got.face.template_sha256 == card.face.template_sha256
+
+
+def test_expired_and_not_yet_valid(issuer, trust):
+    text, _ = issue(issuer)
+    late = CardVerifier(trust, site="ward-7", clock=lambda: NOW + 3600 + 301)
+    early = CardVerifier(trust, site="ward-7", clock=lambda: NOW - 301)
+    assert code_of(late, text) == "card_expired"
+    assert code_of(early, text) == "card_not_yet_valid"
+    # Inside the skew both pass.
+    CardVerifier(trust, site="ward-7", clock=lambda: NOW + 3600 + 299).verify(text)
+    CardVerifier(trust, site="ward-7", clock=lambda: NOW - 299).verify(text)
+
+
+def test_revoked(issuer, trust):
+    text, card = issue(issuer)
+    revocations = RevocationList(version=7)
+    revocations.revoke(card.card_id)
+    v = CardVerifier(trust, revocations, site="ward-7", clock=lambda: NOW)
+    with pytest.raises(CredentialError) as e:
+        v.verify(text)
+    assert e.value.code == "card_revoked" and e.value.details["revocation_list_version"] == 7
+
+
+def test_type_and_scope(issuer, trust):
+    text, _ = issue(issuer)
+    assert code_of(CardVerifier(trust, site="ward-7", accepted_types=["health_card"], clock=lambda: NOW),
+                   text) == "card_type"
+    assert code_of(CardVerifier(trust, site="ward-9", clock=lambda: NOW), text) == "card_scope"
+    appt, _ = issue(issuer, card_type="vaccination_appointment", window=(int(NOW) + 7200, int(NOW) + 9000),
+                    valid_for_s=86400)
+    assert code_of(CardVerifier(trust, site="ward-7", clock=lambda: NOW), appt) == "card_scope"
+    CardVerifier(trust, site="ward-7", clock=lambda: NOW + 8000).verify(appt)
+
+
+def test_unknown_kid_and_bad_signature(issuer, trust):
+    stranger = CardIssuer(generate_issuer_key("ES256"), "hospital-a")
+    text, _ = issue((stranger, None))
+    assert code_of(CardVerifier(trust, site="ward-7", clock=lambda: NOW), text) == "card_kid_unknown"
+    # Same kid as a trusted key, wrong key: a forged kid.
+    forged = CardIssuer(generate_issuer_key(issuer[0].alg), "hospital-a")
+    forged.kid = issuer[0].kid
+    text, _ = issue((forged, None))
+    assert code_of(CardVerifier(trust, site="ward-7", clock=lambda: NOW), text) == "card_signature"
+
+
+def test_kid_collision_tries_every_key(issuer):
+    other = generate_issuer_key("ES256")
+    trust = TrustList()
+    trust.add("hospital-b", other.public_key(), kid=issuer[0].kid)  # collides with the real issuer's kid
+    trust.add("hospital-a", issuer[1].public_key())
+    assert len(trust.candidates(issuer[0].kid)) == 2
+    text, _ = issue(issuer)
+    assert CardVerifier(trust, site="ward-7", clock=lambda: NOW).verify(text).issuer == "hospital-a"
+
+
+def test_issuer_name_must_own_the_key(issuer):
+    trust = TrustList()
+    trust.add("hospital-z", issuer[1].public_key())
+    text, _ = issue(issuer)
+    assert code_of(CardVerifier(trust, site="ward-7", clock=lambda: NOW), text) == "card_claims"
+
+
+@pytest.mark.parametrize("text,code", [
+    ("HC1:ABC", "card_prefix"),
+    ("EHC1:abc", "card_base45"),
+    ("EHC1:" + base45.b45encode(b"not zlib").decode(), "card_zlib"),
+    ("EHC1:" + base45.b45encode(zlib.compress(b"\x5a\xff")).decode(), "card_cbor"),
+    ("EHC1:" + base45.b45encode(zlib.compress(cbor2.dumps([1, 2]))).decode(), "card_cose"),
+    ("EHC1:" + base45.b45encode(zlib.compress(cbor2.dumps(cbor2.CBORTag(17, [b"", {}, b"", b""])))).decode(),
+     "card_cose"),
+    ("EHC1:" + "A" * 5000, "card_oversized"),
+])
+def test_container_errors(verifier, text, code):
+    assert code_of(verifier, text) == code
+
+
+def test_zlib_bomb_is_capped(verifier):
+    bomb = zlib.compress(b"\x00" * 10_000_000, 9)  # 10 MB of zeros, ~10 KB compressed
+    text = "EHC1:" + base45.b45encode(bomb[:2500]).decode()
+    assert code_of(verifier, text) in ("card_oversized", "card_zlib")
+    small_bomb = "EHC1:" + base45.b45encode(zlib.compress(b"\x00" * (MAX_COSE_BYTES * 4))).decode()
+    assert code_of(verifier, small_bomb) == "card_oversized"
+
+
+def test_unsupported_alg(verifier, issuer):
+    cose = cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -37, 4: issuer[0].kid}), {}, b"x", b"sig"]))
+    assert code_of(verifier, wrap(cose)) == "card_alg"
+
+
+def test_typical_cards_fit_qr_version_22(issuer):
+    for card_type in ("health_card", "escort_permit", "vaccination_appointment"):
+        text, _ = issue(issuer, card_type=card_type, station="vax-station-12", window=(int(NOW), int(NOW) + 900))
+        assert qr_version(text) <= 22, (card_type, len(text))
