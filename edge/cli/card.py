@@ -110,7 +110,7 @@ def run_issue(args: argparse.Namespace) -> int:
         issuer = _issuer_from(args.issuer_dir)
         text, card = issuer.issue(card_type=args.type, holder=holder, site=args.site, ward=args.ward,
                                   station=args.station, window=window, valid_for_s=args.valid_for,
-                                  template_sha256=digest, model_id=args.model_id)  # type: ignore[arg-type]
+                                  template_sha256=digest, model_id=args.model_id)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
         return EXIT_USAGE

@@ -7,6 +7,7 @@ import hashlib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cwt import COSEKey
+from cwt.cose_key_interface import COSEKeyInterface
 
 SUPPORTED_ALGS = {-7: "ES256", -8: "EdDSA", -19: "Ed25519"}
 
@@ -26,13 +27,13 @@ def alg_name_for(key: PrivateKey | PublicKey) -> str:
     return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) else "Ed25519"
 
 
-def cose_private_key(private_key: PrivateKey, alg: str | None = None) -> COSEKey:
+def cose_private_key(private_key: PrivateKey, alg: str | None = None) -> COSEKeyInterface:
     pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
     return COSEKey.from_pem(pem, alg=alg or alg_name_for(private_key), kid=key_id(private_key.public_key()))
 
 
-def cose_public_key(public_key: PublicKey, alg: str | None = None, kid: bytes | None = None) -> COSEKey:
+def cose_public_key(public_key: PublicKey, alg: str | None = None, kid: bytes | None = None) -> COSEKeyInterface:
     pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return COSEKey.from_pem(pem, alg=alg or alg_name_for(public_key), kid=kid or key_id(public_key))
 

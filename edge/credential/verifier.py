@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cwt import COSE, COSEKey, VerifyError
+from cwt import COSE, VerifyError
+from cwt.cose_key_interface import COSEKeyInterface
 
 from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
 from edge.credential.keys import SUPPORTED_ALGS, cose_public_key
@@ -103,9 +104,9 @@ class CardVerifier:
         self.clock = clock
         self.prefix = prefix
         self._cose = COSE.new()
-        self._keys: dict[tuple[int, int], COSEKey] = {}
+        self._keys: dict[tuple[int, int], COSEKeyInterface] = {}
 
-    def _cose_key(self, entry: TrustedIssuer, alg: int) -> COSEKey | None:
+    def _cose_key(self, entry: TrustedIssuer, alg: int) -> COSEKeyInterface | None:
         cache_key = (alg, id(entry))
         if cache_key not in self._keys:
             try:

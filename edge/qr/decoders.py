@@ -8,6 +8,7 @@ pyzbar needs the system library libzbar0; its absence is a typed ``QRError`` tha
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 import cv2
@@ -31,7 +32,7 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _four_corners(points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+def _four_corners(points: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
     if len(points) == 4:
         return tuple((float(x), float(y)) for x, y in points)
     box = cv2.boxPoints(cv2.minAreaRect(np.array(points, dtype=np.float32)))
@@ -50,7 +51,7 @@ class ZXingDecoder:
 
     def decode(self, grey: np.ndarray) -> list[QRCode]:
         try:
-            found = self._zx.read_barcodes(grey, formats=self._zx.BarcodeFormat.QRCode, try_rotate=True,
+            found = self._zx.read_barcodes(grey, formats=self._zx.BarcodeFormats(self._zx.BarcodeFormat.QRCode), try_rotate=True,
                                            try_downscale=True, try_invert=True)
         except Exception as exc:  # the binding raises plain RuntimeError/ValueError
             log.debug("zxing failed: %s", exc)

@@ -72,8 +72,12 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
 
 class QRStage:
     def __init__(self, decoders: list[QRDecoder] | None = None, *, budget_ms: float = 150.0,
-                 variants: list[Variant] | None = None) -> None:
+                 variants: list[Variant] | None = None, first_hit: bool = True) -> None:
+        """``first_hit``: stop at the first decoder that reads anything (a card is one code); the later
+        decoders still run whenever the earlier ones read nothing, so the stage reads at least what any
+        one of them reads."""
         self.decoders = decoders if decoders is not None else default_decoders()
+        self.first_hit = first_hit
         self.budget_ms = budget_ms
         self.variants = VARIANTS if variants is None else variants
 
@@ -84,6 +88,8 @@ class QRStage:
                 if code.data not in found:
                     corners = tuple((x / scale, y / scale) for x, y in code.corners)
                     found[code.data] = QRCode(code.data, code.text, corners, code.decoder, name)
+            if found and self.first_hit:
+                break
         return list(found.values())
 
     def decode(self, frame: np.ndarray) -> list[QRCode]:

@@ -1,0 +1,72 @@
+import base64
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from edge.qr.synthetic import qr_modules, render_symbol
+
+
+def edge(*args):
+    r = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_qr_json_contract(tmp_path):
+    good = tmp_path / "code.png"
+    symbol = render_symbol(qr_modules("EHC1:HELLO"), 5)
+    cv2.imwrite(str(good), symbol)
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((50, 50), 255, np.uint8))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    code, out, _ = edge("qr", "--json", str(good), str(empty), str(bad))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert rows[0] == {"path": str(good), "codes": [{"text": "EHC1:HELLO",
+                                                    "bytes_b64": base64.b64encode(b"EHC1:HELLO").decode()}],
+                       "error": None}
+    assert rows[1] == {"path": str(empty), "codes": [], "error": None}
+    assert rows[2]["error"] == "image_unreadable" and rows[2]["codes"] == []
+
+
+def test_card_issue_verify_tamper_revoke(tmp_path):
+    issuer = tmp_path / "issuer"
+    assert edge("card", "init-issuer", str(issuer), "--issuer", "hosp")[0] == 0
+    assert edge("card", "init-issuer", str(issuer))[0] == 2  # never overwrites a key
+    code, out, _ = edge("card", "issue", "--issuer-dir", str(issuer), "--type", "health_card", "--site", "gate-1",
+                        "--out", str(tmp_path / "c"))
+    assert code == 0
+    issued = json.loads(out)
+    assert issued["qr_version"] <= 22
+    trust = str(issuer / "trust.json")
+    # From the PNG, through the QR stage.
+    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--site", "gate-1", str(tmp_path / "c.png"))
+    result = json.loads(out)
+    assert code == 0 and result["valid"] and result["card"]["card_id"] == issued["card_id"]
+    # Tampered text.
+    text = issued["text"]
+    tampered = text[:-10] + ("A" if text[-10] != "A" else "B") + text[-9:]
+    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--site", "gate-1", tampered)
+    assert code == 6 and json.loads(out)["valid"] is False
+    # Revoked.
+    edge("card", "revoke", "--issuer-dir", str(issuer), issued["card_id"])
+    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--revocations", str(issuer / "revocations.json"),
+                        "--site", "gate-1", text)
+    assert code == 6 and json.loads(out)["reason"] == "card_revoked"
+    # Expired.
+    code, out, _ = edge("card", "issue", "--issuer-dir", str(issuer), "--type", "health_card", "--site", "gate-1",
+                        "--valid-for", "-1000", "--out", str(tmp_path / "old"))
+    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--site", "gate-1", json.loads(out)["text"])
+    assert json.loads(out)["reason"] == "card_expired"
+
+
+def test_card_verify_image_without_code(tmp_path):
+    issuer = tmp_path / "issuer"
+    edge("card", "init-issuer", str(issuer))
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((64, 64), 200, np.uint8))
+    code, out, _ = edge("card", "verify", "--json", "--trust", str(issuer / "trust.json"), str(blank))
+    assert code == 6 and json.loads(out)["reason"] == "qr_not_found"
