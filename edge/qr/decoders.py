@@ -51,7 +51,8 @@ class ZXingDecoder:
 
     def decode(self, grey: np.ndarray) -> list[QRCode]:
         try:
-            found = self._zx.read_barcodes(grey, formats=self._zx.BarcodeFormats(self._zx.BarcodeFormat.QRCode), try_rotate=True,
+            qr_only = self._zx.BarcodeFormats(self._zx.BarcodeFormat.QRCode)
+            found = self._zx.read_barcodes(grey, formats=qr_only, try_rotate=True,
                                            try_downscale=True, try_invert=True)
         except Exception as exc:  # the binding raises plain RuntimeError/ValueError
             log.debug("zxing failed: %s", exc)

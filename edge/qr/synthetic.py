@@ -130,13 +130,16 @@ def _motion_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
-    return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
+    rotated = cv2.warpAffine(kernel, rot, (length, length))
+    normalised = (rotated / max(float(rotated.sum()), 1e-6)).astype(np.float32)
+    return cv2.filter2D(image, -1, normalised)
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     _, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded
 
 
 def _glare(image: np.ndarray, rng: np.random.Generator, center: np.ndarray, radius: float) -> np.ndarray:
@@ -156,17 +159,17 @@ def _screen(symbol: np.ndarray, rng: np.random.Generator, gamma: float) -> np.nd
     for channel in range(3):
         screen[:, channel::3, 2 - channel] = big[:, channel::3]  # BGR order, R G B stripes
     screen[::3, :, :] *= 0.55  # row gaps
-    screen = np.power(np.clip(screen, 0, 1), gamma)
-    return (screen * 255).astype(np.uint8)
+    return (np.power(np.clip(screen, 0, 1), gamma) * 255).astype(np.uint8)
 
 
 def make_sample(category: str, text: str, rng: np.random.Generator, *, width: int = 640, height: int = 480,
                 backgrounds: list[np.ndarray] | None = None) -> Sample:
     modules = qr_modules(text)
     n = modules.shape[0]
-    photo = backgrounds and (category == "on_photo" or rng.random() < 0.5)
-    frame = (fit_background(backgrounds[int(rng.integers(len(backgrounds)))], width, height, rng) if photo
-             else synthetic_background(rng, width, height))
+    if backgrounds and (category == "on_photo" or rng.random() < 0.5):
+        frame = fit_background(backgrounds[int(rng.integers(len(backgrounds)))], width, height, rng)
+    else:
+        frame = synthetic_background(rng, width, height)
     module_px = {"small": rng.uniform(1.6, 2.4), "clean": rng.uniform(3.0, 5.0)}.get(category, rng.uniform(2.8, 4.2))
     side = min(n * module_px, min(width, height) * 0.92)
     angle = float(rng.uniform(0, 360)) if category == "rotation" else float(rng.uniform(-8, 8))
@@ -196,7 +199,10 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
         frame = place(frame, symbol, quad)
     centre = quad.mean(axis=0)
     if category == "blur":
-        frame = _motion_blur(frame, rng) if rng.random() < 0.5 else cv2.GaussianBlur(frame, (0, 0), rng.uniform(1.0, 1.8))
+        if rng.random() < 0.5:
+            frame = _motion_blur(frame, rng)
+        else:
+            frame = cv2.GaussianBlur(frame, (0, 0), rng.uniform(1.0, 1.8))
     elif category == "noise":
         frame = np.clip(frame * rng.uniform(0.35, 0.6) + rng.normal(0, rng.uniform(8, 16), frame.shape), 0, 255)
         frame = _jpeg(frame.astype(np.uint8), int(rng.integers(35, 70)))

@@ -1,0 +1,146 @@
+"""Frame sources behind one protocol.
+
+``ReplaySource`` plays a video file or a folder of images (tests, demos, evaluation) with timestamps from
+the file's frame rate; ``OpenCVSource`` reads a V4L2/USB camera; ``PiCamera2Source`` (edge.camera.picam)
+drives the Raspberry Pi camera and imports picamera2 only when constructed. All are context managers and
+release the device in ``close()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edge.errors import CameraError, ImageError
+from edge.imageio import load_image
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class FrameSource(Protocol):
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Yield (timestamp in seconds, BGR uint8 frame) until the source ends or is closed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Closing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class ReplaySource(_Closing):
+    """A video file or a folder of frames (sorted by name), at ``fps`` (default: the file's, else 15).
+
+    ``realtime`` paces delivery to the timestamps, as a camera would; ``max_frames`` stops early.
+    """
+
+    def __init__(self, path: str | Path, *, fps: float | None = None, realtime: bool = False,
+                 max_frames: int | None = None, start_s: float = 0.0) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CameraError(f"replay source {self.path} does not exist", code="camera_unavailable")
+        self.fps = fps
+        self.realtime = realtime
+        self.max_frames = max_frames
+        self.start_s = start_s
+        self._capture: cv2.VideoCapture | None = None
+
+    def _folder_frames(self) -> Iterator[np.ndarray]:
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise CameraError(f"{self.path} holds no image frames", code="camera_unavailable")
+        for file in files:
+            try:
+                yield load_image(file)
+            except ImageError as exc:
+                log.warning("skipping unreadable frame %s: %s", file, exc.code)
+
+    def _video_frames(self) -> Iterator[np.ndarray]:
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise CameraError(f"cannot open video {self.path}", code="camera_unavailable")
+        if self.fps is None:
+            native = self._capture.get(cv2.CAP_PROP_FPS)
+            self.fps = native if native and native > 0 else 15.0
+        if self.start_s:
+            self._capture.set(cv2.CAP_PROP_POS_MSEC, self.start_s * 1000.0)
+        while self._capture is not None:
+            ok, frame = self._capture.read()
+            if not ok:
+                break
+            yield frame
+
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        source = self._folder_frames() if self.path.is_dir() else self._video_frames()
+        fps = self.fps or 15.0
+        began = time.monotonic()
+        for index, frame in enumerate(source):
+            if self.max_frames is not None and index >= self.max_frames:
+                break
+            fps = self.fps or fps
+            timestamp = index / fps
+            if self.realtime:
+                delay = began + timestamp - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield timestamp, frame
+        self.close()
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class OpenCVSource(_Closing):
+    """A V4L2 / USB camera through OpenCV, at the requested size; timestamps from the monotonic clock."""
+
+    def __init__(self, device: int | str = 0, *, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+        self._capture: cv2.VideoCapture | None = cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            raise CameraError(f"cannot open camera {device!r}", code="camera_unavailable")
+        self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._capture.set(cv2.CAP_PROP_FPS, fps)
+
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        start = time.monotonic()
+        while self._capture is not None:
+            ok, frame = self._capture.read()
+            if not ok:
+                raise CameraError("camera stopped delivering frames", code="camera_failed")
+            yield time.monotonic() - start, frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def open_source(spec: str, **kwargs: object) -> FrameSource:
+    """``replay:PATH``, ``v4l2:INDEX`` or ``picamera2``; a bare path means replay."""
+    if spec.startswith("v4l2:"):
+        return OpenCVSource(int(spec[5:]) if spec[5:].isdigit() else spec[5:])
+    if spec == "picamera2":
+        from edge.camera.picam import PiCamera2Source
+
+        return PiCamera2Source()
+    path = spec[7:] if spec.startswith("replay:") else spec
+    return ReplaySource(path, **kwargs)  # type: ignore[arg-type]

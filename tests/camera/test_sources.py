@@ -1,0 +1,79 @@
+import cv2
+import numpy as np
+import pytest
+
+from edge.camera.picam import PiCamera2Source
+from edge.camera.sources import ReplaySource, open_source
+from edge.errors import CameraError
+
+
+def test_folder_replay_timestamps_and_bad_frames(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    (tmp_path / "004.png").write_bytes(b"broken")
+    with ReplaySource(tmp_path, fps=10) as source:
+        got = list(source.frames())
+    assert [round(t, 3) for t, _ in got] == [0.0, 0.1, 0.2]
+    assert [int(f[0, 0, 0]) for _, f in got] == [0, 50, 100]
+
+
+def test_video_replay(testdata):
+    with ReplaySource(testdata / "video" / "short_hamilton_clip.mp4", max_frames=5) as source:
+        got = list(source.frames())
+    assert len(got) == 5 and got[1][0] == pytest.approx(1 / 29.97, rel=1e-3)
+    assert got[0][1].shape == (360, 640, 3)
+
+
+def test_missing_and_empty(tmp_path):
+    with pytest.raises(CameraError):
+        ReplaySource(tmp_path / "nope.mp4")
+    with pytest.raises(CameraError):
+        list(ReplaySource(tmp_path).frames())
+    assert isinstance(open_source(str(tmp_path)), ReplaySource)
+
+
+class _FakePicamera2Module:
+    """Stands in for the picamera2 package (no camera here): records the calls the adapter makes."""
+
+    def __init__(self):
+        self.calls = []
+        module = self
+
+        class Picamera2:
+            def __init__(self, num):
+                module.calls.append(("init", num))
+
+            def create_video_configuration(self, main):
+                module.calls.append(("config", main["size"], main["format"]))
+                return {"main": main}
+
+            def configure(self, config):
+                module.calls.append("configure")
+
+            def start(self):
+                module.calls.append("start")
+
+            def capture_array(self, stream):
+                return np.full((480, 640, 4), 7, np.uint8)
+
+            def stop(self):
+                module.calls.append("stop")
+
+            def close(self):
+                module.calls.append("close")
+
+        self.Picamera2 = Picamera2
+
+
+def test_picamera2_adapter_lifecycle_with_fake_module():
+    fake = _FakePicamera2Module()
+    with PiCamera2Source(module=fake) as source:
+        t, frame = next(iter(source.frames()))
+        assert frame.shape == (480, 640, 3) and frame.flags["C_CONTIGUOUS"]
+    assert fake.calls == [("init", 0), ("config", (640, 480), "RGB888"), "configure", "start", "stop", "close"]
+
+
+def test_picamera2_missing_is_typed_error():
+    with pytest.raises(CameraError) as e:
+        PiCamera2Source()
+    assert e.value.code == "camera_unavailable"

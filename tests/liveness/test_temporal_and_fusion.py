@@ -1,0 +1,125 @@
+import math
+
+import numpy as np
+import pytest
+
+from edge.liveness.checker import LivenessChecker, LivenessThresholds
+from edge.liveness.evaluation import Outcome, metrics, upper_bound_95
+from edge.liveness.temporal import Challenge, challenge_answered, nose_residuals
+from edge.liveness.tracking import follow
+from edge.vision.types import Face
+
+# A 5-point head in 3-D (pixels, camera looks along +z): eyes and mouth on a plane, the nose 0.6 eye
+# distances in front of it. ``nose_depth=0`` turns it into a flat photo of the same face.
+EYE = 60.0
+
+
+def head(yaw_deg, nose_depth=0.6, centre=(320.0, 240.0), focal=800.0, distance=600.0):
+    points = np.array([[-EYE / 2, -20, 0], [EYE / 2, -20, 0], [0, 15, -nose_depth * EYE], [-25, 45, 0], [25, 45, 0]])
+    a = math.radians(yaw_deg)
+    rot = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    p = points @ rot.T + [0, 0, distance]
+    uv = focal * p[:, :2] / p[:, 2:3] + centre
+    box = (uv[:, 0].min() - 30, uv[:, 1].min() - 50, np.ptp(uv[:, 0]) + 60, np.ptp(uv[:, 1]) + 90)
+    return Face(box=tuple(float(v) for v in box), landmarks=uv.astype(np.float32), score=0.95)
+
+
+def turn(challenge, nose_depth=0.6, direction=None, start=None, fps=30.0, seconds=2.5, amplitude=None):
+    direction = direction or challenge.direction
+    # In this model a positive rotation moves the nose to the image's left, i.e. towards the person's right.
+    sign = -1.0 if direction == "left" else 1.0
+    start = challenge.prompt_at_s + 0.2 if start is None else start
+    amplitude = challenge.amplitude_deg + 5 if amplitude is None else amplitude
+    times, faces = [], []
+    for i in range(int(seconds * fps)):
+        t = i / fps
+        progress = min(max((t - start) / 0.5, 0.0), 1.0)
+        faces.append(head(sign * amplitude * progress, nose_depth))
+        times.append(t)
+    return times, faces
+
+
+def test_challenge_is_bound_to_the_nonce():
+    a, b = Challenge.from_nonce(b"n" * 16), Challenge.from_nonce(b"n" * 16)
+    assert a == b
+    challenges = [Challenge.from_nonce(bytes([i]) * 16) for i in range(40)]
+    variety = {(c.direction, round(c.amplitude_deg, 1)) for c in challenges}
+    assert {d for d, _ in variety} == {"left", "right"} and len(variety) > 10
+    c = Challenge.from_nonce(b"x" * 16)
+    assert 8.0 <= c.amplitude_deg <= 15.0 and 0.3 <= c.prompt_at_s <= 1.0 and c.direction in c.prompt
+
+
+def test_real_head_turn_answers_the_challenge():
+    challenge = Challenge.from_nonce(b"session-1")
+    times, faces = turn(challenge)
+    assert challenge_answered(challenge, times, faces) == (True, "challenge_completed")
+
+
+def test_wrong_direction_early_turn_and_flat_photo_fail():
+    challenge = Challenge.from_nonce(b"session-1")
+    other = "right" if challenge.direction == "left" else "left"
+    assert challenge_answered(challenge, *turn(challenge, direction=other))[1] == \
+        "challenge_wrong_direction"
+    assert challenge_answered(challenge, *turn(challenge, start=0.0))[1] == "challenge_anticipated"
+    assert challenge_answered(challenge, *turn(challenge, amplitude=3))[1] == \
+        "challenge_not_completed"
+    # A flat photo turned the same way: its landmarks barely fake a yaw, and what they fake is planar.
+    ok, why = challenge_answered(challenge, *turn(challenge, nose_depth=0.0, amplitude=60))
+    assert not ok and why in ("challenge_planar", "challenge_not_completed")
+
+
+@pytest.mark.parametrize("amplitude", [8.0, 12.0, 20.0])
+def test_implied_depth_is_amplitude_independent(amplitude):
+    from edge.liveness.temporal import implied_nose_depth, yaw_series
+
+    faces = [head(y) for y in np.linspace(0, amplitude, 15)]
+    flat = [head(y, nose_depth=0.0) for y in np.linspace(0, amplitude, 15)]
+    assert implied_nose_depth(faces, yaw_series(faces), amplitude / 2) > 0.45
+    assert implied_nose_depth(flat, yaw_series(flat), 0.0) < 0.1
+
+
+def test_nose_residual_separates_depth_from_plane():
+    real = nose_residuals([head(y) for y in np.linspace(0, 25, 20)])
+    flat = nose_residuals([head(y, nose_depth=0.0) for y in np.linspace(0, 25, 20)])
+    assert np.percentile(real, 75) > 0.15 > 0.01 > np.percentile(flat, 75)
+
+
+def test_tracking_fails_closed_on_a_swapped_face():
+    a, b = head(0), Face(box=(10, 10, 80, 100), landmarks=head(0).landmarks - 300, score=0.9)
+    detections = [(i / 30, [a]) for i in range(10)] + [(i / 30, [b]) for i in range(10, 20)]
+    assert follow(detections).broken == "face_changed"
+    assert follow([(i / 30, [a]) for i in range(5)] + [(i / 30, []) for i in range(5, 15)]).broken == "face_lost"
+
+
+class _NoDetector:
+    def detect(self, frame):
+        return []
+
+
+def test_checker_fails_closed_without_a_face():
+    result = LivenessChecker(_NoDetector()).check([(i / 30, np.zeros((48, 64, 3), np.uint8)) for i in range(10)])
+    assert not result.live and result.reasons == ["no_face"] and result.failure_to_acquire
+
+
+def test_checker_fails_closed_on_too_few_frames():
+    class OneFace:
+        def detect(self, frame):
+            return [head(0)]
+
+    result = LivenessChecker(OneFace(), LivenessThresholds(min_frames=8)).check(
+        [(i / 30, np.zeros((480, 640, 3), np.uint8)) for i in range(3)])
+    assert not result.live and result.reasons == ["too_few_frames"]
+
+
+def test_metrics():
+    outcomes = [Outcome("live", True, 0.8, False), Outcome("live", False, 0.0, False), Outcome("live", False, 0, True),
+                Outcome("attack_print", False, 0.0, False), Outcome("attack_print", True, 0.6, False),
+                Outcome("attack_replay", False, 0.0, False)]
+    report = metrics(outcomes)
+    assert report["attacks"]["attack_print"]["apcer"] == 0.5
+    assert report["attacks"]["attack_replay"]["apcer"] == 0.0
+    assert report["apcer_ap"] == 0.5
+    assert report["live"]["bpcer"] == 0.5 and report["live"]["fta"] == pytest.approx(1 / 3)
+    assert report["bpcer_at_apcer_1pct"] == 0.5  # threshold 0.6 stops the print; live 0.8 passes, 0.0 not
+    assert upper_bound_95(0, 100) == 0.03
+    assert 0.05 < upper_bound_95(5, 50) < 0.25
