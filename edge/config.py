@@ -60,7 +60,6 @@ class CardConfig(_Strict):
     clock_skew_s: int = Field(300, ge=0, le=3600, description="Tolerance on card iat/nbf/exp, seconds.")
     accepted_types: tuple[CardType, ...] = Field(("health_card", "escort_permit", "vaccination_appointment"),
                                                  description="Card types this site accepts.")
-    site: str = Field("demo-site", description="Site id that card scopes must name (or '*').")
     trust_list: Path | None = Field(None, description="JSON trust list of issuer keys (kid -> keys).")
     revocations: Path | None = Field(None, description="JSON revocation list (versioned truncated hashes).")
 
@@ -69,12 +68,66 @@ class QRConfig(_Strict):
     budget_ms: float = Field(150.0, gt=0, description="Time budget for preprocessing retries per frame, ms.")
 
 
+class SiteConfig(_Strict):
+    id: str = Field("demo-site", description="Site id that card scopes must name ('*' accepts any site).")
+    gate_id: str = Field("gate-1", description="This gate's id, written into tokens.")
+    require_challenge: bool = Field(True, description="Require the randomized head-turn challenge; natural "
+                                                      "movement alone does not defeat screen replays.")
+    card_timeout_s: float = Field(4.0, gt=0, description="How long to look for a card QR code, seconds.")
+    liveness_frames: int = Field(45, ge=8, le=300, description="Frames in the liveness window.")
+    session_budget_s: float = Field(12.0, gt=0, description="Whole-session time budget, seconds.")
+
+
+class LivenessConfig(_Strict):
+    max_moire: float = Field(60.0, gt=0, description="Spectral peak ratio above which a screen is assumed.")
+    max_glare: float = Field(0.35, gt=0, le=1, description="Saturated share of a face tile that means glare.")
+    max_bezel: float = Field(0.55, gt=0, le=1, description="Opposite-edge strength that means a bezel/paper edge.")
+    min_pad_live: float = Field(0.5, ge=0, le=1, description="PAD model live probability below which to deny.")
+    min_planarity: float = Field(0.15, gt=0, description="Nose residual (eye distances) that confirms depth.")
+    min_nose_depth: float = Field(0.3, gt=0, description="Implied nose depth (eye distances) for the challenge.")
+    min_eye_distance_px: float = Field(18.0, gt=0, description="Smaller faces are failure-to-acquire, pixels.")
+    pad_models: Path | None = Field(None, description="Folder with the MiniFASNet ONNX files (optional).")
+
+
+class DeviceConfig(_Strict):
+    id: str = Field("edge-dev-1", description="Device id (token issuer).")
+    data_dir: Path = Field(Path("/var/lib/edge"), description="Keys, template store and outbox live here.")
+
+
+class CameraConfig(_Strict):
+    source: str = Field("v4l2:0", description="'v4l2:N', 'picamera2', or 'replay:PATH' (video or folder).")
+    wait_s: float = Field(2.0, ge=0, description="How long a session waits for the camera before refusing.")
+
+
+class ServerConfig(_Strict):
+    address: str = Field("127.0.0.1:50051", description="host:port to listen on (port 0 picks a free one).")
+    max_workers: int = Field(8, ge=2, le=64, description="gRPC worker threads.")
+    verify_concurrency: int = Field(2, ge=1, le=16, description="Verify calls admitted at once (one holds the "
+                                                                "camera, the rest wait up to camera.wait_s).")
+    other_concurrency: int = Field(8, ge=1, le=64, description="Concurrent calls admitted per other method.")
+    grace_s: float = Field(10.0, ge=0, description="Seconds in-flight sessions get to finish on SIGTERM.")
+    reflection: bool = Field(True, description="Serve gRPC server reflection.")
+
+
+class TokenConfig(_Strict):
+    audience: str = Field("registry", description="Token audience (aud).")
+    lifetime_s: int = Field(300, ge=10, le=86400, description="Token lifetime after iat, seconds.")
+    clock_floor: int = Field(1_767_225_600, description="Refuse to sign while the clock reads earlier (unix s).")
+    require_time_sync: bool = Field(False, description="Also require systemd-timesyncd's synchronized flag.")
+
+
 class EdgeConfig(_Strict):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     face: FaceConfig = Field(default_factory=FaceConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     card: CardConfig = Field(default_factory=CardConfig)
     qr: QRConfig = Field(default_factory=QRConfig)
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    liveness: LivenessConfig = Field(default_factory=LivenessConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    token: TokenConfig = Field(default_factory=TokenConfig)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

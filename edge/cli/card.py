@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--json", action="store_true")
     verify.add_argument("--trust", type=Path, help="trust list JSON (default: [card] trust_list in config)")
     verify.add_argument("--revocations", type=Path, help="revocation list JSON")
-    verify.add_argument("--site", help="this site's id (default: [card] site in config; '*' for any)")
+    verify.add_argument("--site", help="this site's id (default: [site] id in config; '*' for any)")
     verify.add_argument("--config", help="TOML config file")
     verify.set_defaults(func=run_verify)
 
@@ -152,7 +152,7 @@ def run_verify(args: argparse.Namespace) -> int:
     revocation_path = args.revocations or config.card.revocations
     verifier = CardVerifier(TrustList.load(Path(trust_path)),
                             RevocationList.load(Path(revocation_path)) if revocation_path else None,
-                            accepted_types=config.card.accepted_types, site=args.site or config.card.site,
+                            accepted_types=config.card.accepted_types, site=args.site or config.site.id,
                             clock_skew_s=config.card.clock_skew_s, clock=time.time)
     result: dict = {"valid": False, "reason": None, "message": None, "card": None}
     try:

@@ -1,0 +1,39 @@
+"""``edge serve --config FILE``: run the daemon until SIGTERM/SIGINT, then shut down gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from edge.cli.common import EXIT_OK, config_from_args
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the gRPC daemon")
+    p.add_argument("--config", required=True, help="TOML config (board + site profile merged)")
+    p.add_argument("--port-file", help="write the bound port here once SERVING (for port 0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.server.daemon import EdgeDaemon
+
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    config = config_from_args(args)
+    daemon = EdgeDaemon(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    port = daemon.start()
+    if args.port_file:
+        with open(args.port_file, "w") as handle:
+            handle.write(str(port))
+    stop.wait()
+    log.warning("shutting down", extra={"fields": {"grace_s": config.server.grace_s}})
+    daemon.stop()
+    log.warning("stopped")
+    return EXIT_OK

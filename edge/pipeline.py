@@ -1,0 +1,285 @@
+"""One verification session: frames in, decision and signed token out, within a time budget.
+
+    frame source -> QR -> card check -> template lookup -> face track + liveness (challenge) -> match
+                 -> site policy -> token (durable in the outbox before the reply)
+
+Each stage is an object with one job, built once at daemon start and shared by sessions. The pipeline
+only composes them, times them, and turns their typed errors into a decision with reason codes (the
+names of ``edge.v1.ReasonCode``) and messages a person can read. ALLOW and DENY get a signed token;
+RETRY (nothing was decided: no card shown, no face, time out) does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.camera.sources import FrameSource
+from edge.credential.model import Card
+from edge.credential.verifier import CardVerifier
+from edge.errors import CredentialError, SecurityError
+from edge.liveness.checker import LivenessChecker, LivenessResult
+from edge.liveness.temporal import Challenge
+from edge.qr.stage import QRStage
+from edge.registry_client.outbox import Outbox
+from edge.security.templates import TemplateStore
+from edge.security.tokens import TokenContent, TokenSigner
+from edge.vision.face_stage import FaceStage
+from edge.vision.matcher import CosineMatcher
+from edge.vision.types import Face
+
+log = logging.getLogger(__name__)
+
+CARD_REASONS = {
+    "card_expired": "CARD_EXPIRED", "card_not_yet_valid": "CARD_NOT_YET_VALID", "card_revoked": "CARD_REVOKED",
+    "card_type": "CARD_WRONG_TYPE", "card_scope": "CARD_WRONG_SCOPE", "card_kid_unknown": "CARD_SIGNATURE",
+    "card_signature": "CARD_SIGNATURE", "card_alg": "CARD_SIGNATURE",
+}
+MESSAGES = {
+    "OK": "Verified", "CARD_NOT_FOUND": "Please show the card's QR code to the camera",
+    "CARD_INVALID": "This is not a valid card", "CARD_SIGNATURE": "This card was not issued by a trusted issuer",
+    "CARD_EXPIRED": "Card expired", "CARD_NOT_YET_VALID": "Card not valid yet", "CARD_REVOKED": "Card revoked",
+    "CARD_WRONG_TYPE": "This card is not accepted here", "CARD_WRONG_SCOPE": "This card is not for this place or time",
+    "TEMPLATE_MISSING": "No enrolled face for this card on this device",
+    "TEMPLATE_MISMATCH": "The enrolled face does not belong to this card", "NO_FACE": "No face in view",
+    "FACE_QUALITY": "Please step closer and face the camera", "LIVENESS_FAILED": "Liveness check failed",
+    "CHALLENGE_FAILED": "Liveness challenge not completed", "FACE_MISMATCH": "Face did not match the card holder",
+    "TIME_BUDGET": "Took too long, please try again", "CLOCK_UNTRUSTED": "Device clock not synchronised",
+    "CANCELLED": "Cancelled", "FACE_CHANGED": "Another person stepped in, please try again",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SitePolicy:
+    site: str
+    gate_id: str
+    require_challenge: bool = True
+    card_timeout_s: float = 4.0
+    liveness_frames: int = 45
+    session_budget_s: float = 12.0
+
+
+@dataclass
+class Outcome:
+    decision: str
+    reasons: list[str]
+    card_id: str = ""
+    token: bytes = b""
+    token_id: str = ""
+    match_score: float = 0.0
+    match_threshold: float = 0.0
+    liveness_score: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    prompts: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        return [MESSAGES.get(r, r) for r in self.reasons]
+
+
+class SessionTimeout(Exception):
+    pass
+
+
+class SessionCancelled(Exception):
+    pass
+
+
+EventSink = Callable[[str, str], None]  # (kind, text): kind is "prompt" or a stage name for progress
+
+
+class VerificationPipeline:
+    def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
+                 liveness: LivenessChecker, matcher: CosineMatcher, signer: TokenSigner, outbox: Outbox,
+                 policy: SitePolicy, model_id: str) -> None:
+        self.qr = qr
+        self.cards = cards
+        self.templates = templates
+        self.faces = faces
+        self.liveness = liveness
+        self.matcher = matcher
+        self.signer = signer
+        self.outbox = outbox
+        self.policy = policy
+        self.model_id = model_id
+
+    def verify(self, source: FrameSource, *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
+               on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
+        """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
+        start = time.monotonic()
+        budget_end = start + self.policy.session_budget_s
+        deadline = min(deadline, budget_end) if deadline is not None else budget_end
+        emit = on_event or (lambda kind, text: None)
+        is_cancelled = cancelled or (lambda: False)
+        timings: dict[str, float] = {}
+        frames = iter(source.frames())
+
+        def check_time() -> None:
+            if is_cancelled():
+                raise SessionCancelled
+            if time.monotonic() > deadline:
+                raise SessionTimeout
+
+        def stage_done(name: str, began: float) -> None:
+            timings[name] = round((time.monotonic() - began) * 1000.0, 2)
+
+        try:
+            began = time.monotonic()
+            emit("card", "reading card")
+            if card_text is None:
+                card_text = self._read_card(frames, check_time)
+            stage_done("qr", began)
+            if card_text is None:
+                return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings)
+
+            began = time.monotonic()
+            card: Card | None = None
+            try:
+                card = self.cards.verify(card_text)
+            except CredentialError as exc:
+                stage_done("card", began)
+                reason = CARD_REASONS.get(exc.code, "CARD_INVALID")
+                card_id = self._card_id_if_signed(card_text)
+                return self._finish("DENY", [reason], card_id, card_text, b"", nonce, {"card": exc.code}, timings)
+            stage_done("card", began)
+
+            began = time.monotonic()
+            try:
+                template = self.templates.get(card.card_id.hex(), commitment=card.face.template_sha256,
+                                              model_id=card.face.model_id)
+            except SecurityError as exc:
+                stage_done("template", began)
+                reason = "TEMPLATE_MISSING" if exc.code == "template_missing" else "TEMPLATE_MISMATCH"
+                return self._finish("DENY", [reason], card.card_id.hex(), card_text, card.kid, nonce,
+                                    {"card": "ok", "template": exc.code}, timings)
+            stage_done("template", began)
+
+            challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
+            began = time.monotonic()
+            emit("face", "looking for the face")
+            detections, images = self._capture_window(frames, check_time, challenge, emit)
+            stage_done("capture_detect", began)
+            began = time.monotonic()
+            result = self.liveness.decide(detections, images, challenge=challenge)
+            stage_done("liveness", began)
+            prompts = ([challenge.prompt] if challenge else []) + result.prompts
+            checks = {"card": "ok", "liveness_score": round(result.score, 4), "liveness_method":
+                      "challenge" if challenge else "passive", "liveness_reasons": result.reasons}
+            if not result.live:
+                decision, reason = self._liveness_reason(result)
+                if decision == "RETRY":
+                    return Outcome("RETRY", [reason], card_id=card.card_id.hex(), timings=timings, prompts=prompts)
+                return self._finish("DENY", [reason], card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
+                                    prompts=prompts, liveness=result.score)
+
+            began = time.monotonic()
+            emit("match", "comparing with the card holder")
+            score = self._match(result, images, template)
+            stage_done("match", began)
+            threshold = self.matcher.threshold
+            checks.update({"face_score": round(score, 4), "face_threshold": threshold, "model": self.model_id})
+            decision, reasons = ("ALLOW", ["OK"]) if score >= threshold else ("DENY", ["FACE_MISMATCH"])
+            return self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
+                                prompts=prompts, liveness=result.score, score=score)
+        except SessionTimeout:
+            return Outcome("RETRY", ["TIME_BUDGET"], timings=timings)
+        except SessionCancelled:
+            return Outcome("RETRY", ["CANCELLED"], timings=timings)
+        finally:
+            timings["total"] = round((time.monotonic() - start) * 1000.0, 2)
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+
+    def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None]) -> str | None:
+        until = time.monotonic() + self.policy.card_timeout_s
+        first_time: float | None = None
+        for t, frame in frames:
+            check_time()
+            first_time = t if first_time is None else first_time
+            for code in self.qr.decode(frame):
+                return code.text
+            if time.monotonic() > until or t - first_time > self.policy.card_timeout_s:
+                return None
+        return None
+
+    def _card_id_if_signed(self, text: str) -> str:
+        """The card id of a card whose signature verified but a later check failed (for the audit token)."""
+        try:
+            payload, _, _, _ = self.cards.check_signature(text)
+            from edge.credential.codec import loads_exact
+
+            cti = loads_exact(payload).get(7)
+            return cti.hex() if isinstance(cti, bytes) else ""
+        except Exception:
+            return ""
+
+    def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
+                        challenge: Challenge | None,
+                        emit: EventSink) -> tuple[list[tuple[float, list[Face]]], list[np.ndarray]]:
+        detections: list[tuple[float, list[Face]]] = []
+        images: list[np.ndarray] = []
+        t0: float | None = None
+        prompted = False
+        for t, frame in frames:
+            check_time()
+            t0 = t if t0 is None else t0
+            if challenge and not prompted and t - t0 >= challenge.prompt_at_s:
+                emit("prompt", challenge.prompt)
+                prompted = True
+            detections.append((t - t0, self.faces.detector.detect(frame)))
+            images.append(frame)
+            if len(images) >= self.policy.liveness_frames:
+                break
+        return detections, images
+
+    @staticmethod
+    def _liveness_reason(result: LivenessResult) -> tuple[str, str]:
+        first = result.reasons[0] if result.reasons else "liveness_failed"
+        if result.failure_to_acquire:
+            mapping = {"no_face": "NO_FACE", "face_changed": "FACE_CHANGED", "face_lost": "NO_FACE"}
+            return "RETRY", mapping.get(first, "FACE_QUALITY")
+        if first.startswith("challenge"):
+            return "DENY", "CHALLENGE_FAILED"
+        return "DENY", "LIVENESS_FAILED"
+
+    def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray) -> float:
+        """Embed the tracked face in its sharpest, largest frames (up to 3) and take the best cosine."""
+        track = result.track
+        assert track is not None
+        order = sorted(range(len(track.faces)), key=lambda i: -track.faces[i].eye_distance)[:3]
+        best = -1.0
+        for i in order:
+            embedding = self.faces.embed_face(images[track.frame_indices[i]], track.faces[i])
+            best = max(best, self.matcher.match(embedding.vector, template).similarity)
+        return best
+
+    def _finish(self, decision: str, reasons: list[str], card_id: str, card_text: str, card_kid: bytes, nonce: bytes,
+                checks: dict, timings: dict[str, float], *, prompts: list[str] | None = None,
+                liveness: float = 0.0, score: float = 0.0) -> Outcome:
+        began = time.monotonic()
+        revocation_version = self.cards.revocations.version
+
+        def sign(sequence: int) -> tuple[bytes, bytes]:
+            return self.signer.sign(TokenContent(
+                card_id=card_id, qr_text=card_text, card_kid=card_kid, nonce=nonce, decision=decision,
+                reasons=reasons, checks=checks, site=self.policy.site, gate=self.policy.gate_id,
+                revocation_version=revocation_version, sequence=sequence))
+
+        outcome = Outcome(decision, reasons, card_id=card_id, match_score=score,
+                          match_threshold=self.matcher.threshold, liveness_score=liveness, timings=timings,
+                          prompts=prompts or [])
+        try:
+            token, token_id, _ = self.outbox.issue(sign)
+        except SecurityError as exc:
+            log.error("no token: %s", exc.message, extra={"fields": {"code": exc.code}})
+            outcome.decision = "DENY"
+            outcome.reasons = [*reasons, "CLOCK_UNTRUSTED"] if exc.code == "clock_untrusted" else reasons
+            return outcome
+        outcome.token, outcome.token_id = token, token_id.hex()
+        timings["token"] = round((time.monotonic() - began) * 1000.0, 2)
+        return outcome

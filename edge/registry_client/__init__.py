@@ -1,0 +1,1 @@
+"""Store-and-forward of verification tokens to the central registry."""

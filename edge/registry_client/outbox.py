@@ -1,0 +1,89 @@
+"""The token outbox: SQLite in WAL mode with synchronous=FULL, so a token is on disk before the reply.
+
+A row is written in the same transaction that advances the device's monotonic sequence number, so a
+crash can neither lose an issued token nor reuse a sequence number. Delivery (edge.registry_client) marks
+rows delivered; the registry de-duplicates by token id, so delivery is at-least-once and storage exactly
+once. ``max_rows`` bounds disk use: past it ``enqueue`` raises (the documented policy is to refuse new
+sessions with a clear alarm rather than silently drop audit records).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.errors import RegistryUnavailable
+
+
+class OutboxFull(RegistryUnavailable):
+    code = "outbox_full"
+
+
+class Outbox:
+    def __init__(self, path: Path, *, max_rows: int = 100_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, "
+                         "token BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+                         "next_attempt REAL NOT NULL DEFAULT 0, delivered REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('sequence', 0)")
+
+    def issue(self, sign: Callable[[int], tuple[bytes, bytes]]) -> tuple[bytes, bytes, int]:
+        """Take the next sequence number, sign with it, store the token; all or nothing.
+
+        ``sign(sequence) -> (token, token_id)``. Returns (token, token_id, sequence).
+        """
+        with self._lock:
+            pending = self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL").fetchone()[0]
+            if pending >= self.max_rows:
+                raise OutboxFull(f"outbox holds {pending} undelivered tokens (limit {self.max_rows}); "
+                                 "the registry has been unreachable too long", pending=pending)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                sequence = int(self._db.execute("SELECT value FROM meta WHERE key='sequence'").fetchone()[0]) + 1
+                token, token_id = sign(sequence)
+                self._db.execute("UPDATE meta SET value=? WHERE key='sequence'", (sequence,))
+                self._db.execute("INSERT INTO tokens (token_id, sequence, token, created) VALUES (?, ?, ?, ?)",
+                                 (token_id.hex(), sequence, token, time.time()))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return token, token_id, sequence
+
+    def pending(self, limit: int = 100, now: float | None = None) -> list[tuple[str, bytes, int]]:
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute("SELECT token_id, token, attempts FROM tokens WHERE delivered IS NULL AND "
+                                    "next_attempt <= ? ORDER BY sequence LIMIT ?", (now, limit)).fetchall()
+        return [(r[0], bytes(r[1]), int(r[2])) for r in rows]
+
+    def mark_delivered(self, token_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE tokens SET delivered=? WHERE token_id=?",
+                                 [(time.time(), t) for t in token_ids])
+
+    def mark_failed(self, token_id: str, next_attempt: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE tokens SET attempts=attempts+1, next_attempt=? WHERE token_id=?",
+                             (next_attempt, token_id))
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL").fetchone()[0])
+
+    def all_tokens(self) -> list[bytes]:
+        with self._lock:
+            return [bytes(r[0]) for r in self._db.execute("SELECT token FROM tokens ORDER BY sequence")]
+
+    def close(self) -> None:
+        self._db.close()

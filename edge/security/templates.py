@@ -1,0 +1,77 @@
+"""On-device template store: embeddings encrypted at rest with AES-256-GCM, keyed by card id.
+
+Each record is ``nonce(12) || AES-GCM(key, template float32 bytes, aad = card id || model id)``, so a
+record copied to another card id fails authentication. The face commitment in a card is
+SHA-256(template float32 bytes); ``get`` checks it against the card before the template is used. The
+storage key lives in a 0600 file beside the device key. SQLite (WAL) holds the records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from edge.errors import SecurityError
+from edge.security.keys import read_secret, write_secret
+
+STORE_KEY_FILE = "template_store.key"
+
+
+def template_digest(vector: np.ndarray) -> bytes:
+    return hashlib.sha256(np.asarray(vector, dtype="<f4").tobytes()).digest()
+
+
+class TemplateStore:
+    def __init__(self, path: Path, key_dir: Path) -> None:
+        key_path = key_dir / STORE_KEY_FILE
+        if not key_path.exists():
+            write_secret(key_path, AESGCM.generate_key(bit_length=256))
+        self._aead = AESGCM(read_secret(key_path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
+                         "sealed BLOB NOT NULL, updated REAL NOT NULL)")
+
+    def put(self, card_id: str, vector: np.ndarray, model_id: str) -> bytes:
+        """Store (or replace) the template for a card; returns its face commitment (SHA-256)."""
+        data = np.asarray(vector, dtype="<f4").tobytes()
+        nonce = os.urandom(12)
+        sealed = nonce + self._aead.encrypt(nonce, data, f"{card_id}|{model_id}".encode())
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, strftime('%s','now'))",
+                             (card_id, model_id, sealed))
+        return hashlib.sha256(data).digest()
+
+    def get(self, card_id: str, *, commitment: bytes, model_id: str) -> np.ndarray:
+        with self._lock:
+            row = self._db.execute("SELECT model_id, sealed FROM templates WHERE card_id = ?", (card_id,)).fetchone()
+        if row is None:
+            raise SecurityError(f"no template enrolled for card {card_id}", code="template_missing")
+        stored_model, sealed = row
+        if stored_model != model_id:
+            raise SecurityError(f"template was made by {stored_model}, card expects {model_id}",
+                                code="template_mismatch")
+        try:
+            data = self._aead.decrypt(sealed[:12], sealed[12:], f"{card_id}|{stored_model}".encode())
+        except InvalidTag as exc:
+            raise SecurityError("template record fails authentication (altered or moved)",
+                                code="template_corrupt") from exc
+        if hashlib.sha256(data).digest() != commitment:
+            raise SecurityError("template does not match the card's face commitment", code="template_mismatch")
+        return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM templates").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,72 @@
+"""The one mapping from our typed errors to gRPC status codes.
+
+The status message is the error's message; trailing metadata carries ``edge-reason`` (the stable reason
+code) and, for RESOURCE_EXHAUSTED, ``retry-after-ms``. Anything not an EdgeError is INTERNAL with a
+generic message (details stay in the device log, under the request id).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from edge.errors import (
+    CameraError,
+    ConfigError,
+    CredentialError,
+    EdgeError,
+    ImageError,
+    ModelError,
+    RegistryUnavailable,
+    SecurityError,
+)
+
+
+class InvalidRequest(EdgeError):
+    code = "invalid_request"
+
+
+class Busy(EdgeError):
+    """Too many calls of one kind at once, or the camera stayed busy; ``retry_after_ms`` advises when."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_ms: int = 500) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class DeadlineExceeded(EdgeError):
+    code = "deadline_exceeded"
+
+
+def status_for(error: BaseException) -> grpc.StatusCode:
+    if isinstance(error, InvalidRequest | ImageError | CredentialError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, Busy):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(error, CameraError | RegistryUnavailable):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, ModelError | ConfigError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(error, SecurityError):
+        if error.code in ("template_missing",):
+            return grpc.StatusCode.NOT_FOUND
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.INTERNAL
+
+
+def abort_with(context: grpc.ServicerContext, error: BaseException) -> None:
+    """Abort the RPC with the mapped status (raises, as grpc's abort does)."""
+    code = status_for(error)
+    metadata: list[tuple[str, str]] = []
+    if isinstance(error, EdgeError):
+        metadata.append(("edge-reason", error.code))
+        message = error.message
+    else:
+        message = "internal error"
+    if isinstance(error, Busy):
+        metadata.append(("retry-after-ms", str(error.retry_after_ms)))
+    context.set_trailing_metadata(tuple(metadata))
+    context.abort(code, message)

@@ -1,0 +1,177 @@
+"""Thin servicers: validate the request, call the daemon's components, build the reply."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+
+from edge import __version__
+from edge.credential.verifier import CardVerifier
+from edge.errors import CredentialError, EdgeError, NoFaceError
+from edge.pipeline import CARD_REASONS, Outcome
+from edge.proto_gen.edge.v1 import edge_pb2 as pb
+from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.templates import template_digest
+from edge.server.errors import DeadlineExceeded, InvalidRequest
+
+if TYPE_CHECKING:
+    from edge.server.daemon import EdgeDaemon
+
+log = logging.getLogger(__name__)
+MAX_CARD_TEXT = 4296
+
+
+def validate_verify(request: pb.VerifyRequest) -> None:
+    if not 8 <= len(request.nonce) <= 64:
+        raise InvalidRequest(f"nonce must be 8..64 bytes, got {len(request.nonce)}")
+    if len(request.card_text) > MAX_CARD_TEXT:
+        raise InvalidRequest(f"card_text is {len(request.card_text)} characters, above {MAX_CARD_TEXT}")
+    if len(request.gate_id) > 128 or len(request.request_id) > 128:
+        raise InvalidRequest("gate_id and request_id are at most 128 characters")
+
+
+def to_response(outcome: Outcome, request_id: str) -> pb.VerifyResponse:
+    return pb.VerifyResponse(
+        request_id=request_id, decision=pb.Decision.Value(outcome.decision),
+        reasons=[pb.ReasonCode.Value(r) for r in outcome.reasons], messages=outcome.messages, token=outcome.token,
+        token_id=outcome.token_id, card_id=outcome.card_id, match_score=outcome.match_score,
+        match_threshold=outcome.match_threshold, liveness_score=outcome.liveness_score,
+        timings=[pb.StageTiming(stage=k, ms=v) for k, v in outcome.timings.items()], prompts=outcome.prompts)
+
+
+def rpc_deadline(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return time.monotonic() + remaining if remaining is not None else None
+
+
+class VerificationServicer(pb_grpc.VerificationServiceServicer):
+    def __init__(self, daemon: EdgeDaemon) -> None:
+        self.daemon = daemon
+
+    def _run(self, request: pb.VerifyRequest, context: grpc.ServicerContext, on_event: Any = None,
+             cancelled: Any = None) -> pb.VerifyResponse:
+        validate_verify(request)
+        deadline = rpc_deadline(context)
+        outcome = self.daemon.run_session(nonce=request.nonce, card_text=request.card_text or None,
+                                          deadline=deadline, on_event=on_event,
+                                          cancelled=cancelled or (lambda: not context.is_active()))
+        if outcome.reasons == ["TIME_BUDGET"] and deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("the call's deadline passed before the session finished")
+        return to_response(outcome, request.request_id)
+
+    def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
+        return self._run(request, context)
+
+    def VerifySession(self, request_iterator: Iterator[pb.SessionClientMessage],
+                      context: grpc.ServicerContext) -> Iterator[pb.SessionServerMessage]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("kind") != "start":
+            raise InvalidRequest("the first session message must be `start`")
+        events: queue.Queue[pb.SessionServerMessage | None] = queue.Queue()
+        cancel = threading.Event()
+
+        def watch_client() -> None:
+            try:
+                for message in request_iterator:
+                    if message.WhichOneof("kind") == "cancel":
+                        cancel.set()
+            except grpc.RpcError:
+                cancel.set()
+
+        def on_event(kind: str, text: str) -> None:
+            if kind == "prompt":
+                events.put(pb.SessionServerMessage(prompt=text))
+            else:
+                events.put(pb.SessionServerMessage(progress=pb.Progress(stage=kind, message=text)))
+
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["response"] = self._run(first.start, context, on_event,
+                                               lambda: cancel.is_set() or not context.is_active())
+            except BaseException as exc:  # re-raised on the RPC thread below
+                result["error"] = exc
+            finally:
+                events.put(None)
+
+        threading.Thread(target=watch_client, daemon=True).start()
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        while (message := events.get()) is not None:
+            yield message
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        yield pb.SessionServerMessage(result=result["response"])
+
+
+class CardServicer(pb_grpc.CardServiceServicer):
+    def __init__(self, verifier: CardVerifier) -> None:
+        self.verifier = verifier
+
+    def DecodeCard(self, request: pb.DecodeCardRequest, context: grpc.ServicerContext) -> pb.DecodeCardResponse:
+        if not request.card_text or len(request.card_text) > MAX_CARD_TEXT:
+            raise InvalidRequest("card_text must be 1..4296 characters")
+        try:
+            card = self.verifier.verify(request.card_text)
+        except CredentialError as exc:
+            reason = CARD_REASONS.get(exc.code, "CARD_INVALID")
+            return pb.DecodeCardResponse(valid=False, reason=pb.ReasonCode.Value(reason), message=exc.message)
+        return pb.DecodeCardResponse(valid=True, reason=pb.OK, message="card verified", card_id=card.card_id.hex(),
+                                     card_type=card.card_type, site=card.scope.site, expires_at=card.expires_at)
+
+
+class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
+    """Capture a holder's face on the device and keep the template here (encrypted); return its digest.
+
+    The sealed template for the registry comes with the registry issue (encryption to the registry's
+    key); until then ``sealed_template`` is empty and the template never leaves the device.
+    """
+
+    def __init__(self, daemon: EdgeDaemon) -> None:
+        self.daemon = daemon
+
+    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
+        try:
+            card_id = bytes.fromhex(request.card_id)
+        except ValueError:
+            raise InvalidRequest("card_id must be hex") from None
+        if len(card_id) != 16:
+            raise InvalidRequest("card_id must be 16 bytes (32 hex characters)")
+        frames = request.frames or 10
+        if not 1 <= frames <= 100:
+            raise InvalidRequest("frames must be 1..100")
+        vectors = self.daemon.capture_embeddings(frames, rpc_deadline(context))
+        if not vectors:
+            raise NoFaceError("no usable face in the enrollment frames")
+        template = np.mean(vectors, axis=0)
+        template = (template / np.linalg.norm(template)).astype(np.float32)
+        self.daemon.templates.put(request.card_id, template, self.daemon.model_id)
+        return pb.EnrollResponse(card_id=request.card_id, template_sha256=template_digest(template).hex(),
+                                 model_id=self.daemon.model_id)
+
+
+class DeviceServicer(pb_grpc.DeviceServiceServicer):
+    def __init__(self, daemon: EdgeDaemon) -> None:
+        self.daemon = daemon
+
+    def GetDeviceInfo(self, request: pb.DeviceInfoRequest, context: grpc.ServicerContext) -> pb.DeviceInfo:
+        d = self.daemon
+        trusted, _ = d.clock.trusted()
+        return pb.DeviceInfo(device_id=d.config.device.id, key_id=d.key.key_id.hex(), public_key=d.key.public_raw,
+                             site=d.config.site.id, gate_id=d.config.site.gate_id, version=__version__,
+                             clock_trusted=trusted, templates=d.templates.count(),
+                             outbox_pending=d.outbox.pending_count(),
+                             config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True))
+
+
+__all__ = ["CardServicer", "DeviceServicer", "EdgeError", "EnrollmentServicer", "VerificationServicer"]
