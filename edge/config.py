@@ -97,6 +97,7 @@ class DeviceConfig(_Strict):
 class CameraConfig(_Strict):
     source: str = Field("v4l2:0", description="'v4l2:N', 'picamera2', or 'replay:PATH' (video or folder).")
     wait_s: float = Field(2.0, ge=0, description="How long a session waits for the camera before refusing.")
+    replay_realtime: bool = Field(False, description="Pace replay sources to their frame rate, like a camera.")
 
 
 class ServerConfig(_Strict):

@@ -243,7 +243,7 @@ class VerificationPipeline:
         if result.failure_to_acquire:
             mapping = {"no_face": "NO_FACE", "face_changed": "FACE_CHANGED", "face_lost": "NO_FACE"}
             return "RETRY", mapping.get(first, "FACE_QUALITY")
-        if first.startswith("challenge"):
+        if first.startswith("challenge") and first != "challenge_required":
             return "DENY", "CHALLENGE_FAILED"
         return "DENY", "LIVENESS_FAILED"
 

@@ -136,6 +136,8 @@ class OpenCVSource(_Closing):
 
 def open_source(spec: str, **kwargs: object) -> FrameSource:
     """``replay:PATH``, ``v4l2:INDEX`` or ``picamera2``; a bare path means replay."""
+    if spec.startswith("v4l2:") or spec == "picamera2":
+        kwargs = {}
     if spec.startswith("v4l2:"):
         return OpenCVSource(int(spec[5:]) if spec[5:].isdigit() else spec[5:])
     if spec == "picamera2":

@@ -13,7 +13,16 @@ import os
 import time
 from pathlib import Path
 
-from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, fail
+from edge.cli.common import (
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    EXIT_USAGE,
+    config_from_args,
+    emit,
+    existing_file,
+    fail,
+)
 from edge.credential.issuer import CardIssuer, render_qr_png
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
 from edge.credential.model import CARD_TYPES, Card
@@ -137,8 +146,8 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def _texts_from(argument: str, budget_ms: float) -> list[str]:
-    path = Path(argument)
-    if len(argument) < 1024 and path.is_file():
+    path = existing_file(argument)
+    if path is not None:
         return [code.text for code in QRStage(budget_ms=budget_ms).decode(load_image(path))]
     return [argument]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config
@@ -36,6 +37,16 @@ def emit(obj: dict[str, Any]) -> None:
 
 def fail(message: str) -> None:
     sys.stderr.write(f"edge: {message}\n")
+
+
+def existing_file(value: str) -> Path | None:
+    """``value`` as a path if it names an existing file; None for text that is not a path (even text too
+    long to be a file name, which makes ``Path.is_file`` raise)."""
+    try:
+        path = Path(value)
+        return path if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def config_from_args(args: Any) -> EdgeConfig:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import base64
 import time
-from pathlib import Path
 from typing import Any
 
-from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail
+from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, existing_file, fail
 from edge.errors import SecurityError
 from edge.security.tokens import load_public_key, verify_token
 
@@ -24,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_token(value: str) -> bytes:
-    path = Path(value)
-    if len(value) < 4096 and path.is_file():
+    path = existing_file(value)
+    if path is not None:
         data = path.read_bytes()
         try:
             return _read_token(data.decode("ascii").strip())
@@ -48,9 +47,9 @@ def jsonable(value: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    key_arg = Path(args.key)
+    key_file = existing_file(args.key)
     try:
-        key = load_public_key(key_arg.read_bytes() if key_arg.is_file() else args.key.encode())
+        key = load_public_key(key_file.read_bytes() if key_file else args.key.encode())
         token = _read_token(args.token)
     except (SecurityError, ValueError) as exc:
         fail(str(exc))

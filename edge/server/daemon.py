@@ -87,7 +87,8 @@ class EdgeDaemon:
                                              templates=self.templates, faces=self.faces, liveness=self.liveness,
                                              matcher=CosineMatcher(config.face.match_threshold), signer=self.signer,
                                              outbox=self.outbox, policy=policy, model_id=self.model_id)
-        self.source_factory = source_factory or (lambda: open_source(config.camera.source))
+        replay_options = {"realtime": config.camera.replay_realtime}
+        self.source_factory = source_factory or (lambda: open_source(config.camera.source, **replay_options))
         self.camera_lock = threading.Lock()
         self.health = health.HealthServicer()
         self.server: grpc.Server | None = None

@@ -1,0 +1,107 @@
+import os
+import stat
+import time
+
+import numpy as np
+import pytest
+
+from edge.errors import SecurityError
+from edge.registry_client.outbox import Outbox, OutboxFull
+from edge.security.clock import ClockGuard
+from edge.security.keys import DeviceKey
+from edge.security.templates import TemplateStore, template_digest
+from edge.security.tokens import TokenContent, TokenSigner, load_public_key, verify_token
+
+NOW = 1_800_000_000.0
+
+
+def content(**overrides):
+    fields = dict(card_id="ab" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=b"n" * 16, decision="ALLOW",
+                  reasons=["OK"], checks={"face_score": 0.7}, site="s", gate="g", revocation_version=3, sequence=1)
+    fields.update(overrides)
+    return TokenContent(**fields)
+
+
+def test_device_key_is_private_and_stable(tmp_path):
+    key = DeviceKey.load_or_create(tmp_path)
+    mode = stat.S_IMODE((tmp_path / "device_key.pem").stat().st_mode)
+    assert mode == 0o600
+    assert DeviceKey.load_or_create(tmp_path).key_id == key.key_id
+    os.chmod(tmp_path / "device_key.pem", 0o644)
+    with pytest.raises(SecurityError) as e:
+        DeviceKey.load_or_create(tmp_path)
+    assert e.value.code == "key_permissions"
+
+
+def test_token_round_trip_and_tampering(tmp_path):
+    key = DeviceKey.load_or_create(tmp_path)
+    signer = TokenSigner(key, "dev-1", clock=ClockGuard(clock=lambda: NOW), lifetime_s=60)
+    token, token_id = signer.sign(content())
+    claims = verify_token(token, key.public_key, now=NOW + 5)
+    assert claims["iss"] == "dev-1" and claims["cti"] == token_id and claims["exp"] == NOW + 60
+    assert claims["nonce"] == b"n" * 16 and claims["sequence"] == 1 and claims["decision"] == "ALLOW"
+    assert len(token) < 600
+    for i in range(0, len(token), 7):
+        tampered = bytearray(token)
+        tampered[i] ^= 0x01
+        with pytest.raises(SecurityError):
+            verify_token(bytes(tampered), key.public_key)
+    other = DeviceKey.load_or_create(tmp_path / "other")
+    with pytest.raises(SecurityError) as e:
+        verify_token(token, other.public_key)
+    assert e.value.code == "token_kid"
+    assert load_public_key(key.public_raw.hex().encode()).public_bytes_raw() == key.public_raw
+    assert load_public_key(key.public_pem()).public_bytes_raw() == key.public_raw
+
+
+def test_untrusted_clock_refuses_to_sign(tmp_path):
+    key = DeviceKey.load_or_create(tmp_path)
+    signer = TokenSigner(key, "dev", clock=ClockGuard(clock=lambda: 86400.0))  # 1970-01-02
+    with pytest.raises(SecurityError) as e:
+        signer.sign(content())
+    assert e.value.code == "clock_untrusted"
+    flag = tmp_path / "synchronized"
+    guard = ClockGuard(require_sync_flag=True, sync_flag=flag, clock=lambda: NOW)
+    assert not guard.trusted()[0]
+    flag.touch()
+    assert guard.trusted()[0]
+
+
+def test_template_store_encrypts_and_checks_commitment(tmp_path):
+    store = TemplateStore(tmp_path / "t.sqlite", tmp_path / "keys")
+    vector = np.random.default_rng(0).normal(size=128).astype(np.float32)
+    commitment = store.put("card1", vector, "sface")
+    assert commitment == template_digest(vector)
+    np.testing.assert_array_equal(store.get("card1", commitment=commitment, model_id="sface"), vector)
+    raw = (tmp_path / "t.sqlite").read_bytes() + (tmp_path / "t.sqlite-wal").read_bytes()
+    assert vector.tobytes()[:32] not in raw  # encrypted at rest
+    with pytest.raises(SecurityError) as e:
+        store.get("card1", commitment=b"\x00" * 32, model_id="sface")
+    assert e.value.code == "template_mismatch"
+    with pytest.raises(SecurityError) as e:
+        store.get("missing", commitment=commitment, model_id="sface")
+    assert e.value.code == "template_missing"
+    # A record moved to another card fails authentication.
+    store._db.execute("INSERT INTO templates SELECT 'card2', model_id, sealed, updated FROM templates "
+                      "WHERE card_id='card1'")
+    with pytest.raises(SecurityError) as e:
+        store.get("card2", commitment=commitment, model_id="sface")
+    assert e.value.code == "template_corrupt"
+
+
+def test_outbox_sequence_and_durability(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite", max_rows=3)
+    with pytest.raises(RuntimeError):
+        outbox.issue(lambda seq: (_ for _ in ()).throw(RuntimeError("signing failed")))
+    issued = [outbox.issue(lambda seq: (f"token-{seq}".encode(), os.urandom(16))) for _ in range(3)]
+    assert [s for _, _, s in issued] == [1, 2, 3]
+    with pytest.raises(OutboxFull):
+        outbox.issue(lambda seq: (b"x", os.urandom(16)))
+    outbox.close()
+    reopened = Outbox(tmp_path / "o.sqlite", max_rows=10)
+    assert reopened.pending_count() == 3
+    reopened.mark_delivered([issued[0][1].hex()])
+    assert reopened.pending_count() == 2
+    _, _, seq = reopened.issue(lambda seq: (b"t", os.urandom(16)))
+    assert seq == 4  # the failed signing did not consume a number, the reopen did not reset it
+    assert time.time() > 0

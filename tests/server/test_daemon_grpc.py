@@ -1,0 +1,159 @@
+"""The daemon over a real gRPC channel on localhost: decisions, tokens, errors, limits, shutdown."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge.proto_gen.edge.v1 import edge_pb2 as pb
+from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.tokens import verify_token
+
+from .conftest import EdgeDaemon, enroll, make_config
+
+pytestmark = pytest.mark.slow
+
+
+def verify(stub, camera, scene, **kwargs):
+    camera.scene = scene
+    timeout = kwargs.pop("timeout", 60)
+    request = pb.VerifyRequest(nonce=kwargs.pop("nonce", os.urandom(16)), gate_id="gate-a", **kwargs)
+    return stub.Verify(request, timeout=timeout)
+
+
+def names(reply):
+    return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]
+
+
+def test_health_is_serving_after_warm_up(channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "edge.v1.VerificationService"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == \
+            health_pb2.HealthCheckResponse.SERVING
+
+
+def test_holder_is_allowed_with_a_token_that_verifies(daemon, verify_stub, camera, world):
+    nonce = os.urandom(16)
+    reply = verify(verify_stub, camera, world.scenes["holder"], nonce=nonce)
+    assert names(reply) == ("ALLOW", ["OK"]), list(reply.messages)
+    assert reply.match_score >= reply.match_threshold
+    claims = verify_token(reply.token, daemon.key.public_key, now=time.time())
+    assert claims["decision"] == "ALLOW" and claims["nonce"] == nonce and claims["sub"] == reply.card_id
+    assert claims["cti"].hex() == reply.token_id and claims["iss"] == "edge-test-1"
+    assert {t.stage for t in reply.timings} >= {"qr", "card", "liveness", "match", "token", "total"}
+
+
+def test_card_text_from_the_caller_skips_the_qr_stage(verify_stub, camera, world):
+    reply = verify(verify_stub, camera, world.scenes["no_card"], card_text=world.cards["holder"][0])
+    # The scene has only 10 face frames: too few for liveness, which asks for a retry, not a verdict.
+    assert names(reply)[0] in ("ALLOW", "RETRY")
+    assert "qr" in {t.stage for t in reply.timings}
+
+
+def test_another_person_is_denied(verify_stub, camera, world):
+    reply = verify(verify_stub, camera, world.scenes["other"])
+    assert names(reply) == ("DENY", ["FACE_MISMATCH"])
+    assert reply.token  # denials are signed too, for the audit trail
+
+
+def test_expired_card_is_denied(verify_stub, camera, world):
+    assert names(verify(verify_stub, camera, world.scenes["expired"])) == ("DENY", ["CARD_EXPIRED"])
+
+
+def test_revoked_card_is_denied(daemon, verify_stub, camera, world):
+    daemon.cards.revocations.revoke(world.cards["revoked"][1])
+    assert names(verify(verify_stub, camera, world.scenes["revoked"])) == ("DENY", ["CARD_REVOKED"])
+
+
+def test_static_photo_held_up_is_denied(verify_stub, camera, world):
+    decision, reasons = names(verify(verify_stub, camera, world.scenes["photo"]))
+    assert decision == "DENY" and reasons[0] in ("LIVENESS_FAILED", "CHALLENGE_FAILED")
+
+
+def test_no_card_shown_is_retry(verify_stub, camera, world):
+    assert names(verify(verify_stub, camera, world.scenes["no_card"])) == ("RETRY", ["CARD_NOT_FOUND"])
+
+
+@pytest.mark.parametrize("fields", [{"nonce": b"short"}, {"nonce": b"x" * 65}, {"card_text": "E" * 5000},
+                                    {"gate_id": "g" * 200}])
+def test_malformed_requests_are_invalid_argument(verify_stub, fields):
+    request = pb.VerifyRequest(**{"nonce": os.urandom(16), **fields})
+    with pytest.raises(grpc.RpcError) as e:
+        verify_stub.Verify(request, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(e.value.trailing_metadata())["edge-reason"] == "invalid_request"
+
+
+def test_decode_card_and_bad_card_text(channel, world):
+    cards = pb_grpc.CardServiceStub(channel)
+    ok = cards.DecodeCard(pb.DecodeCardRequest(card_text=world.cards["holder"][0]))
+    assert ok.valid and ok.card_id == world.cards["holder"][1].hex()
+    bad = cards.DecodeCard(pb.DecodeCardRequest(card_text="EHC1:NOT A CARD"))
+    assert not bad.valid and bad.reason == pb.CARD_INVALID
+    with pytest.raises(grpc.RpcError) as e:
+        cards.DecodeCard(pb.DecodeCardRequest(card_text=""))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_device_info(channel, daemon):
+    info = pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest())
+    assert info.device_id == "edge-test-1" and info.public_key == daemon.key.public_raw and info.clock_trusted
+    assert info.templates >= 4
+
+
+def test_deadline_exceeded(verify_stub, camera, world):
+    camera.realtime = True  # 48 frames at 30 fps take 1.6 s
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            verify(verify_stub, camera, world.scenes["holder"], timeout=0.5)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        camera.realtime = False
+    time.sleep(1.5)  # let the aborted session release the camera
+
+
+def test_concurrency_above_the_limit_is_resource_exhausted(tmp_path, world, testdata, face_stage):
+    from .conftest import Camera
+
+    camera = Camera(scene=world.scenes["holder"], realtime=True)
+    daemon = EdgeDaemon(make_config(tmp_path, world.issuer, verify_concurrency=1), source_factory=camera)
+    enroll(daemon, world, testdata, face_stage)
+    daemon.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+            first: dict = {}
+            thread = threading.Thread(target=lambda: first.update(reply=stub.Verify(
+                pb.VerifyRequest(nonce=os.urandom(16)), timeout=30)))
+            thread.start()
+            time.sleep(0.4)
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=30)
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert int(dict(e.value.trailing_metadata())["retry-after-ms"]) > 0
+            thread.join()
+            assert names(first["reply"])[0] == "ALLOW"
+    finally:
+        daemon.stop(2.0)
+
+
+def test_session_stream_sends_progress_and_result(channel, camera, world):
+    camera.scene = world.scenes["holder"]
+    stub = pb_grpc.VerificationServiceStub(channel)
+    start = pb.SessionClientMessage(start=pb.VerifyRequest(nonce=os.urandom(16), gate_id="gate-a"))
+    messages = list(stub.VerifySession(iter([start]), timeout=60))
+    kinds = [m.WhichOneof("kind") for m in messages]
+    assert kinds[-1] == "result" and "progress" in kinds
+    assert messages[-1].result.decision == pb.ALLOW
+
+
+def test_session_stream_must_start_with_start(channel):
+    stub = pb_grpc.VerificationServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as e:
+        list(stub.VerifySession(iter([pb.SessionClientMessage(cancel=True)]), timeout=10))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
