@@ -50,5 +50,7 @@ def existing_file(value: str) -> Path | None:
 
 
 def config_from_args(args: Any) -> EdgeConfig:
-    paths = [p for p in (getattr(args, "config", None),) if p]
+    """The config named by ``--config`` (one path, or several merged in order: board, then site)."""
+    given = getattr(args, "config", None)
+    paths = given if isinstance(given, list) else [given] if given else []
     return load_config(*paths)

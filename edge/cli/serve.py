@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the gRPC daemon")
-    p.add_argument("--config", required=True, help="TOML config (board + site profile merged)")
+    p.add_argument("--config", required=True, action="append",
+                   help="TOML config; repeat to merge profiles in order (board, then site)")
     p.add_argument("--port-file", help="write the bound port here once SERVING (for port 0)")
     p.set_defaults(func=run)
 

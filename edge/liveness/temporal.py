@@ -91,6 +91,10 @@ def challenge_answered(challenge: Challenge, times: list[float], faces: list[Fac
     baseline = float(np.median(yaw[:3]))
     if float(((before - baseline) * challenge.yaw_sign).max(initial=0.0)) >= challenge.amplitude_deg / 2:
         return False, "challenge_anticipated"  # it turned before it was asked: a recording, or a guess
+    if float(before.max() - before.min()) >= challenge.amplitude_deg:
+        # A person waiting for the prompt faces the camera; a head already swinging both ways (a replayed
+        # conversation) would answer a random prompt by chance.
+        return False, "challenge_unsteady"
     moved = (yaw[after_mask] - baseline) * challenge.yaw_sign
     if moved.max() < challenge.amplitude_deg:
         wrong = (-(yaw[after_mask] - baseline) * challenge.yaw_sign).max() >= challenge.amplitude_deg

@@ -63,6 +63,13 @@ def test_wrong_direction_early_turn_and_flat_photo_fail():
     assert challenge_answered(challenge, *turn(challenge, start=0.0))[1] == "challenge_anticipated"
     assert challenge_answered(challenge, *turn(challenge, amplitude=3))[1] == \
         "challenge_not_completed"
+    # A head swinging the other way before the prompt, then the asked way: unsteady, refused.
+    times, faces = turn(challenge)
+    sign = -1.0 if challenge.direction == "left" else 1.0
+    early = [i for i, t in enumerate(times) if t < challenge.prompt_at_s]
+    for i in early[len(early) // 2:]:
+        faces[i] = head(-sign * (challenge.amplitude_deg + 2))
+    assert challenge_answered(challenge, times, faces)[1] == "challenge_unsteady"
     # A flat photo turned the same way: its landmarks barely fake a yaw, and what they fake is planar.
     ok, why = challenge_answered(challenge, *turn(challenge, nose_depth=0.0, amplitude=60))
     assert not ok and why in ("challenge_planar", "challenge_not_completed")
