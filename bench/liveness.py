@@ -32,26 +32,31 @@ from edge.liveness.checker import LivenessChecker
 from edge.liveness.cues import face_crop, frame_cues
 
 
+def cases_for(bgr: np.ndarray) -> dict:
+    """(Numba, NumPy) callables per kernel, bound to one crop."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2(grey.astype(np.float32)))).astype(np.float32)
+    return {
+        "lbp_histogram": (lambda: kernels.lbp_histogram(grey), lambda: reference.lbp_histogram(grey)),
+        "spectral_peak_ratio": (lambda: kernels.spectral_peak_ratio(spectrum, 0.35),
+                                lambda: reference.spectral_peak_ratio(spectrum, 0.35)),
+        "glare_block_fraction": (lambda: kernels.glare_block_fraction(grey, 250, 4),
+                                 lambda: reference.glare_block_fraction(grey, 250, 4)),
+        "straight_edge_profile": (lambda: kernels.straight_edge_profile(grey, 40),
+                                  lambda: reference.straight_edge_profile(grey, 40)),
+        "colour_stats": (lambda: kernels.colour_stats(bgr), lambda: reference.colour_stats(bgr)),
+    }
+
+
 def cue_table(crops: dict[int, np.ndarray]) -> dict:
     table = {}
     for size, bgr in crops.items():
-        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        spectrum = np.fft.fftshift(np.abs(np.fft.fft2(grey.astype(np.float32)))).astype(np.float32)
-        cases = {
-            "lbp_histogram": (lambda: kernels.lbp_histogram(grey), lambda: reference.lbp_histogram(grey)),
-            "spectral_peak_ratio": (lambda: kernels.spectral_peak_ratio(spectrum, 0.35),
-                                    lambda: reference.spectral_peak_ratio(spectrum, 0.35)),
-            "glare_block_fraction": (lambda: kernels.glare_block_fraction(grey, 250, 4),
-                                     lambda: reference.glare_block_fraction(grey, 250, 4)),
-            "straight_edge_profile": (lambda: kernels.straight_edge_profile(grey, 40),
-                                      lambda: reference.straight_edge_profile(grey, 40)),
-            "colour_stats": (lambda: kernels.colour_stats(bgr), lambda: reference.colour_stats(bgr)),
-        }
-        for name, (numba_fn, numpy_fn) in cases.items():
+        for name, (numba_fn, numpy_fn) in cases_for(bgr).items():
             fast, slow = time_call(numba_fn, repeat=50), time_call(numpy_fn, repeat=50)
             table[f"{name}@{size}"] = {"numba": fast, "numpy": slow,
                                        "speedup": round(slow["median_ms"] / max(fast["median_ms"], 1e-6), 1)}
-            print(f"{name:22s} {size}px numba {fast['median_ms']:7.3f} ms  numpy {slow['median_ms']:7.3f} ms", flush=True)
+            print(f"{name:22s} {size}px numba {fast['median_ms']:7.3f} ms  numpy {slow['median_ms']:7.3f} ms",
+                  flush=True)
     return table
 
 
