@@ -110,6 +110,24 @@ class ServerConfig(_Strict):
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
 
 
+class RegistryConfig(_Strict):
+    address: str | None = Field(None, description="Registry host:port; unset = standalone (local files only).")
+    tls_dir: Path | None = Field(None, description="Folder with ca.pem and <device id>.pem/.key for mutual TLS.")
+    server_name: str = Field("registry", description="Name in the registry's certificate.")
+    plaintext: bool = Field(False, description="No TLS: local development only, never on a ward.")
+    public_key: str | None = Field(None, description="Registry X25519 public key (hex) that enrollment seals "
+                                                     "templates to.")
+    sync_interval_s: float = Field(60.0, gt=0, description="Seconds between trust/revocation/template syncs.")
+    delivery_idle_s: float = Field(1.0, gt=0, description="Seconds between delivery rounds when idle.")
+    staleness_s: float = Field(86400.0, gt=0, description="Cached registry data older than this is stale.")
+    stale_policy: Literal["deny", "allow_flagged"] = Field("deny", description="What stale data means: deny, "
+                                                           "or allow with a flag in the token.")
+    outbox_max_rows: int = Field(100_000, ge=1, description="Undelivered tokens kept before refusing sessions.")
+    delivery_batch: int = Field(100, ge=1, le=500, description="Tokens per delivery call.")
+    delivery_max_per_s: float = Field(50.0, gt=0, description="Drain rate cap after an outage, tokens/s.")
+    delivery_max_backoff_s: float = Field(60.0, gt=0, description="Longest wait between delivery retries, s.")
+
+
 class TokenConfig(_Strict):
     audience: str = Field("registry", description="Token audience (aud).")
     lifetime_s: int = Field(300, ge=10, le=86400, description="Token lifetime after iat, seconds.")
@@ -129,6 +147,7 @@ class EdgeConfig(_Strict):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     token: TokenConfig = Field(default_factory=TokenConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ MESSAGES = {
     "CHALLENGE_FAILED": "Liveness challenge not completed", "FACE_MISMATCH": "Face did not match the card holder",
     "TIME_BUDGET": "Took too long, please try again", "CLOCK_UNTRUSTED": "Device clock not synchronised",
     "CANCELLED": "Cancelled", "FACE_CHANGED": "Another person stepped in, please try again",
+    "DATA_STALE": "This gate has been offline too long to check cards; please see staff",
 }
 
 
@@ -61,6 +62,8 @@ class SitePolicy:
     card_timeout_s: float = 4.0
     liveness_frames: int = 45
     session_budget_s: float = 12.0
+    staleness_s: float = 86400.0
+    stale_policy: str = "deny"
 
 
 @dataclass
@@ -95,7 +98,8 @@ EventSink = Callable[[str, str], None]  # (kind, text): kind is "prompt" or a st
 class VerificationPipeline:
     def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
                  liveness: LivenessChecker, matcher: CosineMatcher, signer: TokenSigner, outbox: Outbox,
-                 policy: SitePolicy, model_id: str) -> None:
+                 policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None) -> None:
+        """``data_age()``: seconds since the last registry sync (None: standalone, local files only)."""
         self.qr = qr
         self.cards = cards
         self.templates = templates
@@ -106,6 +110,7 @@ class VerificationPipeline:
         self.outbox = outbox
         self.policy = policy
         self.model_id = model_id
+        self.data_age = data_age
 
     def verify(self, source: FrameSource, *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
                on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
@@ -136,6 +141,11 @@ class VerificationPipeline:
             if card_text is None:
                 return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings)
 
+            stale = self.data_age is not None and self.data_age() > self.policy.staleness_s
+            if stale and self.policy.stale_policy == "deny":
+                card_id = self._card_id_if_signed(card_text)
+                return self._finish("DENY", ["DATA_STALE"], card_id, card_text, b"", nonce, {"stale_data": True},
+                                    timings)
             began = time.monotonic()
             card: Card | None = None
             try:
@@ -169,6 +179,8 @@ class VerificationPipeline:
             prompts = ([challenge.prompt] if challenge else []) + result.prompts
             checks = {"card": "ok", "liveness_score": round(result.score, 4), "liveness_method":
                       "challenge" if challenge else "passive", "liveness_reasons": result.reasons}
+            if stale:
+                checks["stale_data"] = True
             if not result.live:
                 decision, reason = self._liveness_reason(result)
                 if decision == "RETRY":
@@ -274,7 +286,8 @@ class VerificationPipeline:
                           match_threshold=self.matcher.threshold, liveness_score=liveness, timings=timings,
                           prompts=prompts or [])
         try:
-            token, token_id, _ = self.outbox.issue(sign)
+            token, token_id, _ = self.outbox.issue(sign, card_id=card_id, decision=decision,
+                                                   reasons=",".join(reasons))
         except SecurityError as exc:
             log.error("no token: %s", exc.message, extra={"fields": {"code": exc.code}})
             outcome.decision = "DENY"

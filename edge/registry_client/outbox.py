@@ -3,7 +3,7 @@
 A row is written in the same transaction that advances the device's monotonic sequence number, so a
 crash can neither lose an issued token nor reuse a sequence number. Delivery (edge.registry_client) marks
 rows delivered; the registry de-duplicates by token id, so delivery is at-least-once and storage exactly
-once. ``max_rows`` bounds disk use: past it ``enqueue`` raises (the documented policy is to refuse new
+once. ``max_rows`` bounds disk use: past it ``issue`` raises (the documented policy is to refuse new
 sessions with a clear alarm rather than silently drop audit records).
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import RegistryUnavailable
+from edge.security import audit
 
 
 class OutboxFull(RegistryUnavailable):
@@ -23,7 +24,8 @@ class OutboxFull(RegistryUnavailable):
 
 
 class Outbox:
-    def __init__(self, path: Path, *, max_rows: int = 100_000) -> None:
+    def __init__(self, path: Path, *, max_rows: int = 100_000, max_pages: int | None = None) -> None:
+        """``max_pages`` caps the database file (SQLite pages, 4 KiB each): used to test a full disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_rows = max_rows
@@ -33,17 +35,22 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, "
                          "token BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
-                         "next_attempt REAL NOT NULL DEFAULT 0, delivered REAL)")
+                         "next_attempt REAL NOT NULL DEFAULT 0, delivered REAL, rejected TEXT)")
+        self._db.execute(audit.SCHEMA)
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('sequence', 0)")
+        if max_pages is not None:
+            self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
 
-    def issue(self, sign: Callable[[int], tuple[bytes, bytes]]) -> tuple[bytes, bytes, int]:
-        """Take the next sequence number, sign with it, store the token; all or nothing.
+    def issue(self, sign: Callable[[int], tuple[bytes, bytes]], *, card_id: str = "", decision: str = "",
+              reasons: str = "") -> tuple[bytes, bytes, int]:
+        """Take the next sequence number, sign with it, store the token and its audit entry; all or nothing.
 
         ``sign(sequence) -> (token, token_id)``. Returns (token, token_id, sequence).
         """
         with self._lock:
-            pending = self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL").fetchone()[0]
+            pending = self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL AND rejected IS NULL"
+                                       ).fetchone()[0]
             if pending >= self.max_rows:
                 raise OutboxFull(f"outbox holds {pending} undelivered tokens (limit {self.max_rows}); "
                                  "the registry has been unreachable too long", pending=pending)
@@ -52,11 +59,22 @@ class Outbox:
                 sequence = int(self._db.execute("SELECT value FROM meta WHERE key='sequence'").fetchone()[0]) + 1
                 token, token_id = sign(sequence)
                 self._db.execute("UPDATE meta SET value=? WHERE key='sequence'", (sequence,))
+                now = time.time()
                 self._db.execute("INSERT INTO tokens (token_id, sequence, token, created) VALUES (?, ?, ?, ?)",
-                                 (token_id.hex(), sequence, token, time.time()))
+                                 (token_id.hex(), sequence, token, now))
+                audit.append(self._db, seq=sequence, ts=now, token_id=token_id.hex(), card_id=card_id,
+                             decision=decision, reasons=reasons)
                 self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if self._db.in_transaction:  # SQLite rolls back by itself on SQLITE_FULL
+                    self._db.execute("ROLLBACK")
+                if "full" in str(exc):
+                    raise OutboxFull(f"outbox storage is full ({exc}); no token can be made durable, so no "
+                                     "session can complete: free disk space or restore the registry link") from exc
+                raise
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return token, token_id, sequence
 
@@ -64,7 +82,8 @@ class Outbox:
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute("SELECT token_id, token, attempts FROM tokens WHERE delivered IS NULL AND "
-                                    "next_attempt <= ? ORDER BY sequence LIMIT ?", (now, limit)).fetchall()
+                                    "rejected IS NULL AND next_attempt <= ? ORDER BY sequence LIMIT ?",
+                                    (now, limit)).fetchall()
         return [(r[0], bytes(r[1]), int(r[2])) for r in rows]
 
     def mark_delivered(self, token_ids: list[str]) -> None:
@@ -77,9 +96,22 @@ class Outbox:
             self._db.execute("UPDATE tokens SET attempts=attempts+1, next_attempt=? WHERE token_id=?",
                              (next_attempt, token_id))
 
+    def mark_rejected(self, token_id: str, reason: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE tokens SET rejected=? WHERE token_id=?", (reason or "rejected", token_id))
+
     def pending_count(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL AND rejected IS NULL"
+                                        ).fetchone()[0])
+
+    def rejected_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM tokens WHERE rejected IS NOT NULL").fetchone()[0])
+
+    def verify_audit(self) -> dict:
+        with self._lock:
+            return audit.verify_chain(self._db)
 
     def all_tokens(self) -> list[bytes]:
         with self._lock:

@@ -33,9 +33,13 @@ from edge.pipeline import Outcome, SitePolicy, VerificationPipeline
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.qr.stage import QRStage
+from edge.registry_client.delivery import Deliverer
 from edge.registry_client.outbox import Outbox
+from edge.registry_client.sync import Syncer
+from edge.registry_client.transport import GrpcTransport
 from edge.security.clock import ClockGuard
 from edge.security.keys import DeviceKey
+from edge.security.sealing import load_or_create_x25519
 from edge.security.templates import TemplateStore
 from edge.security.tokens import TokenSigner
 from edge.server.errors import Busy
@@ -60,12 +64,24 @@ class EdgeDaemon:
         self.key = DeviceKey.load_or_create(keys)
         self.clock = clock or ClockGuard(floor=config.token.clock_floor,
                                          require_sync_flag=config.token.require_time_sync)
+        self.enc_key = load_or_create_x25519(keys)
         self.templates = TemplateStore(data / "templates.sqlite", keys)
-        self.outbox = Outbox(data / "outbox.sqlite")
-        if config.card.trust_list is None:
-            raise ConfigError("card.trust_list is required to serve (the issuers whose cards this gate accepts)",
-                              key="card.trust_list")
-        self.trust = TrustList.load(Path(config.card.trust_list))
+        self.outbox = Outbox(data / "outbox.sqlite", max_rows=config.registry.outbox_max_rows)
+        reg = config.registry
+        self.transport: GrpcTransport | None = None
+        if reg.address:
+            if reg.tls_dir is None and not reg.plaintext:
+                raise ConfigError("registry.tls_dir is required (or registry.plaintext for local development)",
+                                  key="registry.tls_dir")
+            tls = None if reg.tls_dir is None else (reg.tls_dir / "ca.pem", reg.tls_dir / f"{config.device.id}.pem",
+                                                     reg.tls_dir / f"{config.device.id}.key")
+            self.transport = GrpcTransport(reg.address, tls=tls, identity=config.device.id,
+                                           server_name=reg.server_name)
+        elif config.card.trust_list is None:
+            raise ConfigError("card.trust_list is required without a registry (the issuers whose cards this gate "
+                              "accepts)", key="card.trust_list")
+        trust_path = Path(config.card.trust_list) if config.card.trust_list else None
+        self.trust = TrustList.load(trust_path) if trust_path and trust_path.exists() else TrustList()
         revocations = RevocationList.load(Path(config.card.revocations)) if config.card.revocations else None
         self.cards = CardVerifier(self.trust, revocations, accepted_types=config.card.accepted_types,
                                   site=config.site.id, clock_skew_s=config.card.clock_skew_s)
@@ -82,11 +98,22 @@ class EdgeDaemon:
         policy = SitePolicy(site=config.site.id, gate_id=config.site.gate_id,
                             require_challenge=config.site.require_challenge, card_timeout_s=config.site.card_timeout_s,
                             liveness_frames=config.site.liveness_frames,
-                            session_budget_s=config.site.session_budget_s)
+                            session_budget_s=config.site.session_budget_s, staleness_s=reg.staleness_s,
+                            stale_policy=reg.stale_policy)
+        self.deliverer: Deliverer | None = None
+        self.syncer: Syncer | None = None
+        if self.transport is not None:
+            self.deliverer = Deliverer(self.outbox, self.transport, idle_s=reg.delivery_idle_s,
+                                       batch=reg.delivery_batch, max_per_s=reg.delivery_max_per_s,
+                                       max_delay_s=reg.delivery_max_backoff_s)
+            self.syncer = Syncer(self.transport, device_id=config.device.id, verifier=self.cards,
+                                 templates=self.templates, enc_key=self.enc_key, state_dir=data,
+                                 interval_s=reg.sync_interval_s)
         self.pipeline = VerificationPipeline(qr=QRStage(budget_ms=config.qr.budget_ms), cards=self.cards,
                                              templates=self.templates, faces=self.faces, liveness=self.liveness,
                                              matcher=CosineMatcher(config.face.match_threshold), signer=self.signer,
-                                             outbox=self.outbox, policy=policy, model_id=self.model_id)
+                                             outbox=self.outbox, policy=policy, model_id=self.model_id,
+                                             data_age=self.syncer.age_s if self.syncer else None)
         replay_options = {"realtime": config.camera.replay_realtime}
         self.source_factory = source_factory or (lambda: open_source(config.camera.source, **replay_options))
         self.camera_lock = threading.Lock()
@@ -169,6 +196,10 @@ class EdgeDaemon:
         if not self.port:
             raise ConfigError(f"cannot listen on {server_config.address}", key="server.address")
         self.server.start()
+        if self.syncer is not None:
+            self.syncer.start()  # first round now; failures leave the cache in charge
+        if self.deliverer is not None:
+            self.deliverer.start()
         seconds = self.warm_up()
         for name in ["", *SERVICE_NAMES]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -183,8 +214,18 @@ class EdgeDaemon:
             self.server.stop(grace).wait()
         with self._inflight_lock:
             self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout=grace)
+        for worker in (self.syncer, self.deliverer):
+            if worker is not None:
+                worker.stop()
+        if self.deliverer is not None:  # one last round so a clean stop leaves as little queued as possible
+            try:
+                self.deliverer.run_once()
+            except Exception:
+                log.warning("final delivery round failed; tokens stay queued")
         self.close()
 
     def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
         self.templates.close()
         self.outbox.close()

@@ -19,6 +19,7 @@ from edge.errors import CredentialError, EdgeError, NoFaceError
 from edge.pipeline import CARD_REASONS, Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.sealing import raw_public, seal
 from edge.security.templates import template_digest
 from edge.server.errors import DeadlineExceeded, InvalidRequest
 
@@ -156,8 +157,12 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         template = np.mean(vectors, axis=0)
         template = (template / np.linalg.norm(template)).astype(np.float32)
         self.daemon.templates.put(request.card_id, template, self.daemon.model_id)
+        sealed = b""
+        registry_key = self.daemon.config.registry.public_key
+        if registry_key:  # the only form in which a template ever leaves: sealed to the registry
+            sealed = seal(bytes.fromhex(registry_key), template.astype("<f4").tobytes(), request.card_id.encode())
         return pb.EnrollResponse(card_id=request.card_id, template_sha256=template_digest(template).hex(),
-                                 model_id=self.daemon.model_id)
+                                 model_id=self.daemon.model_id, sealed_template=sealed)
 
 
 class DeviceServicer(pb_grpc.DeviceServiceServicer):
@@ -170,7 +175,11 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         return pb.DeviceInfo(device_id=d.config.device.id, key_id=d.key.key_id.hex(), public_key=d.key.public_raw,
                              site=d.config.site.id, gate_id=d.config.site.gate_id, version=__version__,
                              clock_trusted=trusted, templates=d.templates.count(),
-                             outbox_pending=d.outbox.pending_count(),
+                             outbox_pending=d.outbox.pending_count(), outbox_rejected=d.outbox.rejected_count(),
+                             last_sync_age_s=d.syncer.age_s() if d.syncer else -1.0,
+                             delivery_error=d.deliverer.stats.last_error if d.deliverer and
+                             d.deliverer.stats.failures and d.deliverer.stats.last_success < time.time() - 5 else "",
+                             encryption_key=raw_public(d.enc_key.public_key()),
                              config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True))
 
 

@@ -105,3 +105,29 @@ def test_outbox_sequence_and_durability(tmp_path):
     _, _, seq = reopened.issue(lambda seq: (b"t", os.urandom(16)))
     assert seq == 4  # the failed signing did not consume a number, the reopen did not reset it
     assert time.time() > 0
+
+
+def test_full_disk_is_a_clear_error_and_corrupts_nothing(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite", max_pages=12)
+    issued = 0
+    with pytest.raises(OutboxFull) as e:
+        for _ in range(10_000):
+            outbox.issue(lambda seq: (os.urandom(400), os.urandom(16)), card_id="c", decision="ALLOW", reasons="OK")
+            issued += 1
+    assert "full" in e.value.message and issued > 3
+    assert outbox.pending_count() == issued
+    assert outbox._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": issued}
+
+
+def test_audit_chain_detects_edits_and_deletions(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    for i in range(5):
+        outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"card{i}", decision="ALLOW", reasons="OK")
+    assert outbox.verify_audit()["valid"] and outbox.verify_audit()["entries"] == 5
+    outbox._db.execute("UPDATE audit SET decision='DENY' WHERE seq=3")
+    assert outbox.verify_audit() == {"valid": False, "entries": 2, "first_bad_seq": 3}
+    outbox._db.execute("UPDATE audit SET decision='ALLOW' WHERE seq=3")
+    assert outbox.verify_audit()["valid"]
+    outbox._db.execute("DELETE FROM audit WHERE seq=2")
+    assert outbox.verify_audit()["first_bad_seq"] == 3

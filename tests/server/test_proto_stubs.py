@@ -13,6 +13,8 @@ def test_committed_stubs_match_the_generator(tmp_path):
     if not shutil.which("sed"):
         pytest.skip("sed not available")
     subprocess.run([str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path)], check=True, cwd=ROOT)
-    for name in ("edge_pb2.py", "edge_pb2.pyi", "edge_pb2_grpc.py"):
-        assert filecmp.cmp(tmp_path / "edge" / "v1" / name, ROOT / "edge" / "proto_gen" / "edge" / "v1" / name,
-                           shallow=False), name
+    for package, stem in (("edge", "edge"), ("registry", "registry")):
+        for name in (f"{stem}_pb2.py", f"{stem}_pb2.pyi", f"{stem}_pb2_grpc.py"):
+            generated = tmp_path / package / "v1" / name
+            committed = ROOT / "edge" / "proto_gen" / package / "v1" / name
+            assert filecmp.cmp(generated, committed, shallow=False), name

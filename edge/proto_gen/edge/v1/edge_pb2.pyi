@@ -37,6 +37,7 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLOCK_UNTRUSTED: _ClassVar[ReasonCode]
     CANCELLED: _ClassVar[ReasonCode]
     FACE_CHANGED: _ClassVar[ReasonCode]
+    DATA_STALE: _ClassVar[ReasonCode]
 DECISION_UNSPECIFIED: Decision
 ALLOW: Decision
 DENY: Decision
@@ -62,6 +63,7 @@ TIME_BUDGET: ReasonCode
 CLOCK_UNTRUSTED: ReasonCode
 CANCELLED: ReasonCode
 FACE_CHANGED: ReasonCode
+DATA_STALE: ReasonCode
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")
@@ -186,7 +188,7 @@ class DeviceInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DeviceInfo(_message.Message):
-    __slots__ = ("device_id", "key_id", "public_key", "site", "gate_id", "version", "clock_trusted", "templates", "outbox_pending", "config_json")
+    __slots__ = ("device_id", "key_id", "public_key", "site", "gate_id", "version", "clock_trusted", "templates", "outbox_pending", "config_json", "outbox_rejected", "last_sync_age_s", "delivery_error", "encryption_key")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +199,10 @@ class DeviceInfo(_message.Message):
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     OUTBOX_PENDING_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SYNC_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_KEY_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     key_id: str
     public_key: bytes
@@ -207,4 +213,8 @@ class DeviceInfo(_message.Message):
     templates: int
     outbox_pending: int
     config_json: str
-    def __init__(self, device_id: _Optional[str] = ..., key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., site: _Optional[str] = ..., gate_id: _Optional[str] = ..., version: _Optional[str] = ..., clock_trusted: _Optional[bool] = ..., templates: _Optional[int] = ..., outbox_pending: _Optional[int] = ..., config_json: _Optional[str] = ...) -> None: ...
+    outbox_rejected: int
+    last_sync_age_s: float
+    delivery_error: str
+    encryption_key: bytes
+    def __init__(self, device_id: _Optional[str] = ..., key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., site: _Optional[str] = ..., gate_id: _Optional[str] = ..., version: _Optional[str] = ..., clock_trusted: _Optional[bool] = ..., templates: _Optional[int] = ..., outbox_pending: _Optional[int] = ..., config_json: _Optional[str] = ..., outbox_rejected: _Optional[int] = ..., last_sync_age_s: _Optional[float] = ..., delivery_error: _Optional[str] = ..., encryption_key: _Optional[bytes] = ...) -> None: ...

@@ -1,0 +1,160 @@
+"""``edge registry serve|register-device|audit``, ``edge ca init|issue``, ``edge audit verify``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+
+import grpc
+
+from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("registry", help="the reference central card registry")
+    cmds = r.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    s = cmds.add_parser("serve", help="run the registry")
+    s.add_argument("--db", default="sqlite:///registry/registry.sqlite",
+                   help="sqlite:///PATH (default, embedded) or postgresql://user@host:port/db")
+    s.add_argument("--state", type=Path, default=Path("registry-state"), help="issuer and template keys")
+    s.add_argument("--address", default="127.0.0.1:50061")
+    s.add_argument("--tls-dir", type=Path, help="ca.pem, registry.pem, registry.key (from `edge ca`)")
+    s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
+    s.add_argument("--port-file", type=Path)
+    s.add_argument("--max-token-age-s", type=int, default=14 * 86400)
+    s.set_defaults(func=run_serve)
+
+    for name, help_text in (("register-device", "register a device's keys and site"),
+                            ("audit", "a card's verification history")):
+        c = cmds.add_parser(name, help=help_text)
+        c.add_argument("--address", required=True)
+        c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
+        c.add_argument("--plaintext", action="store_true")
+        if name == "register-device":
+            c.add_argument("device_id")
+            c.add_argument("--signing-key", required=True, help="raw Ed25519 public key, hex")
+            c.add_argument("--encryption-key", required=True, help="raw X25519 public key, hex")
+            c.add_argument("--site", required=True)
+            c.set_defaults(func=run_register)
+        else:
+            c.add_argument("card_id")
+            c.add_argument("--json", action="store_true")
+            c.set_defaults(func=run_audit)
+
+    ca = sub.add_parser("ca", help="a development CA for mutual TLS")
+    ca_cmds = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    init = ca_cmds.add_parser("init")
+    init.add_argument("dir", type=Path)
+    init.set_defaults(func=lambda a: _ca_init(a))
+    issue = ca_cmds.add_parser("issue", help="a certificate for a device id, 'admin', or (--server) a host")
+    issue.add_argument("dir", type=Path)
+    issue.add_argument("name")
+    issue.add_argument("--server", action="store_true")
+    issue.set_defaults(func=lambda a: _ca_issue(a))
+
+    audit = sub.add_parser("audit", help="the device's tamper-evident audit log")
+    audit_cmds = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_cmds.add_parser("verify", help="check the hash chain of the device's decisions")
+    verify.add_argument("--data-dir", type=Path, required=True, help="the device's data_dir")
+    verify.set_defaults(func=run_audit_verify)
+
+
+def _ca_init(args: argparse.Namespace) -> int:
+    from edge.security.ca import init_ca
+
+    emit({"ca": str(init_ca(args.dir))})
+    return EXIT_OK
+
+
+def _ca_issue(args: argparse.Namespace) -> int:
+    from edge.security.ca import issue_cert
+
+    cert, key = issue_cert(args.dir, args.name, server=args.server)
+    emit({"cert": str(cert), "key": str(key)})
+    return EXIT_OK
+
+
+def admin_channel(address: str, tls_dir: Path | None, plaintext: bool) -> grpc.Channel:
+    if tls_dir is not None:
+        creds = grpc.ssl_channel_credentials((tls_dir / "ca.pem").read_bytes(), (tls_dir / "admin.key").read_bytes(),
+                                             (tls_dir / "admin.pem").read_bytes())
+        return grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "registry")])
+    if not plaintext:
+        raise ValueError("give --tls-dir (admin certificate) or --plaintext")
+    return grpc.insecure_channel(address)
+
+
+ADMIN_METADATA = (("x-edge-identity", "admin"),)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from registry.service import RegistryServer, RegistryState, TLSFiles
+    from registry.storage import open_storage
+
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    if args.tls_dir is None and not args.plaintext:
+        fail("give --tls-dir (mutual TLS) or --plaintext (local development only)")
+        return EXIT_USAGE
+    state = RegistryState.open(open_storage(args.db), args.state)
+    state.max_token_age_s = args.max_token_age_s
+    server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,
+                            allow_plaintext=args.plaintext)
+    port = server.start(args.address)
+    if args.port_file:
+        args.port_file.write_text(str(port))
+    log.warning("registry serving", extra={"fields": {"port": port, "db": args.db.split("@")[-1],
+                                                      "template_key": state.template_public_key.hex()}})
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return EXIT_OK
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+
+    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
+        reply = rpb_grpc.RegistryStub(channel).RegisterDevice(rpb.RegisterDeviceRequest(
+            device_id=args.device_id, signing_key=bytes.fromhex(args.signing_key),
+            encryption_key=bytes.fromhex(args.encryption_key), site=args.site), metadata=ADMIN_METADATA, timeout=10)
+    emit({"device_id": args.device_id, "key_id": reply.key_id})
+    return EXIT_OK
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+
+    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
+        reply = rpb_grpc.RegistryStub(channel).AuditHistory(rpb.AuditHistoryRequest(card_id=args.card_id),
+                                                            metadata=ADMIN_METADATA, timeout=10)
+    for entry in reply.entries:
+        row = {"token_id": entry.token_id, "device_id": entry.device_id, "iat": entry.iat,
+               "decision": entry.decision, "reasons": list(entry.reasons), "sequence": entry.sequence,
+               "site": entry.site, "gate": entry.gate}
+        emit(row) if args.json else print(f"{entry.iat} {entry.device_id} {entry.gate} {entry.decision} "
+                                          f"{','.join(entry.reasons)} {entry.token_id}")
+    return EXIT_OK
+
+
+def run_audit_verify(args: argparse.Namespace) -> int:
+    from edge.security.audit import verify_chain
+
+    path = args.data_dir / "outbox.sqlite"
+    if not path.is_file():
+        fail(f"{path} does not exist")
+        return EXIT_USAGE
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    result = verify_chain(db)
+    db.close()
+    emit(result)
+    return EXIT_OK if result["valid"] else EXIT_DENIED

@@ -1,0 +1,169 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IngestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INGEST_STATUS_UNSPECIFIED: _ClassVar[IngestStatus]
+    STORED: _ClassVar[IngestStatus]
+    DUPLICATE: _ClassVar[IngestStatus]
+    REJECTED: _ClassVar[IngestStatus]
+INGEST_STATUS_UNSPECIFIED: IngestStatus
+STORED: IngestStatus
+DUPLICATE: IngestStatus
+REJECTED: IngestStatus
+
+class RegisterDeviceRequest(_message.Message):
+    __slots__ = ("device_id", "signing_key", "encryption_key", "site")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_KEY_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    signing_key: bytes
+    encryption_key: bytes
+    site: str
+    def __init__(self, device_id: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., encryption_key: _Optional[bytes] = ..., site: _Optional[str] = ...) -> None: ...
+
+class RegisterDeviceResponse(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class IssueCardRequest(_message.Message):
+    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder")
+    CARD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    WARD_FIELD_NUMBER: _ClassVar[int]
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    VALID_FOR_S_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    card_type: str
+    site: str
+    ward: str
+    station: str
+    valid_for_s: int
+    template_sha256: bytes
+    model_id: str
+    holder: bytes
+    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ...) -> None: ...
+
+class IssueCardResponse(_message.Message):
+    __slots__ = ("card_id", "qr_text")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    QR_TEXT_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    qr_text: str
+    def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ...) -> None: ...
+
+class StoreTemplateRequest(_message.Message):
+    __slots__ = ("card_id", "sealed_template", "model_id")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    sealed_template: bytes
+    model_id: str
+    def __init__(self, card_id: _Optional[str] = ..., sealed_template: _Optional[bytes] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class StoreTemplateResponse(_message.Message):
+    __slots__ = ("template_sha256",)
+    TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    template_sha256: bytes
+    def __init__(self, template_sha256: _Optional[bytes] = ...) -> None: ...
+
+class SyncTemplatesRequest(_message.Message):
+    __slots__ = ("device_id",)
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    def __init__(self, device_id: _Optional[str] = ...) -> None: ...
+
+class SealedTemplate(_message.Message):
+    __slots__ = ("card_id", "sealed_template", "model_id")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    sealed_template: bytes
+    model_id: str
+    def __init__(self, card_id: _Optional[str] = ..., sealed_template: _Optional[bytes] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class SyncTemplatesResponse(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[SealedTemplate]
+    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ...) -> None: ...
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Document(_message.Message):
+    __slots__ = ("version", "json")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    json: str
+    def __init__(self, version: _Optional[int] = ..., json: _Optional[str] = ...) -> None: ...
+
+class IngestTokensRequest(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tokens: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class IngestResult(_message.Message):
+    __slots__ = ("token_id", "status", "reason")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    status: IngestStatus
+    reason: str
+    def __init__(self, token_id: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IngestTokensResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[IngestResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ...) -> None: ...
+
+class AuditHistoryRequest(_message.Message):
+    __slots__ = ("card_id",)
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    def __init__(self, card_id: _Optional[str] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("token_id", "device_id", "iat", "decision", "reasons", "sequence", "site", "gate")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    IAT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    device_id: str
+    iat: int
+    decision: str
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    sequence: int
+    site: str
+    gate: str
+    def __init__(self, token_id: _Optional[str] = ..., device_id: _Optional[str] = ..., iat: _Optional[int] = ..., decision: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., sequence: _Optional[int] = ..., site: _Optional[str] = ..., gate: _Optional[str] = ...) -> None: ...
+
+class AuditHistoryResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,106 @@
+"""Background delivery of the outbox to the registry: batches, exponential back-off with jitter.
+
+At-least-once: a token is marked delivered only after the registry answers STORED or DUPLICATE, so a
+crash between the answer and the mark just sends it again (the registry stores it once). A REJECTED
+token will never be accepted; it is parked with its reason (visible in health) instead of retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from edge.errors import RegistryUnavailable
+from edge.registry_client.outbox import Outbox
+from edge.registry_client.transport import RegistryTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    rejected: int = 0
+    failures: int = 0
+    last_error: str = ""
+    last_success: float = 0.0
+    rejections: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Deliverer:
+    def __init__(self, outbox: Outbox, transport: RegistryTransport, *, batch: int = 100, base_delay_s: float = 0.5,
+                 max_delay_s: float = 60.0, idle_s: float = 1.0, max_per_s: float = 50.0) -> None:
+        """``max_per_s`` caps the drain rate so a registry coming back from an outage is not flooded by
+        every gate's backlog at once."""
+        self.outbox = outbox
+        self.transport = transport
+        self.batch = batch
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.idle_s = idle_s
+        self.max_per_s = max_per_s
+        self.stats = DeliveryStats()
+        self._consecutive_failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def backoff(self) -> float:
+        """Full-jitter exponential back-off: uniform in [0.5, 1] x min(max, base x 2^failures)."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** min(self._consecutive_failures, 16)))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def run_once(self) -> int:
+        """Deliver one batch; returns how many tokens left the queue (delivered or parked)."""
+        pending = self.outbox.pending(self.batch)
+        if not pending:
+            return 0
+        try:
+            results = self.transport.ingest([token for _, token, _ in pending])
+        except RegistryUnavailable as exc:
+            self._consecutive_failures += 1
+            self.stats.failures += 1
+            self.stats.last_error = exc.message
+            retry_at = time.time() + self.backoff()
+            for token_id, _, _ in pending:
+                self.outbox.mark_failed(token_id, retry_at)
+            log.warning("registry unavailable, will retry", extra={"fields": {
+                "pending": len(pending), "retry_in_s": round(retry_at - time.time(), 2), "error": exc.code}})
+            return 0
+        self._consecutive_failures = 0
+        done = [r.token_id for r in results if r.status in ("stored", "duplicate")]
+        self.outbox.mark_delivered(done)
+        for r in results:
+            if r.status == "rejected":
+                self.outbox.mark_rejected(r.token_id, r.reason)
+                self.stats.rejections.append((r.token_id, r.reason))
+                log.error("token rejected by the registry", extra={"fields": {"token_id": r.token_id,
+                                                                               "reason": r.reason}})
+        self.stats.delivered += len(done)
+        self.stats.rejected += len(results) - len(done)
+        self.stats.last_success = time.time()
+        return len(results)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                moved = self.run_once()
+            except Exception:  # never let the delivery thread die; the next round retries
+                log.exception("delivery round failed")
+                moved = 0
+            if not moved:
+                self._stop.wait(self.idle_s)
+            else:
+                self._stop.wait(max(0.0, moved / self.max_per_s - (time.monotonic() - began)))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="edge-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)

@@ -1,0 +1,97 @@
+"""How the device talks to the registry: one small interface, a gRPC implementation (mutual TLS), and an
+in-memory one that calls a registry's storage directly (unit tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from edge.errors import RegistryUnavailable
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    token_id: str
+    status: str  # "stored" | "duplicate" | "rejected"
+    reason: str = ""
+
+
+class RegistryTransport(Protocol):
+    def ingest(self, tokens: list[bytes]) -> list[IngestResult]: ...
+
+    def trust_list(self) -> tuple[int, str]: ...
+
+    def revocations(self) -> tuple[int, str]: ...
+
+    def templates(self, device_id: str) -> list[tuple[str, bytes, str]]: ...
+
+    def store_template(self, card_id: str, sealed: bytes, model_id: str) -> bytes: ...
+
+
+STATUS = {rpb.STORED: "stored", rpb.DUPLICATE: "duplicate", rpb.REJECTED: "rejected"}
+UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+               grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED}
+
+
+class GrpcTransport:
+    """gRPC to the registry. ``tls`` = (ca, cert, key) files for mutual TLS; ``identity`` is only sent
+    in explicitly configured plaintext development mode."""
+
+    def __init__(self, address: str, *, tls: tuple[Path, Path, Path] | None, identity: str = "",
+                 server_name: str | None = None, timeout_s: float = 10.0) -> None:
+        # gRPC's own reconnect back-off grows to 120 s by default: after an outage the device would notice
+        # the registry's return minutes late. Our deliverer paces retries itself, so keep this one short.
+        options: list[tuple[str, object]] = [("grpc.initial_reconnect_backoff_ms", 500),
+                                             ("grpc.min_reconnect_backoff_ms", 500),
+                                             ("grpc.max_reconnect_backoff_ms", 5000)]
+        if tls is not None:
+            ca, cert, key = tls
+            credentials = grpc.ssl_channel_credentials(ca.read_bytes(), key.read_bytes(), cert.read_bytes())
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+            self._metadata: tuple = ()
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+            self._metadata = (("x-edge-identity", identity),)
+        self._stub = rpb_grpc.RegistryStub(self._channel)
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, request: object) -> object:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in UNAVAILABLE:
+                raise RegistryUnavailable(f"registry unreachable: {code}: {exc.details()}") from exc
+            raise RegistryUnavailable(f"registry refused {method}: {code}: {exc.details()}",
+                                      code="registry_refused") from exc
+
+    def ingest(self, tokens: list[bytes]) -> list[IngestResult]:
+        reply = self._call("IngestTokens", rpb.IngestTokensRequest(tokens=tokens))
+        return [IngestResult(r.token_id, STATUS.get(r.status, "rejected"), r.reason) for r in reply.results]  # type: ignore[attr-defined]
+
+    def trust_list(self) -> tuple[int, str]:
+        doc = self._call("GetTrustList", rpb.Empty())
+        return doc.version, doc.json  # type: ignore[attr-defined]
+
+    def revocations(self) -> tuple[int, str]:
+        doc = self._call("GetRevocations", rpb.Empty())
+        return doc.version, doc.json  # type: ignore[attr-defined]
+
+    def templates(self, device_id: str) -> list[tuple[str, bytes, str]]:
+        reply = self._call("SyncTemplates", rpb.SyncTemplatesRequest(device_id=device_id))
+        return [(t.card_id, t.sealed_template, t.model_id) for t in reply.templates]  # type: ignore[attr-defined]
+
+    def store_template(self, card_id: str, sealed: bytes, model_id: str) -> bytes:
+        reply = self._call("StoreTemplate", rpb.StoreTemplateRequest(card_id=card_id, sealed_template=sealed,
+                                                                     model_id=model_id))
+        return reply.template_sha256  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._channel.close()

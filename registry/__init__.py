@@ -1,0 +1,1 @@
+"""Reference central card registry: devices, cards, templates, trust/revocation lists, token ingest, audit."""

@@ -1,0 +1,135 @@
+"""Fixtures for the registry: a dev PKI, both storage backends (a real PostgreSQL server started here),
+and helpers that run the registry and the device daemon as real processes."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from edge.security.ca import init_ca, issue_cert
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pki")
+    init_ca(folder)
+    issue_cert(folder, "registry", server=True)
+    for name in ("admin", "dev-a", "dev-b", "dev-unregistered"):
+        issue_cert(folder, name)
+    return folder
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not installed (scripts/test.sh installs Debian's postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="edge-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
+    run(str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "edge", "--no-sync")
+    run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql://edge@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
+def admin_stub(port: int, pki: Path) -> rpb_grpc.RegistryStub:
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "admin.key").read_bytes(),
+                                         (pki / "admin.pem").read_bytes())
+    channel = grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override",
+                                                                        "registry")])
+    return rpb_grpc.RegistryStub(channel)
+
+
+class Process:
+    """A child process of `python -m edge ...` with a port file, restartable on the same port."""
+
+    def __init__(self, args: list[str], port_file: Path, log: Path) -> None:
+        self.args, self.port_file, self.log = args, port_file, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> int:
+        self.port_file.unlink(missing_ok=True)
+        handle = self.log.open("a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", *self.args, "--port-file", str(self.port_file)],
+                                     stdout=handle, stderr=handle)
+        deadline = time.time() + timeout
+        while not (self.port_file.exists() and self.port_file.read_text()):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited: {self.log.read_text()[-2000:]}")
+            if time.time() > deadline:
+                raise TimeoutError(self.log.read_text()[-2000:])
+            time.sleep(0.05)
+        return int(self.port_file.read_text())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def registry_process(tmp: Path, db_url: str, pki: Path, port: int) -> Process:
+    return Process(["registry", "serve", "--db", db_url, "--state", str(tmp / "registry-state"), "--address",
+                    f"127.0.0.1:{port}", "--tls-dir", str(pki)], tmp / "registry.port", tmp / "registry.log")
+
+
+def register(stub: rpb_grpc.RegistryStub, device_id: str, keys_dir: Path, site: str) -> None:
+    from edge.security.keys import DeviceKey
+    from edge.security.sealing import load_or_create_x25519, raw_public
+
+    key = DeviceKey.load_or_create(keys_dir)
+    enc = load_or_create_x25519(keys_dir)
+    stub.RegisterDevice(rpb.RegisterDeviceRequest(device_id=device_id, signing_key=key.public_raw,
+                                                  encryption_key=raw_public(enc.public_key()), site=site), timeout=10)

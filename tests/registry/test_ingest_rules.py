@@ -1,0 +1,125 @@
+"""The registry over mutual TLS on both storage backends: ingest rules, identity, templates, audit."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from edge.registry_client.transport import GrpcTransport
+from edge.security.clock import ClockGuard
+from edge.security.keys import DeviceKey
+from edge.security.sealing import load_or_create_x25519, seal, unseal
+from edge.security.tokens import TokenContent, TokenSigner
+from registry.service import RegistryServer, RegistryState, TLSFiles
+from registry.storage import open_storage
+
+from .conftest import admin_stub, register
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def registry(tmp_path, db_url, pki):
+    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    yield state, port
+    server.stop(0.5)
+
+
+def device_transport(port, pki, name):
+    return GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / f"{name}.pem", pki / f"{name}.key"),
+                         server_name="registry")
+
+
+def make_token(key: DeviceKey, device_id: str, *, now: float | None = None, card: str = "c1") -> bytes:
+    clock = ClockGuard(clock=lambda: now if now is not None else time.time())
+    content = TokenContent(card_id=card, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16), decision="ALLOW",
+                           reasons=["OK"], checks={}, site="ward-7", gate="g1", revocation_version=1, sequence=1)
+    return TokenSigner(key, device_id, clock=clock).sign(content)[0]
+
+
+def test_ingest_stores_once_and_rejects_with_reasons(registry, pki, tmp_path):
+    state, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    key_a = DeviceKey.load_or_create(tmp_path / "a")
+    transport = device_transport(port, pki, "dev-a")
+
+    good = make_token(key_a, "dev-a", card="card-1")
+    forged = make_token(DeviceKey.load_or_create(tmp_path / "mallory"), "dev-a")  # right name, wrong key
+    unregistered = make_token(DeviceKey.load_or_create(tmp_path / "u"), "dev-unregistered")
+    stale = make_token(key_a, "dev-a", now=time.time() - 30 * 86400)
+    future = make_token(key_a, "dev-a", now=time.time() + 3600)
+    results = transport.ingest([good, good, forged, unregistered, stale, future, b"\x00garbage"])
+    assert [(r.status, r.reason) for r in results] == [
+        ("stored", ""), ("duplicate", ""), ("rejected", "bad_signature"), ("rejected", "unknown_device"),
+        ("rejected", "stale_iat"), ("rejected", "stale_iat"), ("rejected", "malformed")]
+    assert transport.ingest([good])[0].status == "duplicate"  # a replay later: still stored once
+    assert state.storage.token_count() == 1
+    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id="card-1"), timeout=10).entries
+    assert [(e.device_id, e.decision, e.gate) for e in history] == [("dev-a", "ALLOW", "g1")]
+
+
+def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path):
+    _, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    register(admin, "dev-b", tmp_path / "b", "ward-7")
+    token_a = make_token(DeviceKey.load_or_create(tmp_path / "a"), "dev-a")
+    [result] = device_transport(port, pki, "dev-b").ingest([token_a])
+    assert (result.status, result.reason) == ("rejected", "wrong_device")
+
+
+def test_mutual_tls_is_required(registry, pki, tmp_path):
+    _, port = registry
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # no TLS at all
+        with pytest.raises(grpc.RpcError) as e:
+            rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes())  # server-auth only, no client cert
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds,
+                             options=[("grpc.ssl_target_name_override", "registry")]) as channel:
+        with pytest.raises(grpc.RpcError):
+            rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+    # A valid certificate of a device the registry does not know.
+    with pytest.raises(Exception) as e2:
+        device_transport(port, pki, "dev-unregistered").trust_list()
+    assert "not a registered device" in str(e2.value)
+    # Devices cannot call admin methods.
+    register(admin_stub(port, pki), "dev-a", tmp_path / "a", "ward-7")
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "dev-a.key").read_bytes(),
+                                         (pki / "dev-a.pem").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds,
+                             options=[("grpc.ssl_target_name_override", "registry")]) as channel:
+        with pytest.raises(grpc.RpcError) as e3:
+            rpb_grpc.RegistryStub(channel).AuditHistory(rpb.AuditHistoryRequest(card_id="x"), timeout=5)
+    assert e3.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_templates_travel_sealed_and_only_to_the_site(registry, pki, tmp_path):
+    state, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    register(admin, "dev-b", tmp_path / "b", "ward-9")
+    template = np.random.default_rng(1).normal(size=128).astype("<f4")
+    sealed = seal(state.template_public_key, template.tobytes(), b"card-7")
+    transport_a = device_transport(port, pki, "dev-a")
+    commitment = transport_a.store_template("card-7", sealed, "sface")
+    import hashlib
+
+    assert commitment == hashlib.sha256(template.tobytes()).digest()
+    [(card_id, sealed_for_a, _)] = transport_a.templates("dev-a")
+    assert card_id == "card-7" and template.tobytes() not in sealed_for_a
+    opened = unseal(load_or_create_x25519(tmp_path / "a"), sealed_for_a, b"card-7")
+    assert opened == template.tobytes()
+    assert device_transport(port, pki, "dev-b").templates("dev-b") == []  # another site gets nothing
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site="ward-7",
+                                                template_sha256=commitment), timeout=10)
+    assert card.qr_text.startswith("EHC1:") and len(card.card_id) == 32
