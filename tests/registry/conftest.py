@@ -3,15 +3,10 @@ and helpers that run the registry and the device daemon as real processes."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import grpc
@@ -38,32 +33,14 @@ def pki(tmp_path_factory) -> Path:
     return folder
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
-    bindir = _pg_bin()
-    if bindir is None:
+    from registry.dev_postgres import server_binaries, throwaway_server
+
+    if server_binaries() is None:
         pytest.skip("PostgreSQL server binaries not installed (scripts/test.sh installs Debian's postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="edge-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
-    run(str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "edge", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    try:
-        yield f"postgresql://edge@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -71,13 +48,9 @@ def db_url(request, tmp_path) -> str:
     """A fresh, empty database on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite'}"
-    import psycopg
+    from registry.dev_postgres import create_database
 
-    server = request.getfixturevalue("postgres_server")
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
+    return create_database(request.getfixturevalue("postgres_server"))
 
 
 def admin_stub(port: int, pki: Path) -> rpb_grpc.RegistryStub:

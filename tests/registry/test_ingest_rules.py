@@ -79,15 +79,13 @@ def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path)
 
 def test_mutual_tls_is_required(registry, pki, tmp_path):
     _, port = registry
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # no TLS at all
-        with pytest.raises(grpc.RpcError) as e:
-            rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as e:  # no TLS
+        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes())  # server-auth only, no client cert
-    with grpc.secure_channel(f"127.0.0.1:{port}", creds,
-                             options=[("grpc.ssl_target_name_override", "registry")]) as channel:
-        with pytest.raises(grpc.RpcError):
-            rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+    options = [("grpc.ssl_target_name_override", "registry")]
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel, pytest.raises(grpc.RpcError):
+        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
     # A valid certificate of a device the registry does not know.
     with pytest.raises(Exception) as e2:
         device_transport(port, pki, "dev-unregistered").trust_list()
@@ -96,10 +94,9 @@ def test_mutual_tls_is_required(registry, pki, tmp_path):
     register(admin_stub(port, pki), "dev-a", tmp_path / "a", "ward-7")
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "dev-a.key").read_bytes(),
                                          (pki / "dev-a.pem").read_bytes())
-    with grpc.secure_channel(f"127.0.0.1:{port}", creds,
-                             options=[("grpc.ssl_target_name_override", "registry")]) as channel:
-        with pytest.raises(grpc.RpcError) as e3:
-            rpb_grpc.RegistryStub(channel).AuditHistory(rpb.AuditHistoryRequest(card_id="x"), timeout=5)
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel, \
+            pytest.raises(grpc.RpcError) as e3:
+        rpb_grpc.RegistryStub(channel).AuditHistory(rpb.AuditHistoryRequest(card_id="x"), timeout=5)
     assert e3.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
