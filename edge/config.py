@@ -76,6 +76,9 @@ class SiteConfig(_Strict):
     card_timeout_s: float = Field(4.0, gt=0, description="How long to look for a card QR code, seconds.")
     liveness_frames: int = Field(45, ge=8, le=300, description="Frames in the liveness window.")
     session_budget_s: float = Field(12.0, gt=0, description="Whole-session time budget, seconds.")
+    max_failures: int = Field(5, ge=1, description="Failed face/liveness sessions before a cool-down.")
+    failure_window_s: float = Field(120.0, gt=0, description="Window in which failures are counted, seconds.")
+    cooldown_s: float = Field(60.0, ge=0, description="Cool-down after too many failures, seconds.")
 
 
 class LivenessConfig(_Strict):

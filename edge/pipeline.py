@@ -23,6 +23,7 @@ from edge.credential.model import Card
 from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, SecurityError
 from edge.liveness.checker import LivenessChecker, LivenessResult
+from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import Challenge
 from edge.qr.stage import QRStage
 from edge.registry_client.outbox import Outbox
@@ -51,7 +52,10 @@ MESSAGES = {
     "TIME_BUDGET": "Took too long, please try again", "CLOCK_UNTRUSTED": "Device clock not synchronised",
     "CANCELLED": "Cancelled", "FACE_CHANGED": "Another person stepped in, please try again",
     "DATA_STALE": "This gate has been offline too long to check cards; please see staff",
+    "RATE_LIMITED": "Too many attempts; please wait a minute or ask staff",
 }
+#: Failures that count towards the gate's rate limit: guesses at the face or liveness checks.
+LIMITED_REASONS = {"LIVENESS_FAILED", "CHALLENGE_FAILED", "FACE_MISMATCH"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +102,8 @@ EventSink = Callable[[str, str], None]  # (kind, text): kind is "prompt" or a st
 class VerificationPipeline:
     def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
                  liveness: LivenessChecker, matcher: CosineMatcher, signer: TokenSigner, outbox: Outbox,
-                 policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None) -> None:
+                 policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None,
+                 limiter: FailureLimiter | None = None) -> None:
         """``data_age()``: seconds since the last registry sync (None: standalone, local files only)."""
         self.qr = qr
         self.cards = cards
@@ -111,10 +116,22 @@ class VerificationPipeline:
         self.policy = policy
         self.model_id = model_id
         self.data_age = data_age
+        self.limiter = limiter or FailureLimiter()
 
     def verify(self, source: FrameSource, *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
                on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
         """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
+        wait = self.limiter.blocked_for()
+        if wait > 0:
+            return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
+                           prompts=[f"Please wait {int(wait) + 1} s before trying again"])
+        outcome = self._session(source, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event,
+                                cancelled=cancelled)
+        self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
+        return outcome
+
+    def _session(self, source: FrameSource, *, nonce: bytes, card_text: str | None, deadline: float | None,
+                 on_event: EventSink | None, cancelled: Callable[[], bool] | None) -> Outcome:
         start = time.monotonic()
         budget_end = start + self.policy.session_budget_s
         deadline = min(deadline, budget_end) if deadline is not None else budget_end

@@ -29,6 +29,7 @@ from edge.errors import ConfigError
 from edge.liveness import kernels
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.pad import PADModel
+from edge.liveness.ratelimit import FailureLimiter
 from edge.pipeline import Outcome, SitePolicy, VerificationPipeline
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -113,7 +114,10 @@ class EdgeDaemon:
                                              templates=self.templates, faces=self.faces, liveness=self.liveness,
                                              matcher=CosineMatcher(config.face.match_threshold), signer=self.signer,
                                              outbox=self.outbox, policy=policy, model_id=self.model_id,
-                                             data_age=self.syncer.age_s if self.syncer else None)
+                                             data_age=self.syncer.age_s if self.syncer else None,
+                                             limiter=FailureLimiter(max_failures=config.site.max_failures,
+                                                                    window_s=config.site.failure_window_s,
+                                                                    cooldown_s=config.site.cooldown_s))
         replay_options = {"realtime": config.camera.replay_realtime}
         self.source_factory = source_factory or (lambda: open_source(config.camera.source, **replay_options))
         self.camera_lock = threading.Lock()

@@ -46,7 +46,7 @@ def make_config(folder: Path, issuer: DevIssuer, **server: object) -> object:
     return config_from_dict({
         "device": {"id": "edge-test-1", "data_dir": str(folder)},
         "card": {"trust_list": str(issuer.trust_path), "revocations": str(issuer.revocations_path)},
-        "site": {"id": "ward-7", "gate_id": "gate-a", "require_challenge": False},
+        "site": {"id": "ward-7", "gate_id": "gate-a", "require_challenge": False, "max_failures": 1000},
         "camera": {"source": "replay:/nonexistent", "wait_s": 0.2},
         "server": {"address": "127.0.0.1:0", "grace_s": 5, **server},
     }, "test")

@@ -157,3 +157,56 @@ def test_session_stream_must_start_with_start(channel):
     with pytest.raises(grpc.RpcError) as e:
         list(stub.VerifySession(iter([pb.SessionClientMessage(cancel=True)]), timeout=10))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_repeated_failures_at_a_gate_are_rate_limited(tmp_path, world, testdata, face_stage):
+    from .conftest import Camera
+
+    config = make_config(tmp_path, world.issuer)
+    config = config.model_copy(update={"site": config.site.model_copy(update={"max_failures": 2,
+                                                                               "cooldown_s": 60.0})})
+    camera = Camera(scene=world.scenes["other"])  # the enrolled face is another person's: FACE_MISMATCH
+    daemon = EdgeDaemon(config, source_factory=camera)
+    enroll(daemon, world, testdata, face_stage)
+    daemon.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+            got = [names(stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)) for _ in range(3)]
+            camera.scene = world.scenes["holder"]  # even the right person waits out the cool-down
+            got.append(names(stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)))
+        assert got == [("DENY", ["FACE_MISMATCH"])] * 2 + [("RETRY", ["RATE_LIMITED"])] * 2
+    finally:
+        daemon.stop(1.0)
+
+
+def test_enroll_keeps_the_template_and_returns_only_its_digest_and_a_sealed_copy(tmp_path, world, testdata,
+                                                                                 face_stage):
+    import numpy as np
+
+    from edge.security.sealing import load_or_create_x25519, raw_public, unseal
+
+    from .conftest import Camera
+
+    registry_key = load_or_create_x25519(tmp_path / "registry-keys")
+    config = make_config(tmp_path / "device", world.issuer)
+    config = config.model_copy(update={"registry": config.registry.model_copy(update={
+        "public_key": raw_public(registry_key.public_key()).hex()})})
+    daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["holder"]))
+    daemon.start()
+    try:
+        card_id = "ab" * 16
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            reply = pb_grpc.EnrollmentServiceStub(channel).Enroll(pb.EnrollRequest(card_id=card_id, frames=5),
+                                                                  timeout=60)
+            with pytest.raises(grpc.RpcError) as e:
+                pb_grpc.EnrollmentServiceStub(channel).Enroll(pb.EnrollRequest(card_id="zz"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stored = daemon.templates.get(card_id, commitment=bytes.fromhex(reply.template_sha256),
+                                      model_id=reply.model_id)
+        assert float(stored @ world.holder_template) > 0.5  # the enrolled face is the holder's
+        opened = np.frombuffer(unseal(registry_key, reply.sealed_template, card_id.encode()), dtype="<f4")
+        np.testing.assert_array_equal(opened, stored)
+        assert stored.tobytes() not in reply.SerializeToString()  # only sealed, never in the clear
+    finally:
+        daemon.stop(1.0)

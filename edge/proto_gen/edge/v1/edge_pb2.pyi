@@ -38,6 +38,7 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANCELLED: _ClassVar[ReasonCode]
     FACE_CHANGED: _ClassVar[ReasonCode]
     DATA_STALE: _ClassVar[ReasonCode]
+    RATE_LIMITED: _ClassVar[ReasonCode]
 DECISION_UNSPECIFIED: Decision
 ALLOW: Decision
 DENY: Decision
@@ -64,6 +65,7 @@ CLOCK_UNTRUSTED: ReasonCode
 CANCELLED: ReasonCode
 FACE_CHANGED: ReasonCode
 DATA_STALE: ReasonCode
+RATE_LIMITED: ReasonCode
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")
