@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.camera.sources import FrameSource
+from edge.credential.codec import loads_exact
 from edge.credential.model import Card
 from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, SecurityError
@@ -240,8 +241,6 @@ class VerificationPipeline:
         """The card id of a card whose signature verified but a later check failed (for the audit token)."""
         try:
             payload, _, _, _ = self.cards.check_signature(text)
-            from edge.credential.codec import loads_exact
-
             cti = loads_exact(payload).get(7)
             return cti.hex() if isinstance(cti, bytes) else ""
         except Exception:

@@ -7,6 +7,7 @@ the ``x-edge-identity`` metadata instead, and the server logs that it is insecur
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -103,8 +104,6 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "device_id, 32-byte signing and encryption keys needed")
         self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
                                                         request.encryption_key, request.site))
-        import hashlib
-
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
     def IssueCard(self, request, context):
@@ -127,8 +126,6 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             template = unseal(key, request.sealed_template, request.card_id.encode())
         except SecurityError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        import hashlib
-
         commitment = hashlib.sha256(template).digest()
         site = device.site if device else "*"
         self.state.storage.put_template(request.card_id, request.sealed_template, request.model_id, commitment, site)

@@ -19,6 +19,16 @@ from edge.credential.keys import PublicKey, key_id, public_pem
 from edge.errors import ConfigError
 
 
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} is not a JSON object")
+    return data
+
+
 @dataclass(frozen=True)
 class TrustedIssuer:
     issuer: str
@@ -57,10 +67,7 @@ class TrustList:
 
     @classmethod
     def load(cls, path: Path) -> TrustList:
-        try:
-            return cls.from_json(json.loads(path.read_text()), str(path))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read trust list {path}: {exc}") from exc
+        return cls.from_json(_read_json(path, "trust list"), str(path))
 
 
 def revocation_handle(card_id: bytes) -> bytes:
@@ -93,7 +100,4 @@ class RevocationList:
 
     @classmethod
     def load(cls, path: Path) -> RevocationList:
-        try:
-            return cls.from_json(json.loads(path.read_text()), str(path))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read revocation list {path}: {exc}") from exc
+        return cls.from_json(_read_json(path, "revocation list"), str(path))

@@ -15,7 +15,7 @@ import numpy as np
 
 from edge import __version__
 from edge.credential.verifier import CardVerifier
-from edge.errors import CredentialError, EdgeError, NoFaceError
+from edge.errors import CredentialError, NoFaceError
 from edge.pipeline import CARD_REASONS, Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -183,4 +183,4 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                              config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True))
 
 
-__all__ = ["CardServicer", "DeviceServicer", "EdgeError", "EnrollmentServicer", "VerificationServicer"]
+__all__ = ["CardServicer", "DeviceServicer", "EnrollmentServicer", "VerificationServicer"]

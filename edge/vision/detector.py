@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 
+from edge.errors import ModelError
 from edge.vision.runtime import InferenceBackend
 from edge.vision.types import Face
 
@@ -42,9 +43,11 @@ def decode(outputs: list[np.ndarray], width: int, height: int, score_threshold: 
             continue
         bbox = outputs[i + 2 * n].reshape(-1, 4)[keep]
         kps = outputs[i + 3 * n].reshape(-1, 10)[keep]
+        if cols * lines != cls.size:
+            raise ModelError(f"detector output of {cls.size} anchors does not fit a {cols}x{lines} grid at stride "
+                             f"{stride}: not the expected YuNet model", code="model_runtime")
         c = (keep % cols).astype(np.float32)
         r = (keep // cols).astype(np.float32)
-        assert cols * lines == cls.size, "output size does not match the input grid"
         cx = (c + bbox[:, 0]) * stride
         cy = (r + bbox[:, 1]) * stride
         w = np.exp(bbox[:, 2]) * stride
