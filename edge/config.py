@@ -38,6 +38,8 @@ class ModelsConfig(_Strict):
 class FaceConfig(_Strict):
     detect_max_side: int = Field(640, ge=160, le=4096, description="Frames are downscaled so the long side "
                                                                    "is at most this many pixels before detection.")
+    detect_retry_max_side: int = Field(1600, ge=160, le=8192, description="When a large frame shows no face, "
+                                                                         "retry with its long side at most this.")
     score_threshold: float = Field(0.8, gt=0, lt=1, description="YuNet face score threshold (0..1).")
     nms_threshold: float = Field(0.3, gt=0, lt=1, description="IoU above which overlapping boxes are merged.")
     match_threshold: float = Field(DEFAULT_MATCH_THRESHOLD, ge=-1, le=1,

@@ -1,7 +1,9 @@
 """Load still images safely: size checked from the header before any pixel is decoded.
 
 Every image leaves here as a contiguous BGR uint8 array (H, W, 3): grey is expanded, alpha is composited
-over mid-grey (transparent pixels carry arbitrary colour), 16-bit is scaled to 8-bit. Anything else is an
+over mid-grey (transparent pixels carry arbitrary colour), 16-bit is scaled to 8-bit, and a JPEG's or
+TIFF's EXIF orientation is applied (phones store portraits sideways with a rotate tag; ignoring it hands
+the detector a face lying on its side). Anything else is an
 :class:`ImageError` with a reason code; nothing here raises a bare OpenCV error.
 """
 
@@ -98,8 +100,12 @@ def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PI
     if size is not None:
         check_pixels(*size, limit=max_pixels, source=source)
     buffer = np.frombuffer(data, dtype=np.uint8)
+    # IMREAD_UNCHANGED keeps alpha but ignores EXIF orientation; JPEG has no alpha and JPEG/TIFF are where
+    # orientation tags live, so those decode with orientation applied (depth and colour kept).
+    oriented = data[:2] == b"\xff\xd8" or data[:4] in (b"II*\x00", b"MM\x00*")
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if oriented else cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH
     try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        image = cv2.imdecode(buffer, flags)
     except cv2.error as exc:
         raise ImageError(f"{source}: cannot decode image ({exc.err})", code="image_unreadable") from exc
     if image is None or image.size == 0:

@@ -78,3 +78,27 @@ def test_limit_is_configurable():
     with pytest.raises(ImageError) as e:
         decode_image(_png(img), max_pixels=5000)
     assert e.value.code == "image_too_large"
+
+
+def _with_exif_orientation(jpg: bytes, orientation: int) -> bytes:
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 0x0112, 3, 1, orientation)
+    tiff += struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:]
+
+
+def test_exif_orientation_is_applied():
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, :20] = 255  # a white band on the left
+    _, buf = cv2.imencode(".jpg", img)
+    plain = decode_image(buf.tobytes())
+    assert plain.shape == (40, 80, 3)
+    rotated = decode_image(_with_exif_orientation(buf.tobytes(), 6))  # "rotate 90 CW to display"
+    assert rotated.shape == (80, 40, 3)
+    assert rotated[:20].mean() > 200 and rotated[-20:].mean() < 50  # the band is now at the top
+
+
+def test_grey_jpeg_becomes_bgr():
+    _, buf = cv2.imencode(".jpg", np.full((30, 30), 90, np.uint8))
+    out = decode_image(buf.tobytes())
+    assert out.shape == (30, 30, 3) and abs(int(out[0, 0, 0]) - 90) <= 2

@@ -43,7 +43,8 @@ def build_face_stage(config: EdgeConfig) -> FaceStage:
                            min_brightness=face.min_brightness, max_brightness=face.max_brightness)
     return FaceStage.from_models(config.models.dir, threads=config.models.threads,
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
-                                 flip_fusion=face.flip_fusion, limits=limits)
+                                 flip_fusion=face.flip_fusion, limits=limits,
+                                 retry_max_side=face.detect_retry_max_side)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Pre-processing: a large frame is downscaled (INTER_AREA) so its long side is at most ``max_side`` pixels
 (YuNet's landmarks, and so the match, degrade badly on multi-megapixel input), then zero-padded at the
-bottom-right to a multiple of 32; YuNet takes raw BGR 0..255 in NCHW. Post-processing follows OpenCV's
+bottom-right to a multiple of 32; YuNet takes raw BGR 0..255 in NCHW. When nothing is found in a frame
+larger than that, one retry runs at up to ``retry_max_side`` pixels: a small face in a big photo (a
+distant snapshot, a scanned document) can shrink below YuNet's ~10 px floor in the first pass. Post-processing follows OpenCV's
 ``FaceDetectorYN``: anchor-free decoding on strides 8/16/32, score = sqrt(cls * obj), greedy NMS, and
 coordinates mapped back to the original frame.
 """
@@ -90,9 +92,10 @@ class FaceDetector:
     """Finds faces in a BGR frame. ``detect`` returns faces in original-frame pixels, best first."""
 
     def __init__(self, backend: InferenceBackend, *, max_side: int = 640, score_threshold: float = 0.8,
-                 nms_threshold: float = 0.3, top_k: int = 50) -> None:
+                 nms_threshold: float = 0.3, top_k: int = 50, retry_max_side: int = 1600) -> None:
         self.backend = backend
         self.max_side = max_side
+        self.retry_max_side = retry_max_side
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
@@ -100,10 +103,10 @@ class FaceDetector:
     def warm_up(self) -> None:
         self.detect(np.zeros((240, 320, 3), dtype=np.uint8))
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+    def prepare(self, image: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:
         """Return the NCHW float32 network input and the scale from frame to network pixels."""
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, (max_side or self.max_side) / max(height, width))
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -114,7 +117,13 @@ class FaceDetector:
         return tensor, scale
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        tensor, scale = self.prepare(image)
+        faces = self._detect_at(image, self.max_side)
+        if not faces and max(image.shape[:2]) > self.max_side and self.retry_max_side > self.max_side:
+            faces = self._detect_at(image, self.retry_max_side)
+        return faces
+
+    def _detect_at(self, image: np.ndarray, max_side: int) -> list[Face]:
+        tensor, scale = self.prepare(image, max_side)
         outputs = self.backend.run(tensor)
         rows = decode(outputs, tensor.shape[3], tensor.shape[2], self.score_threshold)
         if rows.shape[0] == 0:

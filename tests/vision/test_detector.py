@@ -94,3 +94,24 @@ def test_small_frame_is_padded_not_resized():
     detector.detect(frame)
     assert backend.seen.shape == (1, 3, 128, 160)
     assert backend.seen[0, 0, 99, 149] == 7 and backend.seen[0, 0, 100, 150] == 0  # raw BGR, zero pad
+
+
+def test_retry_at_a_larger_size_only_when_nothing_is_found():
+    class Counting(_FakeBackend):
+        def __init__(self, answer_from_width):
+            super().__init__()
+            self.widths = []
+            self.answer_from_width = answer_from_width
+
+        def run(self, tensor):
+            self.widths.append(tensor.shape[3])
+            if tensor.shape[3] >= self.answer_from_width:
+                return super().run(tensor)
+            return _outputs(tensor.shape[3], tensor.shape[2], [])
+
+    backend = Counting(answer_from_width=1000)
+    faces = FaceDetector(backend, max_side=640, retry_max_side=1600).detect(np.zeros((1500, 2000, 3), np.uint8))
+    assert backend.widths == [640, 1600] and len(faces) == 1
+    backend = Counting(answer_from_width=0)
+    FaceDetector(backend, max_side=640).detect(np.zeros((1500, 2000, 3), np.uint8))
+    assert backend.widths == [640]  # found at once: no retry

@@ -87,3 +87,16 @@ def test_no_face_in_blank_and_noise(face_stage):
                   np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)):
         with pytest.raises(NoFaceError):
             face_stage.embed_image(image)
+
+
+def test_small_face_in_a_large_photo_is_found_by_the_retry(testdata, face_stage):
+    import cv2
+
+    portrait = load_image(testdata / "faces" / "people" / "obama" / "obama.jpg")
+    face = face_stage.detector.detect(portrait)[0]
+    small = cv2.resize(portrait, None, fx=60 / face.box[2], fy=60 / face.box[2], interpolation=cv2.INTER_AREA)
+    canvas = np.full((3000, 4000, 3), 120, np.uint8)
+    canvas[1000:1000 + small.shape[0], 1500:1500 + small.shape[1]] = small
+    found = face_stage.embed_image(canvas)  # a 60 px face is ~10 px after the first pass's downscale
+    reference = face_stage.embed_image(portrait)
+    assert found.face.box[0] > 1400 and float(found.vector @ reference.vector) > 0.5
