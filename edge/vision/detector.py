@@ -4,9 +4,9 @@ Pre-processing: a large frame is downscaled (INTER_AREA) so its long side is at 
 (YuNet's landmarks, and so the match, degrade badly on multi-megapixel input), then zero-padded at the
 bottom-right to a multiple of 32; YuNet takes raw BGR 0..255 in NCHW. When nothing is found in a frame
 larger than that, one retry runs at up to ``retry_max_side`` pixels: a small face in a big photo (a
-distant snapshot, a scanned document) can shrink below YuNet's ~10 px floor in the first pass. Post-processing follows OpenCV's
-``FaceDetectorYN``: anchor-free decoding on strides 8/16/32, score = sqrt(cls * obj), greedy NMS, and
-coordinates mapped back to the original frame.
+distant snapshot, a scanned document) can shrink below YuNet's ~10 px floor in the first pass.
+Post-processing follows OpenCV's ``FaceDetectorYN``: anchor-free decoding on strides 8/16/32,
+score = sqrt(cls * obj), greedy NMS, and coordinates mapped back to the original frame.
 """
 
 from __future__ import annotations
