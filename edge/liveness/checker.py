@@ -3,7 +3,8 @@
 No averaging of unrelated scores. The decision walks these steps and the first that fails decides:
 
 1. acquisition: a face tracked through the window (not lost, not swapped), enough frames and time, large
-   enough to measure. Failures here are failure-to-acquire with a prompt ("step closer"), not attacks.
+   enough to measure, facing the camera, lit and sharp enough. Failures here are failure-to-acquire with a
+   prompt ("Please step closer", "Please face the light"), never counted as attacks.
 2. deny cues (any one vetoes): screen moire, a large glare blob, a bezel or paper edge around the face,
    and the PAD model's live probability when it is provisioned.
 3. confirm cues (at least one): non-planar motion of the nose during natural movement, or, when that does
@@ -27,6 +28,7 @@ from edge.liveness.pad import PADModel
 from edge.liveness.temporal import Challenge, challenge_answered, nose_residuals, yaw_series
 from edge.liveness.tracking import Track, follow
 from edge.vision.detector import FaceDetector
+from edge.vision.quality import estimate_pose
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,11 @@ class LivenessThresholds:
     min_frames: int = 8
     min_duration_s: float = 0.5
     min_eye_distance_px: float = 18.0
+    max_yaw_deg: float = 35.0
+    max_pitch_deg: float = 30.0
+    min_brightness: float = 40.0
+    max_brightness: float = 220.0
+    min_sharpness: float = 15.0
     max_moire: float = 60.0
     max_glare: float = 0.35
     max_bezel: float = 0.55
@@ -67,7 +74,10 @@ class LivenessResult:
 
 
 PROMPTS = {"face_too_small": "Please step closer to the camera", "no_face": "Please look at the camera",
-           "face_lost": "Please stay in front of the camera", "face_turned": "Please face the camera"}
+           "face_lost": "Please stay in front of the camera", "face_turned": "Please face the camera",
+           "face_changed": "Only one person in front of the camera, please",
+           "face_too_dark": "Please face the light", "face_too_bright": "Please step out of the bright light",
+           "face_blurred": "Please hold still for a moment", "too_few_frames": "Please stay in front of the camera"}
 
 
 class LivenessChecker:
@@ -112,6 +122,17 @@ class LivenessChecker:
 
         picks = np.linspace(0, len(track.faces) - 1, min(th.cue_frames, len(track.faces))).round().astype(int)
         per_frame: list[FrameCues] = [frame_cues(images[track.frame_indices[i]], track.faces[i]) for i in picks]
+        poses = [estimate_pose(f.landmarks) for f in track.faces[: max(3, len(track.faces) // 3)]]  # before a turn
+        quality = {"yaw_deg": float(np.median([abs(y) for y, _ in poses])),
+                   "pitch_deg": float(np.median([abs(p) for _, p in poses])),
+                   "brightness": float(np.median([c.brightness for c in per_frame])),
+                   "sharpness": float(np.median([c.sharpness for c in per_frame]))}
+        problem = ("face_turned" if quality["yaw_deg"] > th.max_yaw_deg or quality["pitch_deg"] > th.max_pitch_deg
+                   else "face_too_dark" if quality["brightness"] < th.min_brightness
+                   else "face_too_bright" if quality["brightness"] > th.max_brightness
+                   else "face_blurred" if quality["sharpness"] < th.min_sharpness else None)
+        if problem:
+            return self._fail(problem, True, track, {k: round(v, 1) for k, v in quality.items()})
         moire = float(np.median([c.moire for c in per_frame]))
         glare = float(np.median([c.glare for c in per_frame]))
         bezel = float(np.median([c.bezel for c in per_frame]))

@@ -29,6 +29,7 @@ class FrameCues:
     chroma: float
     colour_diversity: float
     lbp_uniformity: float
+    brightness: float
 
 
 def face_crop(frame: np.ndarray, face: Face, scale: float = 1.0, size: int = CROP) -> np.ndarray:
@@ -73,4 +74,5 @@ def frame_cues(frame: np.ndarray, face: Face) -> FrameCues:
     uniform = float(lbp[[0, 255]].sum())  # flat regions: high for prints and blurred screens
     return FrameCues(moire=moire_score(grey), glare=float(kernels.glare_block_fraction(grey, 250, 4)),
                      bezel=bezel_score(context), sharpness=float(sharp), chroma=float(chroma),
-                     colour_diversity=float(diversity), lbp_uniformity=uniform)
+                     colour_diversity=float(diversity), lbp_uniformity=uniform,
+                     brightness=float(grey[16:-16, 16:-16].mean()))

@@ -130,3 +130,32 @@ def test_metrics():
     assert report["bpcer_at_apcer_1pct"] == 0.5  # threshold 0.6 stops the print; live 0.8 passes, 0.0 not
     assert upper_bound_95(0, 100) == 0.03
     assert 0.05 < upper_bound_95(5, 50) < 0.25
+
+
+class _Steady:
+    """A detector that always sees the same frontal face (a 3-D head at yaw 0)."""
+
+    def detect(self, frame):
+        return [head(0)]
+
+
+@pytest.mark.parametrize("fill,reason,prompt", [
+    (8, "face_too_dark", "Please face the light"),
+    (250, "face_too_bright", "Please step out of the bright light"),
+    (128, "face_blurred", "Please hold still for a moment"),  # flat grey: no detail at all
+])
+def test_quality_failures_become_prompts_not_attacks(fill, reason, prompt):
+    frames = [(i / 30, np.full((480, 640, 3), fill, np.uint8)) for i in range(20)]
+    result = LivenessChecker(_Steady()).check(frames)
+    assert not result.live and result.reasons == [reason]
+    assert result.failure_to_acquire and result.prompts == [prompt]
+
+
+def test_turned_away_face_is_asked_to_face_the_camera():
+    class Turned:
+        def detect(self, frame):
+            return [head(50)]
+
+    frames = [(i / 30, np.random.default_rng(i).integers(60, 200, (480, 640, 3), dtype=np.uint8)) for i in range(20)]
+    result = LivenessChecker(Turned()).check(frames)
+    assert result.reasons == ["face_turned"] and result.prompts == ["Please face the camera"]
