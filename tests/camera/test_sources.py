@@ -77,3 +77,25 @@ def test_picamera2_missing_is_typed_error():
     with pytest.raises(CameraError) as e:
         PiCamera2Source()
     assert e.value.code == "camera_unavailable"
+
+
+def test_opencv_source_reads_through_videocapture(testdata):
+    # No camera here: OpenCV's VideoCapture opens a file path the same way it opens /dev/videoN.
+    from edge.camera.sources import OpenCVSource
+
+    with OpenCVSource(str(testdata / "video" / "short_hamilton_clip.mp4")) as source:
+        frames = []
+        for t, frame in source.frames():
+            frames.append((t, frame))
+            if len(frames) == 3:
+                break
+    assert [f.shape for _, f in frames] == [(360, 640, 3)] * 3
+    assert frames[0][0] <= frames[1][0] <= frames[2][0]
+
+
+def test_opencv_source_missing_device_is_typed():
+    from edge.camera.sources import OpenCVSource
+
+    with pytest.raises(CameraError) as e:
+        OpenCVSource("/dev/video-that-does-not-exist")
+    assert e.value.code == "camera_unavailable"
