@@ -13,7 +13,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 fi
 
 need_apt=()
-ldconfig -p 2>/dev/null | grep -q 'libzbar.so.0' || need_apt+=(libzbar0)
+# ctypes finds the library the way pyzbar will (ldconfig is not on a normal user's PATH on Debian).
+"$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("zbar") else 1)' \
+    || need_apt+=(libzbar0)
+# Debian splits venv/ensurepip into python3-venv.
+"$PYTHON" -c 'import ensurepip' 2>/dev/null || need_apt+=("python3-venv")
 if [ "${#need_apt[@]}" -gt 0 ] && [ "${EDGE_SKIP_APT:-0}" != 1 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if command -v apt-get >/dev/null; then
