@@ -57,9 +57,23 @@ def _bmp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # extended: 24-bit canvas size minus one
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and head[20] == 0x2F:  # lossless: 14-bit sizes minus one
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # lossy key frame
+        return (int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF)
+    return None
+
+
 def header_size(data: bytes) -> tuple[int, int] | None:
     """Width and height in pixels read from the file header, or None for formats we do not parse."""
-    return _png_size(data[:32]) or _bmp_size(data[:32]) or _jpeg_size(data)
+    return _png_size(data[:32]) or _bmp_size(data[:32]) or _webp_size(data[:32]) or _jpeg_size(data)
 
 
 def check_pixels(width: int, height: int, *, limit: int = MAX_PIXELS, source: str = "image") -> None:

@@ -102,3 +102,20 @@ def test_grey_jpeg_becomes_bgr():
     _, buf = cv2.imencode(".jpg", np.full((30, 30), 90, np.uint8))
     out = decode_image(buf.tobytes())
     assert out.shape == (30, 30, 3) and abs(int(out[0, 0, 0]) - 90) <= 2
+
+
+@pytest.mark.parametrize("params", [[cv2.IMWRITE_WEBP_QUALITY, 80], [cv2.IMWRITE_WEBP_QUALITY, 101]])
+def test_webp_header_size_lossy_and_lossless(params):
+    ok, buf = cv2.imencode(".webp", np.zeros((37, 53, 3), np.uint8), params)
+    if not ok:
+        pytest.skip("this OpenCV build cannot write WebP")
+    assert header_size(buf.tobytes()) == (53, 37)
+
+
+def test_absurd_webp_refused_from_header():
+    # A VP8X (extended) header claiming a 16000 x 16000 canvas.
+    vp8x = b"VP8X" + (10).to_bytes(4, "little") + b"\x00\x00\x00\x00" + (15999).to_bytes(3, "little") * 2
+    data = b"RIFF" + (len(vp8x) + 4).to_bytes(4, "little") + b"WEBP" + vp8x
+    with pytest.raises(ImageError) as e:
+        decode_image(data + b"\x00" * 32)
+    assert e.value.code == "image_too_large"
