@@ -55,6 +55,8 @@ MESSAGES = {
     "DATA_STALE": "This gate has been offline too long to check cards; please see staff",
     "RATE_LIMITED": "Too many attempts; please wait a minute or ask staff",
 }
+#: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
+MAX_WINDOW_FRAMES = 150
 #: Failures that count towards the gate's rate limit: guesses at the face or liveness checks.
 LIMITED_REASONS = {"LIVENESS_FAILED", "CHALLENGE_FAILED", "FACE_MISMATCH"}
 
@@ -249,10 +251,13 @@ class VerificationPipeline:
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                         challenge: Challenge | None,
                         emit: EventSink) -> tuple[list[tuple[float, list[Face]]], list[np.ndarray]]:
+        """Frames for liveness: ``liveness_frames`` of natural movement, or, with a challenge, until the
+        prompt plus its response window has passed (a person needs time to react and turn)."""
         detections: list[tuple[float, list[Face]]] = []
         images: list[np.ndarray] = []
         t0: float | None = None
         prompted = False
+        answer_by = challenge.prompt_at_s + challenge.window_s if challenge else None
         for t, frame in frames:
             check_time()
             t0 = t if t0 is None else t0
@@ -261,7 +266,10 @@ class VerificationPipeline:
                 prompted = True
             detections.append((t - t0, self.faces.detector.detect(frame)))
             images.append(frame)
-            if len(images) >= self.policy.liveness_frames:
+            if answer_by is not None:
+                if t - t0 >= answer_by or len(images) >= MAX_WINDOW_FRAMES:
+                    break
+            elif len(images) >= self.policy.liveness_frames:
                 break
         return detections, images
 
