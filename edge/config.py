@@ -113,6 +113,7 @@ class ServerConfig(_Strict):
     other_concurrency: int = Field(8, ge=1, le=64, description="Concurrent calls admitted per other method.")
     grace_s: float = Field(10.0, ge=0, description="Seconds in-flight sessions get to finish on SIGTERM.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
+    metrics_address: str | None = Field(None, description="host:port for Prometheus metrics (off when unset).")
 
 
 class RegistryConfig(_Strict):

@@ -45,6 +45,7 @@ from edge.security.templates import TemplateStore
 from edge.security.tokens import TokenSigner
 from edge.server.errors import Busy
 from edge.server.interceptors import EdgeInterceptor
+from edge.server.metrics import Metrics
 from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServicer, VerificationServicer
 from edge.vision.matcher import CosineMatcher
 
@@ -130,6 +131,8 @@ class EdgeDaemon:
         self.port: int | None = None
         self._inflight = 0
         self._inflight_lock = threading.Condition()
+        self.metrics = Metrics(self)
+        self.metrics_port: int | None = None
 
     # -- sessions ---------------------------------------------------------------------------------
     def _acquire_camera(self, deadline: float | None) -> None:
@@ -146,9 +149,11 @@ class EdgeDaemon:
         try:
             source = self.source_factory()
             try:
-                return self.pipeline.verify(source, **kwargs)  # type: ignore[arg-type]
+                outcome = self.pipeline.verify(source, **kwargs)  # type: ignore[arg-type]
             finally:
                 source.close()
+            self.metrics.observe(outcome)
+            return outcome
         finally:
             self.camera_lock.release()
             with self._inflight_lock:
@@ -204,6 +209,8 @@ class EdgeDaemon:
         if not self.port:
             raise ConfigError(f"cannot listen on {server_config.address}", key="server.address")
         self.server.start()
+        if server_config.metrics_address:
+            self.metrics_port = self.metrics.serve(server_config.metrics_address)
         if self.syncer is not None:
             self.syncer.start()  # first round now; failures leave the cache in charge
         if self.deliverer is not None:
@@ -233,6 +240,7 @@ class EdgeDaemon:
         self.close()
 
     def close(self) -> None:
+        self.metrics.close()
         if self.transport is not None:
             self.transport.close()
         self.templates.close()

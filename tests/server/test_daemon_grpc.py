@@ -210,3 +210,26 @@ def test_enroll_keeps_the_template_and_returns_only_its_digest_and_a_sealed_copy
         assert stored.tobytes() not in reply.SerializeToString()  # only sealed, never in the clear
     finally:
         daemon.stop(1.0)
+
+
+def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world, testdata, face_stage):
+    import urllib.request
+
+    from .conftest import Camera
+
+    config = make_config(tmp_path, world.issuer)
+    config = config.model_copy(update={"server": config.server.model_copy(update={
+        "metrics_address": "127.0.0.1:0"})})
+    daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["holder"]))
+    enroll(daemon, world, testdata, face_stage)
+    daemon.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=10).read().decode()
+        assert 'edge_verifications_total{decision="ALLOW",reason="OK"} 1.0' in text
+        assert "edge_outbox_pending 1.0" in text  # standalone: the token waits for a registry
+        assert 'edge_stage_seconds_count{stage="liveness"} 1.0' in text
+        assert world.cards["holder"][1].hex() not in text  # no card id in a label
+    finally:
+        daemon.stop(1.0)
