@@ -131,7 +131,10 @@ def test_concurrency_above_the_limit_is_resource_exhausted(tmp_path, world, test
             thread = threading.Thread(target=lambda: first.update(reply=stub.Verify(
                 pb.VerifyRequest(nonce=os.urandom(16)), timeout=30)))
             thread.start()
-            time.sleep(0.4)
+            deadline = time.time() + 30
+            while not daemon.camera_lock.locked():  # the first session holds the camera
+                assert time.time() < deadline
+                time.sleep(0.01)
             with pytest.raises(grpc.RpcError) as e:
                 stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=30)
             assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

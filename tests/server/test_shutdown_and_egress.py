@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import grpc
@@ -57,23 +56,16 @@ grace_s = 20
             assert time.time() < deadline
             time.sleep(0.1)
         port = int(port_file.read_text())
-        result: dict = {}
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
-
-            def call():
-                try:
-                    result["reply"] = stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
-                except grpc.RpcError as exc:
-                    result["error"] = exc
-
-            thread = threading.Thread(target=call)
-            thread.start()
-            time.sleep(0.6)  # the session is reading frames in real time (1.6 s of video)
+            start = pb.SessionClientMessage(start=pb.VerifyRequest(nonce=os.urandom(16)))
+            stream = stub.VerifySession(iter([start]), timeout=60)
+            first = next(stream)  # the session has begun (it reads 1.6 s of video in real time)
+            assert first.WhichOneof("kind") == "progress"
             proc.send_signal(signal.SIGTERM)
-            thread.join(30)
-        assert "reply" in result, result.get("error")
-        assert result["reply"].decision == pb.ALLOW
+            rest = list(stream)
+        assert rest[-1].WhichOneof("kind") == "result"
+        assert rest[-1].result.decision == pb.ALLOW
         assert proc.wait(30) == 0
         log = proc.stderr.read() if proc.stderr else ""
         assert '"shutting down"' in log and '"stopped"' in log
