@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from edge.credential.codec import loads_exact, parse_cose_sign1
 from edge.errors import CredentialError, SecurityError
 from edge.security.tokens import verify_token
-from registry.storage import Storage
+from registry.storage import Storage, TokenRow
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,9 @@ class IngestOutcome:
     reason: str = ""
 
 
-def ingest(storage: Storage, token: bytes, *, peer_device: str | None, now: float | None = None,
-           max_age_s: int = 14 * 86400, future_skew_s: int = 300) -> IngestOutcome:
+def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float | None = None,
+          max_age_s: int = 14 * 86400, future_skew_s: int = 300) -> IngestOutcome | TokenRow:
+    """Verify one token: a TokenRow to store, or the rejection."""
     now = time.time() if now is None else now
     try:
         claims = loads_exact(parse_cose_sign1(token).payload)
@@ -51,10 +52,29 @@ def ingest(storage: Storage, token: bytes, *, peer_device: str | None, now: floa
     iat = named.get("iat")
     if not isinstance(iat, int) or iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
-    result = storage.store_token(token_id, token, device_id=issuer, card_id=str(named.get("sub", "")), iat=iat,
-                                 decision=str(named.get("decision", "")), reasons=list(named.get("reasons", [])),
-                                 sequence=int(named.get("sequence", 0)), site=str(named.get("site", "")),
-                                 gate=str(named.get("gate", "")))
-    if result == "conflict":
-        return IngestOutcome(token_id, "rejected", "cti_conflict")
-    return IngestOutcome(token_id, result)
+    return TokenRow(token_id, token, issuer, str(named.get("sub", "")), iat, str(named.get("decision", "")),
+                    list(named.get("reasons", [])), int(named.get("sequence", 0)), str(named.get("site", "")),
+                    str(named.get("gate", "")))
+
+
+def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,
+                 max_age_s: int = 14 * 86400, future_skew_s: int = 300) -> list[IngestOutcome]:
+    """Verify each token, then store the accepted ones in one transaction; outcomes in input order."""
+    checked = [check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s, future_skew_s=future_skew_s)
+               for t in tokens]
+    rows = [c for c in checked if isinstance(c, TokenRow)]
+    stored = iter(storage.store_tokens(rows)) if rows else iter(())
+    outcomes = []
+    for c in checked:
+        if isinstance(c, IngestOutcome):
+            outcomes.append(c)
+            continue
+        result = next(stored)
+        outcomes.append(IngestOutcome(c.token_id, "rejected", "cti_conflict") if result == "conflict"
+                        else IngestOutcome(c.token_id, result))
+    return outcomes
+
+
+def ingest(storage: Storage, token: bytes, **kwargs: object) -> IngestOutcome:
+    """One token (see ``ingest_batch``)."""
+    return ingest_batch(storage, [token], **kwargs)[0]  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
-from registry.ingest import ingest
+from registry.ingest import ingest_batch
 from registry.storage import DeviceRecord, Storage
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if len(request.tokens) > MAX_BATCH:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BATCH} tokens per call")
         results = []
-        for token in request.tokens:
-            outcome = ingest(self.state.storage, token, peer_device=None if who == ADMIN else who,
-                             max_age_s=self.state.max_token_age_s)
+        outcomes = ingest_batch(self.state.storage, list(request.tokens), peer_device=None if who == ADMIN else who,
+                                max_age_s=self.state.max_token_age_s)
+        for outcome in outcomes:
             status = {"stored": rpb.STORED, "duplicate": rpb.DUPLICATE}.get(outcome.status, rpb.REJECTED)
             if outcome.status == "rejected":
                 log.warning("token rejected", extra={"fields": {"device": who, "token_id": outcome.token_id,

@@ -40,6 +40,22 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True)
+class TokenRow:
+    """A verified token ready to store."""
+
+    token_id: str
+    token: bytes
+    device_id: str
+    card_id: str
+    iat: int
+    decision: str
+    reasons: list[str]
+    sequence: int
+    site: str
+    gate: str
+
+
+@dataclass(frozen=True)
 class StoredToken:
     token_id: str
     device_id: str
@@ -96,18 +112,22 @@ class Storage:
         return [DeviceRecord(r[0], bytes(r[1]), bytes(r[2]), r[3]) for r in rows]
 
     # tokens
-    def store_token(self, token_id: str, token: bytes, *, device_id: str, card_id: str, iat: int, decision: str,
-                    reasons: list[str], sequence: int, site: str, gate: str) -> str:
-        """'stored' if new, 'duplicate' if the same token is already stored, 'conflict' if the id is reused."""
+    def store_tokens(self, rows: list[TokenRow]) -> list[str]:
+        """Store a batch in one transaction; per row 'stored', 'duplicate' (same token already stored) or
+        'conflict' (the id is reused with other content). Idempotent: ON CONFLICT decides per row."""
+        results = []
         with self._lock, self.transaction():
-            cursor = self._execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
-                (token_id, device_id, card_id, iat, decision, json.dumps(reasons), sequence, site, gate, token,
-                 time.time()))
-            if cursor.rowcount == 1:
-                return "stored"
-            row = self._execute("SELECT token FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
-        return "duplicate" if row and bytes(row[0]) == token else "conflict"
+            for r in rows:
+                cursor = self._execute(
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
+                    (r.token_id, r.device_id, r.card_id, r.iat, r.decision, json.dumps(r.reasons), r.sequence, r.site,
+                     r.gate, r.token, time.time()))
+                if cursor.rowcount == 1:
+                    results.append("stored")
+                    continue
+                row = self._execute("SELECT token FROM tokens WHERE token_id = ?", (r.token_id,)).fetchone()
+                results.append("duplicate" if row and bytes(row[0]) == r.token else "conflict")
+        return results
 
     def token_count(self) -> int:
         with self._lock:
