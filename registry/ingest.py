@@ -52,9 +52,10 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
     iat = named.get("iat")
     if not isinstance(iat, int) or iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
-    return TokenRow(token_id, token, issuer, str(named.get("sub", "")), iat, str(named.get("decision", "")),
-                    list(named.get("reasons", [])), int(named.get("sequence", 0)), str(named.get("site", "")),
-                    str(named.get("gate", "")))
+    return TokenRow(token_id=token_id, token=token, device_id=issuer, card_id=str(named.get("sub", "")), iat=iat,
+                    decision=str(named.get("decision", "")), reasons=list(named.get("reasons", [])),
+                    sequence=int(named.get("sequence", 0)), site=str(named.get("site", "")),
+                    gate=str(named.get("gate", "")))
 
 
 def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,

@@ -39,33 +39,26 @@ class DeviceRecord:
     site: str
 
 
-@dataclass(frozen=True)
-class TokenRow:
+@dataclass(frozen=True, kw_only=True)
+class StoredToken:
+    """What the registry keeps of a token besides its bytes (the audit view)."""
+
+    token_id: str
+    device_id: str
+    card_id: str
+    iat: int
+    decision: str
+    reasons: list[str]
+    sequence: int
+    site: str
+    gate: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRow(StoredToken):
     """A verified token ready to store."""
 
-    token_id: str
     token: bytes
-    device_id: str
-    card_id: str
-    iat: int
-    decision: str
-    reasons: list[str]
-    sequence: int
-    site: str
-    gate: str
-
-
-@dataclass(frozen=True)
-class StoredToken:
-    token_id: str
-    device_id: str
-    card_id: str
-    iat: int
-    decision: str
-    reasons: list[str]
-    sequence: int
-    site: str
-    gate: str
 
 
 class Storage:
@@ -137,7 +130,8 @@ class Storage:
         with self._lock:
             rows = self._execute("SELECT token_id, device_id, card_id, iat, decision, reasons, sequence, site, gate "
                                  "FROM tokens WHERE card_id = ? ORDER BY iat, sequence", (card_id,)).fetchall()
-        return [StoredToken(r[0], r[1], r[2], int(r[3]), r[4], json.loads(r[5]), int(r[6]), r[7] or "", r[8] or "")
+        return [StoredToken(token_id=r[0], device_id=r[1], card_id=r[2], iat=int(r[3]), decision=r[4],
+                            reasons=json.loads(r[5]), sequence=int(r[6]), site=r[7] or "", gate=r[8] or "")
                 for r in rows]
 
     def token_ids(self) -> list[str]:

@@ -28,7 +28,7 @@ from edge.liveness.pad import PADModel
 from edge.liveness.temporal import Challenge, challenge_answered, nose_residuals, yaw_series
 from edge.liveness.tracking import Track, follow
 from edge.vision.detector import FaceDetector
-from edge.vision.quality import estimate_pose
+from edge.vision.quality import QualityLimits, estimate_pose
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,8 @@ class LivenessThresholds:
     min_frames: int = 8
     min_duration_s: float = 0.5
     min_eye_distance_px: float = 18.0
-    max_yaw_deg: float = 35.0
-    max_pitch_deg: float = 30.0
-    min_brightness: float = 40.0
-    max_brightness: float = 220.0
-    min_sharpness: float = 15.0
+    #: Pose, exposure and sharpness limits: the same object the face stage uses (site profile [face]).
+    quality: QualityLimits = field(default_factory=QualityLimits)
     max_moire: float = 60.0
     max_glare: float = 0.35
     max_bezel: float = 0.55
@@ -127,10 +124,12 @@ class LivenessChecker:
                    "pitch_deg": float(np.median([abs(p) for _, p in poses])),
                    "brightness": float(np.median([c.brightness for c in per_frame])),
                    "sharpness": float(np.median([c.sharpness for c in per_frame]))}
-        problem = ("face_turned" if quality["yaw_deg"] > th.max_yaw_deg or quality["pitch_deg"] > th.max_pitch_deg
-                   else "face_too_dark" if quality["brightness"] < th.min_brightness
-                   else "face_too_bright" if quality["brightness"] > th.max_brightness
-                   else "face_blurred" if quality["sharpness"] < th.min_sharpness else None)
+        limits = th.quality
+        turned = quality["yaw_deg"] > limits.max_yaw_deg or quality["pitch_deg"] > limits.max_pitch_deg
+        problem = ("face_turned" if turned
+                   else "face_too_dark" if quality["brightness"] < limits.min_brightness
+                   else "face_too_bright" if quality["brightness"] > limits.max_brightness
+                   else "face_blurred" if quality["sharpness"] < limits.min_sharpness else None)
         if problem:
             return self._fail(problem, True, track, {k: round(v, 1) for k, v in quality.items()})
         moire = float(np.median([c.moire for c in per_frame]))

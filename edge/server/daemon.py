@@ -93,11 +93,7 @@ class EdgeDaemon:
         thresholds = LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
                                         min_pad_live=lv.min_pad_live, min_planarity=lv.min_planarity,
                                         min_nose_depth=lv.min_nose_depth, min_eye_distance_px=lv.min_eye_distance_px,
-                                        max_yaw_deg=config.face.max_yaw_deg, max_pitch_deg=config.face.max_pitch_deg,
-                                        min_brightness=config.face.min_brightness,
-                                        max_brightness=config.face.max_brightness,
-                                        min_sharpness=config.face.min_sharpness,
-                                        require_challenge=config.site.require_challenge)
+                                        quality=self.faces.limits, require_challenge=config.site.require_challenge)
         self.liveness = LivenessChecker(self.faces.detector, thresholds, pad)
         self.signer = TokenSigner(self.key, config.device.id, audience=config.token.audience,
                                   lifetime_s=config.token.lifetime_s, clock=self.clock)
