@@ -173,7 +173,7 @@ class VerificationPipeline:
             except CredentialError as exc:
                 stage_done("card", began)
                 reason = CARD_REASONS.get(exc.code, "CARD_INVALID")
-                card_id = self._card_id_if_signed(card_text)
+                card_id = str(exc.details.get("card_id", ""))  # set only when the signature held
                 return self._finish("DENY", [reason], card_id, card_text, b"", nonce, {"card": exc.code}, timings)
             stage_done("card", began)
 

@@ -149,6 +149,14 @@ class CardVerifier:
         except Exception as exc:
             raise _claims_error(f"payload is not CBOR ({exc})") from exc
         card = parse_claims(claims, kid=kid, alg=alg)
+        try:
+            self._check_card(card, entry, kid)
+        except CredentialError as exc:  # the signature held: say which card failed (for the audit token)
+            exc.details.setdefault("card_id", card.card_id_hex)
+            raise
+        return card
+
+    def _check_card(self, card: Card, entry: TrustedIssuer, kid: bytes) -> None:
         if card.issuer != entry.issuer:
             raise _claims_error(f"issuer {card.issuer!r} is not the owner of key {kid.hex()} ({entry.issuer!r})")
         now = self.clock()
@@ -168,4 +176,3 @@ class CardVerifier:
             if not (start - self.clock_skew_s <= now <= end + self.clock_skew_s):
                 raise CredentialError("outside the card's appointment window", code="card_scope",
                                       window=[start, end])
-        return card

@@ -118,3 +118,13 @@ def test_typical_cards_fit_qr_version_22(issuer):
     for card_type in ("health_card", "escort_permit", "vaccination_appointment"):
         text, _ = issue(issuer, card_type=card_type, station="vax-station-12", window=(int(NOW), int(NOW) + 900))
         assert qr_version(text) <= 22, (card_type, len(text))
+
+
+def test_failures_after_the_signature_name_the_card_and_earlier_ones_do_not(issuer, trust):
+    text, card = issue(issuer)
+    with pytest.raises(CredentialError) as e:
+        CardVerifier(trust, site="ward-7", clock=lambda: NOW + 10 * 3600).verify(text)
+    assert e.value.code == "card_expired" and e.value.details["card_id"] == card.card_id.hex()
+    with pytest.raises(CredentialError) as e:
+        CardVerifier(TrustList(), site="ward-7", clock=lambda: NOW).verify(text)
+    assert e.value.code == "card_kid_unknown" and "card_id" not in e.value.details
