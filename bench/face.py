@@ -21,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save, time_call
 
-from edge.cli.match import PairMatcher, build_face_stage
+from edge.assembly import build_face_stage
+from edge.cli.match import PairMatcher
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.modelstore import resolve_model

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save
 
-from edge.cli.match import build_face_stage
+from edge.assembly import build_face_stage
 from edge.config import load_config
 from edge.demo import HOLDER_PORTRAIT, DevIssuer, speaker_frames, write_scene
 from edge.imageio import load_image
@@ -102,7 +102,7 @@ def in_process_peer(config_path: Path) -> dict:
     times = []
     for _ in range(CALLS_PER_CLIENT):
         began = time.perf_counter()
-        outcome = daemon.pipeline.verify(ReplaySource(scene), nonce=os.urandom(16))
+        outcome = daemon.pipeline.verify(iter(ReplaySource(scene).frames()), nonce=os.urandom(16))
         times.append((time.perf_counter() - began) * 1000)
         assert outcome.decision == "ALLOW", outcome.reasons
     daemon.close()

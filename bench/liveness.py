@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save, time_call
 
 from edge.camera.sources import ReplaySource
-from edge.cli.match import build_face_stage
+from edge.assembly import build_face_stage
 from edge.config import load_config
 from edge.liveness import kernels, reference
 from edge.liveness.checker import LivenessChecker

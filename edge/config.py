@@ -99,21 +99,57 @@ class DeviceConfig(_Strict):
     data_dir: Path = Field(Path("/var/lib/edge"), description="Keys, template store and outbox live here.")
 
 
+ControlValue = bool | int | float | tuple[float, ...]
+
+
 class CameraConfig(_Strict):
-    source: str = Field("v4l2:0", description="'v4l2:N', 'picamera2', or 'replay:PATH' (video or folder).")
+    source: str = Field("v4l2:0", description="'v4l2:N' or 'v4l2:/dev/videoN', 'picamera2', or 'replay:PATH' "
+                                             "(video or folder).")
+    width: int = Field(640, ge=160, le=4096, description="Capture width, pixels.")
+    height: int = Field(480, ge=120, le=3072, description="Capture height, pixels.")
+    fps: float = Field(30.0, gt=0, le=120, description="Capture rate, frames per second.")
+    rotation: Literal[0, 180] = Field(0, description="Mounting rotation, degrees (180 for an upside-down "
+                                                     "module).")
+    hflip: bool = Field(False, description="Mirror the image left-right.")
+    vflip: bool = Field(False, description="Mirror the image top-bottom.")
+    controls: dict[str, ControlValue] = Field(default_factory=dict, description="libcamera controls applied "
+                                              "at start (picamera2 only), e.g. AeMeteringMode, AfMode.")
+    buffer_frames: int = Field(8, ge=2, le=64, description="Frames kept in the ring buffer between the camera "
+                                                         "owner and sessions.")
+    frame_timeout_s: float = Field(2.0, gt=0, le=30, description="Longest wait for one frame, seconds.")
+    stall_s: float = Field(3.0, gt=0, le=60, description="No frame for this long turns health NOT_SERVING, s.")
+    reopen_max_s: float = Field(30.0, gt=0, description="Longest back-off between attempts to reopen a failed "
+                                                       "camera, seconds.")
     wait_s: float = Field(2.0, ge=0, description="How long a session waits for the camera before refusing.")
     replay_realtime: bool = Field(False, description="Pace replay sources to their frame rate, like a camera.")
 
 
 class ServerConfig(_Strict):
-    address: str = Field("127.0.0.1:50051", description="host:port to listen on (port 0 picks a free one).")
+    address: str | None = Field("127.0.0.1:50051", description="host:port of the mutual-TLS listener (port 0 "
+                                                              "picks a free one); unset: unix socket only.")
+    tls_dir: Path | None = Field(None, description="Folder with ca.pem (the CA that signs callers' "
+                                                   "certificates) and the daemon's <server_cert>.pem/.key.")
+    server_cert: str = Field("edge-device", description="Base name of the daemon's certificate and key in "
+                                                        "tls_dir.")
+    plaintext: bool = Field(False, description="Serve address WITHOUT TLS and without caller roles: local "
+                                               "development only, never on a ward.")
+    unix_socket: Path | None = Field(None, description="Also listen on this unix socket (mode 0660) for a "
+                                                       "controller on the same board.")
+    local_role: Literal["controller", "operator"] = Field("controller", description="Role of callers on the "
+                                                                                    "unix socket.")
     max_workers: int = Field(8, ge=2, le=64, description="gRPC worker threads.")
     verify_concurrency: int = Field(2, ge=1, le=16, description="Verify calls admitted at once (one holds the "
                                                                 "camera, the rest wait up to camera.wait_s).")
     other_concurrency: int = Field(8, ge=1, le=64, description="Concurrent calls admitted per other method.")
+    caller_sessions_per_min: float = Field(30.0, gt=0, description="Verification sessions one caller may start "
+                                                                  "per minute (token bucket, burst of 5).")
+    stream_idle_s: float = Field(5.0, gt=0, le=60, description="A VerifySession stream that sends no `start` "
+                                                              "within this many seconds is closed.")
     grace_s: float = Field(10.0, ge=0, description="Seconds in-flight sessions get to finish on SIGTERM.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     metrics_address: str | None = Field(None, description="host:port for Prometheus metrics (off when unset).")
+    watchdog_s: float | None = Field(None, gt=0, description="systemd watchdog period; default: from "
+                                                             "$WATCHDOG_USEC when systemd sets it.")
 
 
 class RegistryConfig(_Strict):
@@ -138,7 +174,8 @@ class TokenConfig(_Strict):
     audience: str = Field("registry", description="Token audience (aud).")
     lifetime_s: int = Field(300, ge=10, le=86400, description="Token lifetime after iat, seconds.")
     clock_floor: int = Field(1_767_225_600, description="Refuse to sign while the clock reads earlier (unix s).")
-    require_time_sync: bool = Field(False, description="Also require systemd-timesyncd's synchronized flag.")
+    require_time_sync: bool = Field(False, description="Also require the kernel to report the clock "
+                                                       "synchronised (timesyncd, chrony or ntpd).")
 
 
 class EdgeConfig(_Strict):

@@ -15,7 +15,8 @@ are translated where they enter our code (``raise ... from exc``) so callers onl
     ├── QRError                  qr_decoder_unavailable, qr_not_found
     ├── CredentialError          card_* (prefix, base45, zlib, cbor, cose, kid, signature, expired, ...)
     ├── LivenessError            liveness_*
-    ├── SecurityError            clock_untrusted, key_*, template_*, token_*
+    ├── SecurityError            clock_untrusted, key_*, template_*, token_*, permission_denied, ...
+    ├── StorageError             storage_corrupt, storage_unwritable, storage_newer
     └── RegistryUnavailable      registry_unavailable
 
 The exit code of the CLI and the gRPC status are derived from the class (see ``edge.cli.main`` and
@@ -95,6 +96,13 @@ class LivenessError(EdgeError):
 
 class SecurityError(EdgeError):
     code = "security_error"
+
+
+class StorageError(EdgeError):
+    """A device database or state file is corrupt, cannot be written, or is from a newer release; the
+    message names the file."""
+
+    code = "storage_corrupt"
 
 
 class RegistryUnavailable(EdgeError):

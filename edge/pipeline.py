@@ -6,7 +6,8 @@
 Each stage is an object with one job, built once at daemon start and shared by sessions. The pipeline
 only composes them, times them, and turns their typed errors into a decision with reason codes (the
 names of ``edge.v1.ReasonCode``) and messages a person can read. ALLOW and DENY get a signed token;
-RETRY (nothing was decided: no card shown, no face, time out) does not.
+RETRY (nothing was decided: no card shown, no face, time out) does not, and neither does a DENY for text
+that no trusted issuer signed (there is no card to audit, and a signed token for junk is a flood vector).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.camera.sources import FrameSource
+from edge.camera.base import TimedFrame
 from edge.credential.codec import loads_exact
 from edge.credential.model import Card
 from edge.credential.verifier import CardVerifier
@@ -121,19 +122,19 @@ class VerificationPipeline:
         self.data_age = data_age
         self.limiter = limiter or FailureLimiter()
 
-    def verify(self, source: FrameSource, *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
+    def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
                on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
         """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
         wait = self.limiter.blocked_for()
         if wait > 0:
             return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
                            prompts=[f"Please wait {int(wait) + 1} s before trying again"])
-        outcome = self._session(source, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event,
+        outcome = self._session(frames, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event,
                                 cancelled=cancelled)
         self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
         return outcome
 
-    def _session(self, source: FrameSource, *, nonce: bytes, card_text: str | None, deadline: float | None,
+    def _session(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None, deadline: float | None,
                  on_event: EventSink | None, cancelled: Callable[[], bool] | None) -> Outcome:
         start = time.monotonic()
         budget_end = start + self.policy.session_budget_s
@@ -141,7 +142,6 @@ class VerificationPipeline:
         emit = on_event or (lambda kind, text: None)
         is_cancelled = cancelled or (lambda: False)
         timings: dict[str, float] = {}
-        frames = iter(source.frames())
 
         def check_time() -> None:
             if is_cancelled():
@@ -223,9 +223,6 @@ class VerificationPipeline:
             return Outcome("RETRY", ["CANCELLED"], timings=timings)
         finally:
             timings["total"] = round((time.monotonic() - start) * 1000.0, 2)
-            close = getattr(frames, "close", None)
-            if close:
-                close()
 
     def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None]) -> str | None:
         until = time.monotonic() + self.policy.card_timeout_s
@@ -309,6 +306,10 @@ class VerificationPipeline:
         outcome = Outcome(decision, reasons, card_id=card_id, match_score=score,
                           match_threshold=self.matcher.threshold, liveness_score=liveness, timings=timings,
                           prompts=prompts or [])
+        if not card_id:
+            # No issuer vouched for this text: there is no card to audit, and signing would let anyone on
+            # the network mint tokens (and fill the outbox) with junk. Refused, counted, not signed.
+            return outcome
         try:
             token, token_id, _ = self.outbox.issue(sign, card_id=card_id, decision=decision,
                                                    reasons=",".join(reasons))

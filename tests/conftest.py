@@ -24,7 +24,7 @@ def testdata() -> Path:
 
 @pytest.fixture(scope="session")
 def face_stage():
-    from edge.cli.match import build_face_stage
+    from edge.assembly import build_face_stage
     from edge.config import load_config
 
     stage = build_face_stage(load_config())

@@ -1,51 +1,96 @@
-"""Raspberry Pi camera through picamera2, imported only when this source is constructed (never in CI).
+"""Raspberry Pi camera through picamera2, imported only when this source is constructed.
 
-picamera2 delivers RGB888 as BGR in memory order ("RGB888" is B, G, R bytes per pixel), which is what the
-rest of the pipeline expects. The camera is started in ``__init__`` and stopped and closed in ``close``.
+picamera2 and its ``libcamera`` bindings come from Raspberry Pi OS (apt ``python3-picamera2``), not from
+PyPI: ``scripts/setup.sh --pi`` builds the venv with ``--system-site-packages`` so they are importable
+(README, "Raspberry Pi"). "RGB888" is B, G, R bytes per pixel in memory, which is the BGR the rest of the
+pipeline expects, so a frame is used without a colour conversion.
+
+Every capture waits at most ``frame_timeout_s`` (picamera2 raises ``TimeoutError`` then); each request is
+released back to libcamera in a ``finally``; the frame time is the request's ``SensorTimestamp`` (ns, start
+of readout), so dropped frames are visible as gaps. If ``configure`` or ``start`` fails, the camera is
+closed before the error is raised, so a failed start never keeps the device busy.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from edge.camera.sources import _Closing
+from edge.camera.base import Closing, TimedFrame
 from edge.errors import CameraError
 
+log = logging.getLogger(__name__)
 
-class PiCamera2Source(_Closing):
-    def __init__(self, *, width: int = 640, height: int = 480, camera_num: int = 0,
-                 module: Any = None) -> None:
+PI_HINT = ("picamera2 is not importable from this Python: on Raspberry Pi OS install it with "
+           "`sudo apt install python3-picamera2` and build the venv with `./scripts/setup.sh --pi` "
+           "(it needs --system-site-packages to see apt's libcamera bindings)")
+
+
+class PiCamera2Source(Closing):
+    def __init__(self, *, width: int = 640, height: int = 480, fps: float = 30.0, camera_num: int = 0,
+                 rotation: int = 0, hflip: bool = False, vflip: bool = False,
+                 controls: Mapping[str, Any] | None = None, frame_timeout_s: float = 1.0,
+                 buffer_count: int = 4, module: Any = None) -> None:
+        """``controls`` are libcamera controls by name (``AeExposureMode``, ``AfMode``, ...), applied at
+        start; ``fps`` becomes ``FrameDurationLimits``; ``rotation`` 180 is both flips (libcamera's
+        Transform cannot rotate by 90 without a transpose the ISP does not offer)."""
+        if rotation not in (0, 180):
+            raise CameraError(f"camera rotation {rotation} is not supported (0 or 180)", code="camera_unavailable")
         if module is None:
             try:
                 import picamera2 as module  # type: ignore[no-redef]
             except ImportError as exc:
-                raise CameraError("picamera2 is not installed (Raspberry Pi OS: apt install python3-picamera2)",
-                                  code="camera_unavailable") from exc
+                raise CameraError(PI_HINT, code="camera_unavailable") from exc
+        self.frame_timeout_s = frame_timeout_s
+        self._camera: Any = None
         try:
+            libcamera = getattr(module, "libcamera", None)  # picamera2 re-exports the bindings it imported
+            if libcamera is None:
+                import libcamera
+
             self._camera = module.Picamera2(camera_num)
-            config = self._camera.create_video_configuration(main={"size": (width, height), "format": "RGB888"})
+            if rotation == 180:
+                hflip, vflip = not hflip, not vflip
+            frame_us = int(round(1e6 / fps))
+            wanted = {"FrameDurationLimits": (frame_us, frame_us), **dict(controls or {})}
+            config = self._camera.create_video_configuration(
+                main={"size": (width, height), "format": "RGB888"}, transform=libcamera.Transform(
+                    hflip=int(hflip), vflip=int(vflip)), buffer_count=buffer_count, controls=wanted)
             self._camera.configure(config)
             self._camera.start()
-        except Exception as exc:  # libcamera raises RuntimeError and friends
+        except Exception as exc:  # libcamera raises RuntimeError and friends; IndexError when no camera
+            self.close()
             raise CameraError(f"cannot start the Pi camera: {exc}", code="camera_unavailable") from exc
 
-    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        start = time.monotonic()
+    def frames(self) -> Iterator[TimedFrame]:
+        from concurrent.futures import TimeoutError as FutureTimeout
+
         while self._camera is not None:
             try:
-                frame = self._camera.capture_array("main")
+                request = self._camera.capture_request(wait=self.frame_timeout_s)
+            except FutureTimeout as exc:
+                raise CameraError(f"the Pi camera delivered no frame within {self.frame_timeout_s} s",
+                                  code="camera_stalled") from exc
             except Exception as exc:
                 raise CameraError(f"Pi camera capture failed: {exc}", code="camera_failed") from exc
-            yield time.monotonic() - start, np.ascontiguousarray(frame[:, :, :3])
+            try:
+                stamp_ns = request.get_metadata().get("SensorTimestamp")
+                frame = np.ascontiguousarray(request.make_array("main")[:, :, :3])
+            finally:
+                request.release()
+            yield (stamp_ns / 1e9 if stamp_ns else time.monotonic()), frame
 
     def close(self) -> None:
-        if getattr(self, "_camera", None) is not None:
-            try:
-                self._camera.stop()
-            finally:
-                self._camera.close()
-                self._camera = None
+        camera, self._camera = self._camera, None
+        if camera is None:
+            return
+        try:
+            camera.stop()
+        except Exception:  # stopping a camera that never started; close anyway
+            log.debug("picamera2 stop failed", exc_info=True)
+        finally:
+            camera.close()

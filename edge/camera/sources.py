@@ -1,9 +1,9 @@
-"""Frame sources behind one protocol.
+"""Frame sources behind one protocol (edge.camera.base).
 
 ``ReplaySource`` plays a video file or a folder of images (tests, demos, evaluation) with timestamps from
 the file's frame rate; ``OpenCVSource`` reads a V4L2/USB camera; ``PiCamera2Source`` (edge.camera.picam)
 drives the Raspberry Pi camera and imports picamera2 only when constructed. All are context managers and
-release the device in ``close()``.
+release the device in ``close()``. Sessions do not open sources themselves: edge.camera.feed owns them.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol
-
 import cv2
 import numpy as np
 
+from edge.camera.base import Closing, FrameSource, TimedFrame
 from edge.errors import CameraError, ImageError
 from edge.imageio import load_image
 
@@ -25,27 +23,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-class FrameSource(Protocol):
-    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        """Yield (timestamp in seconds, BGR uint8 frame) until the source ends or is closed."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class _Closing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        pass
-
-
-class ReplaySource(_Closing):
+class ReplaySource(Closing):
     """A video file or a folder of frames (sorted by name), at ``fps`` (default: the file's, else 15).
 
     ``realtime`` paces delivery to the timestamps, as a camera would; ``max_frames`` stops early.
@@ -109,24 +87,41 @@ class ReplaySource(_Closing):
             self._capture = None
 
 
-class OpenCVSource(_Closing):
-    """A V4L2 / USB camera through OpenCV, at the requested size; timestamps from the monotonic clock."""
+class OpenCVSource(Closing):
+    """A V4L2 / USB camera through OpenCV at the requested size and rate.
 
-    def __init__(self, device: int | str = 0, *, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+    Timestamps are the V4L2 buffer times that OpenCV reports as ``CAP_PROP_POS_MSEC`` when the backend
+    gives them (so dropped frames leave gaps), else the monotonic clock at return.
+    """
+
+    def __init__(self, device: int | str = 0, *, width: int = 640, height: int = 480, fps: float = 30.0,
+                 rotation: int = 0, hflip: bool = False, vflip: bool = False) -> None:
         self._capture: cv2.VideoCapture | None = cv2.VideoCapture(device)
         if not self._capture.isOpened():
+            self._capture.release()
+            self._capture = None
             raise CameraError(f"cannot open camera {device!r}", code="camera_unavailable")
         self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self._capture.set(cv2.CAP_PROP_FPS, fps)
+        self._flip = _flip_code(rotation, hflip, vflip)
 
-    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        start = time.monotonic()
+    def frames(self) -> Iterator[TimedFrame]:
+        last: float | None = None
+        clock_base: float | None = None  # set once the backend's times stop increasing: the clock takes over
         while self._capture is not None:
             ok, frame = self._capture.read()
             if not ok:
                 raise CameraError("camera stopped delivering frames", code="camera_failed")
-            yield time.monotonic() - start, frame
+            sensor_s = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if clock_base is None and sensor_s >= 0 and (last is None or sensor_s > last):
+                stamp = sensor_s
+            else:
+                if clock_base is None:
+                    clock_base = time.monotonic() - (last or 0.0) - 1.0 / 30.0
+                stamp = time.monotonic() - clock_base
+            last = stamp
+            yield stamp, frame if self._flip is None else cv2.flip(frame, self._flip)
 
     def close(self) -> None:
         if self._capture is not None:
@@ -134,15 +129,30 @@ class OpenCVSource(_Closing):
             self._capture = None
 
 
+def _flip_code(rotation: int, hflip: bool, vflip: bool) -> int | None:
+    """cv2.flip code for a mounting: rotation 180 is both flips; None when the image is used as is."""
+    if rotation == 180:
+        hflip, vflip = not hflip, not vflip
+    if hflip and vflip:
+        return -1
+    if hflip:
+        return 1
+    if vflip:
+        return 0
+    return None
+
+
 def open_source(spec: str, **kwargs: object) -> FrameSource:
-    """``replay:PATH``, ``v4l2:INDEX`` or ``picamera2``; a bare path means replay."""
-    if spec.startswith("v4l2:") or spec == "picamera2":
-        kwargs = {}
+    """``replay:PATH``, ``v4l2:INDEX|PATH`` or ``picamera2``; a bare path means replay.
+
+    ``kwargs`` go to the source: size, rate and mounting for cameras, pacing for replays.
+    """
     if spec.startswith("v4l2:"):
-        return OpenCVSource(int(spec[5:]) if spec[5:].isdigit() else spec[5:])
+        target = spec[5:]
+        return OpenCVSource(int(target) if target.isdigit() else target, **kwargs)  # type: ignore[arg-type]
     if spec == "picamera2":
         from edge.camera.picam import PiCamera2Source
 
-        return PiCamera2Source()
+        return PiCamera2Source(**kwargs)  # type: ignore[arg-type]
     path = spec[7:] if spec.startswith("replay:") else spec
     return ReplaySource(path, **kwargs)  # type: ignore[arg-type]

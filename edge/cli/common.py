@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config
-from edge.errors import ConfigError, EdgeError, ImageError, ModelError, NoFaceError
+from edge.errors import ConfigError, EdgeError, ImageError, ModelError, NoFaceError, SecurityError, StorageError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -24,7 +24,9 @@ def exit_code_for(error: EdgeError) -> int:
         return EXIT_NO_FACE
     if isinstance(error, ImageError):
         return EXIT_UNREADABLE
-    if isinstance(error, ConfigError | ModelError):
+    if isinstance(error, ConfigError | ModelError | StorageError):
+        return EXIT_SETUP
+    if isinstance(error, SecurityError) and error.code.startswith("key_"):
         return EXIT_SETUP
     return EXIT_ERROR
 

@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.cli.match import build_face_stage
+    from edge.assembly import build_face_stage
     from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
     from edge.imageio import load_image
     from edge.proto_gen.edge.v1 import edge_pb2 as pb

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
-from edge.config import EdgeConfig
+from edge.assembly import build_face_stage
 from edge.errors import EdgeError, ImageError
 from edge.imageio import load_image
 from edge.vision.face_stage import FaceStage
 from edge.vision.matcher import CosineMatcher
-from edge.vision.quality import QualityLimits
 from edge.vision.types import FaceEmbedding
 
 log = logging.getLogger(__name__)
@@ -34,17 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, help="cosine threshold (default: from config)")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
-
-
-def build_face_stage(config: EdgeConfig) -> FaceStage:
-    face = config.face
-    limits = QualityLimits(min_eye_distance_px=face.min_eye_distance_px, max_yaw_deg=face.max_yaw_deg,
-                           max_pitch_deg=face.max_pitch_deg, min_sharpness=face.min_sharpness,
-                           min_brightness=face.min_brightness, max_brightness=face.max_brightness)
-    return FaceStage.from_models(config.models.dir, threads=config.models.threads,
-                                 max_side=face.detect_max_side, score_threshold=face.score_threshold,
-                                 flip_fusion=face.flip_fusion, limits=limits,
-                                 retry_max_side=face.detect_retry_max_side)
 
 
 @dataclass

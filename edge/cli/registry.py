@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("dir", type=Path)
     issue.add_argument("name")
     issue.add_argument("--server", action="store_true")
+    issue.add_argument("--role", choices=["controller", "operator"],
+                       help="device API role granted by this client certificate")
     issue.set_defaults(func=lambda a: _ca_issue(a))
 
     audit = sub.add_parser("audit", help="the device's tamper-evident audit log")
@@ -75,7 +77,7 @@ def _ca_init(args: argparse.Namespace) -> int:
 def _ca_issue(args: argparse.Namespace) -> int:
     from edge.security.ca import issue_cert
 
-    cert, key = issue_cert(args.dir, args.name, server=args.server)
+    cert, key = issue_cert(args.dir, args.name, server=args.server, role=args.role)
     emit({"cert": str(cert), "key": str(key)})
     return EXIT_OK
 
@@ -153,8 +155,15 @@ def run_audit_verify(args: argparse.Namespace) -> int:
     if not path.is_file():
         fail(f"{path} does not exist")
         return EXIT_USAGE
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    result = verify_chain(db)
-    db.close()
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = verify_chain(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:  # not a database, or damaged pages: a finding, not a crash
+        emit({"valid": False, "entries": 0, "first_bad_seq": None, "error": "storage_corrupt",
+              "message": f"{path} is damaged: {exc}"})
+        return EXIT_DENIED
     emit(result)
     return EXIT_OK if result["valid"] else EXIT_DENIED

@@ -1,4 +1,8 @@
-"""``edge serve --config FILE``: run the daemon until SIGTERM/SIGINT, then shut down gracefully."""
+"""``edge serve --config FILE``: run the daemon until SIGTERM/SIGINT, then shut down gracefully.
+
+Start-up refusals (a port in use, a folder that cannot be written, a key that cannot be read, a damaged
+database) are typed errors: one line on stderr naming what and how to fix it, exit code 5, no traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import signal
 import threading
 
 from edge.cli.common import EXIT_OK, config_from_args
+from edge.errors import ConfigError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     config = config_from_args(args)
-    daemon = EdgeDaemon(config)
+    try:
+        daemon = EdgeDaemon(config)
+    except PermissionError as exc:
+        raise StorageError(f"cannot write {exc.filename}: permission denied (the service user needs "
+                           f"{config.device.data_dir} writable)", code="storage_unwritable") from exc
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename or config.device.data_dir}: {exc.strerror}", key="device.data_dir") from exc
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

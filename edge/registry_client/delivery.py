@@ -2,7 +2,9 @@
 
 At-least-once: a token is marked delivered only after the registry answers STORED or DUPLICATE, so a
 crash between the answer and the mark just sends it again (the registry stores it once). A REJECTED
-token will never be accepted; it is parked with its reason (visible in health) instead of retried.
+token will never be accepted; it is parked with its reason (visible in health) instead of retried, except
+when the registry refused its time (``stale_iat``): that says the device's clock or the registry's is
+wrong, not that the token is bad, so it stays queued, is retried every ``clock_retry_s`` and is alarmed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import random
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.errors import RegistryUnavailable
@@ -18,6 +22,8 @@ from edge.registry_client.outbox import Outbox
 from edge.registry_client.transport import RegistryTransport
 
 log = logging.getLogger(__name__)
+#: Registry rejections that blame a clock, not the token: kept for retry.
+CLOCK_REASONS = frozenset({"stale_iat"})
 
 
 @dataclass
@@ -27,12 +33,14 @@ class DeliveryStats:
     failures: int = 0
     last_error: str = ""
     last_success: float = 0.0
-    rejections: list[tuple[str, str]] = field(default_factory=list)
+    clock_rejections: int = 0
+    rejections: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=100))
 
 
 class Deliverer:
     def __init__(self, outbox: Outbox, transport: RegistryTransport, *, batch: int = 100, base_delay_s: float = 0.5,
-                 max_delay_s: float = 60.0, idle_s: float = 1.0, max_per_s: float = 50.0) -> None:
+                 max_delay_s: float = 60.0, idle_s: float = 1.0, max_per_s: float = 50.0,
+                 clock_retry_s: float = 300.0) -> None:
         """``max_per_s`` caps the drain rate so a registry coming back from an outage is not flooded by
         every gate's backlog at once."""
         self.outbox = outbox
@@ -42,6 +50,8 @@ class Deliverer:
         self.max_delay_s = max_delay_s
         self.idle_s = idle_s
         self.max_per_s = max_per_s
+        self.clock_retry_s = clock_retry_s
+        self.on_failure: Callable[[], None] = lambda: None
         self.stats = DeliveryStats()
         self._consecutive_failures = 0
         self._stop = threading.Event()
@@ -62,6 +72,7 @@ class Deliverer:
         except RegistryUnavailable as exc:
             self._consecutive_failures += 1
             self.stats.failures += 1
+            self.on_failure()
             self.stats.last_error = exc.message
             retry_at = time.time() + self.backoff()
             for token_id, _, _ in pending:
@@ -73,13 +84,18 @@ class Deliverer:
         done = [r.token_id for r in results if r.status in ("stored", "duplicate")]
         self.outbox.mark_delivered(done)
         for r in results:
-            if r.status == "rejected":
+            if r.status == "rejected" and r.reason in CLOCK_REASONS:
+                self.stats.clock_rejections += 1
+                self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
+                log.error("the registry refused a token's time: check this device's clock; kept for retry",
+                          extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
+            elif r.status == "rejected":
                 self.outbox.mark_rejected(r.token_id, r.reason)
                 self.stats.rejections.append((r.token_id, r.reason))
                 log.error("token rejected by the registry", extra={"fields": {"token_id": r.token_id,
                                                                                "reason": r.reason}})
         self.stats.delivered += len(done)
-        self.stats.rejected += len(results) - len(done)
+        self.stats.rejected += sum(1 for r in results if r.status == "rejected" and r.reason not in CLOCK_REASONS)
         self.stats.last_success = time.time()
         return len(results)
 

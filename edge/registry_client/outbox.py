@@ -15,8 +15,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.errors import RegistryUnavailable
+from edge.errors import RegistryUnavailable, StorageError
 from edge.security import audit
+from edge.sqlite_schema import open_versioned
+
+#: Schema steps (PRAGMA user_version counts the applied ones). Step 1 is the first release's schema
+#: (IF NOT EXISTS, so files made before versioning adopt it unchanged).
+MIGRATIONS = [
+    ["CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, "
+     "token BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+     "next_attempt REAL NOT NULL DEFAULT 0, delivered REAL, rejected TEXT)",
+     audit.SCHEMA,
+     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0)"],
+    # 2: the pending-token query (delivered IS NULL AND rejected IS NULL ORDER BY sequence) without a scan.
+    ["CREATE INDEX IF NOT EXISTS tokens_pending ON tokens (sequence) WHERE delivered IS NULL AND rejected IS NULL"],
+]
 
 
 class OutboxFull(RegistryUnavailable):
@@ -26,19 +40,10 @@ class OutboxFull(RegistryUnavailable):
 class Outbox:
     def __init__(self, path: Path, *, max_rows: int = 100_000, max_pages: int | None = None) -> None:
         """``max_pages`` caps the database file (SQLite pages, 4 KiB each): used to test a full disk."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, "
-                         "token BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
-                         "next_attempt REAL NOT NULL DEFAULT 0, delivered REAL, rejected TEXT)")
-        self._db.execute(audit.SCHEMA)
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('sequence', 0)")
+        self._db = open_versioned(path, MIGRATIONS, what="token outbox", synchronous="FULL")
         if max_pages is not None:
             self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
 
@@ -49,8 +54,11 @@ class Outbox:
         ``sign(sequence) -> (token, token_id)``. Returns (token, token_id, sequence).
         """
         with self._lock:
-            pending = self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL AND rejected IS NULL"
-                                       ).fetchone()[0]
+            try:
+                pending = self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL AND rejected IS "
+                                           "NULL").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"the token outbox {self.path} is damaged ({exc})") from exc
             if pending >= self.max_rows:
                 raise OutboxFull(f"outbox holds {pending} undelivered tokens (limit {self.max_rows}); "
                                  "the registry has been unreachable too long", pending=pending)
@@ -71,7 +79,12 @@ class Outbox:
                 if "full" in str(exc):
                     raise OutboxFull(f"outbox storage is full ({exc}); no token can be made durable, so no "
                                      "session can complete: free disk space or restore the registry link") from exc
-                raise
+                raise StorageError(f"the token outbox {self.path} failed: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StorageError(f"the token outbox {self.path} is damaged ({exc}); move it aside and "
+                                   "restore it from a backup") from exc
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -111,7 +124,10 @@ class Outbox:
 
     def verify_audit(self) -> dict:
         with self._lock:
-            return audit.verify_chain(self._db)
+            try:
+                return audit.verify_chain(self._db)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"the audit log in {self.path} is damaged ({exc})") from exc
 
     def all_tokens(self) -> list[bytes]:
         with self._lock:

@@ -1,7 +1,10 @@
 """Pull the trust list, the revocation list and this device's templates from the registry.
 
-Templates arrive sealed to the device's X25519 key and are stored encrypted at rest. ``age_s`` says how
-long ago the last complete sync succeeded; the pipeline compares it with the site's staleness bound.
+A round applies trust and revocations first (persisted atomically with the sync time, see
+edge.registry_client.state), then each template on its own: a template that does not unseal or is not a
+finite unit-norm 128-d float32 vector is skipped and reported, and never stops the revocations of the
+site from arriving. ``age_s`` says how long ago the last complete sync was; the pipeline compares it with
+the site's staleness bound.
 """
 
 from __future__ import annotations
@@ -10,19 +13,28 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from edge.credential.trust import RevocationList, TrustList
 from edge.credential.verifier import CardVerifier
-from edge.errors import RegistryUnavailable, SecurityError
+from edge.errors import EdgeError, RegistryUnavailable, SecurityError
+from edge.registry_client.state import SyncedState, SyncedStateFile
 from edge.registry_client.transport import RegistryTransport
 from edge.security.sealing import unseal
-from edge.security.templates import TemplateStore
+from edge.security.templates import TemplateStore, check_template
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    trust_list: int
+    revocations: int
+    templates: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (card id, reason code)
 
 
 class Syncer:
@@ -34,48 +46,62 @@ class Syncer:
         self.verifier = verifier
         self.templates = templates
         self.enc_key = enc_key
-        self.state_file = state_dir / "last_sync"
+        self.store = SyncedStateFile(state_dir)
         self.interval_s = interval_s
+        self.applied: SyncedState | None = self.store.load()
+        if self.applied is not None:
+            verifier.trust = self.applied.trust
+            verifier.revocations = self.applied.revocations
+        self.last_error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def last_sync(self) -> float:
-        try:
-            return float(self.state_file.read_text())
-        except (OSError, ValueError):
-            return 0.0
+        return self.applied.synced_at if self.applied is not None else 0.0
 
     def age_s(self, now: float | None = None) -> float:
-        return (time.time() if now is None else now) - self.last_sync
+        """Seconds since the last complete sync (infinite when the device never synced)."""
+        if self.applied is None:
+            return float("inf")
+        return (time.time() if now is None else now) - self.applied.synced_at
 
-    def sync_once(self) -> dict:
+    def sync_once(self) -> SyncReport:
         _, trust_body = self.transport.trust_list()
-        revocation_version, revocation_body = self.transport.revocations()
+        _, revocation_body = self.transport.revocations()
         trust = TrustList.from_json(json.loads(trust_body), "registry trust list")
         revocations = RevocationList.from_json(json.loads(revocation_body), "registry revocation list")
-        stored = 0
-        for card_id, sealed, model_id in self.transport.templates(self.device_id):
-            try:
-                data = unseal(self.enc_key, sealed, card_id.encode())
-            except SecurityError as exc:
-                log.error("sealed template refused", extra={"fields": {"card_id": card_id, "code": exc.code}})
-                continue
-            self.templates.put(card_id, np.frombuffer(data, dtype="<f4"), model_id)
-            stored += 1
+        state = SyncedState(trust, revocations, time.time())
+        self.store.save(state, self.applied)  # raises on a rollback; nothing is applied then
         self.verifier.trust = trust
         self.verifier.revocations = revocations
-        self.state_file.write_text(str(time.time()))
-        return {"trust_list": trust.version, "revocations": revocation_version, "templates": stored}
+        self.applied = state
+        report = SyncReport(trust.version, revocations.version, 0)
+        for card_id, sealed, model_id in self.transport.templates(self.device_id):
+            try:
+                vector = check_template(unseal(self.enc_key, sealed, card_id.encode()))
+                self.templates.put(card_id, vector, model_id)
+                report.templates += 1
+            except EdgeError as exc:
+                report.skipped.append((card_id[:64], exc.code))
+                log.error("template from the registry skipped", extra={"fields": {"card_id": card_id[:64],
+                                                                                   "code": exc.code}})
+        return report
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.sync_once()
+                self.last_error = ""
             except RegistryUnavailable as exc:
+                self.last_error = exc.code
                 log.warning("sync failed; working from the cache", extra={"fields": {"error": exc.code,
-                                                                                      "age_s": round(self.age_s())}})
+                                                                                      "age_s": self.age_s()}})
+            except SecurityError as exc:
+                self.last_error = exc.code
+                log.error("sync refused", extra={"fields": {"error": exc.code, "detail": exc.message}})
             except Exception:
+                self.last_error = "sync_failed"
                 log.exception("sync round failed")
             self._stop.wait(self.interval_s)
 
@@ -87,3 +113,6 @@ class Syncer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+
+__all__ = ["SyncReport", "Syncer"]

@@ -41,8 +41,10 @@ def init_ca(folder: Path, name: str = "edge dev CA") -> Path:
     return folder / "ca.pem"
 
 
-def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825) -> tuple[Path, Path]:
-    """A leaf for ``cn`` signed by the CA in ``folder``: (cert path, key path). Servers get SAN = cn."""
+def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825,
+               role: str | None = None) -> tuple[Path, Path]:
+    """A leaf for ``cn`` signed by the CA in ``folder``: (cert path, key path). Servers get SAN = cn; a
+    ``role`` (device API: controller or operator) is granted by one SAN URI ``urn:edge:role:<role>``."""
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -54,8 +56,11 @@ def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825) 
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
                                                      else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+    names: list[x509.GeneralName] = [x509.DNSName(cn)] if server else []
+    if role:
+        names.append(x509.UniformResourceIdentifier(f"urn:edge:role:{role}"))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     cert_path, key_path = folder / f"{cn}.pem", folder / f"{cn}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

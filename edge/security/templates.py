@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -20,8 +19,31 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import SecurityError
 from edge.security.keys import read_secret, write_secret
+from edge.sqlite_schema import open_versioned
 
 STORE_KEY_FILE = "template_store.key"
+MIGRATIONS = [
+    ["CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
+     "sealed BLOB NOT NULL, updated REAL NOT NULL)"],
+]
+
+
+#: SFace embeddings: 128 float32 values, L2-normalised.
+TEMPLATE_DIM = 128
+
+
+def check_template(data: bytes, dim: int = TEMPLATE_DIM) -> np.ndarray:
+    """Bytes as a template, or SecurityError(template_invalid): ``dim`` little-endian float32 values, all
+    finite, unit L2 norm (within float tolerance). Used wherever a template arrives from outside."""
+    if len(data) != dim * 4:
+        raise SecurityError(f"a template is {dim * 4} bytes ({dim} float32), got {len(data)}",
+                            code="template_invalid")
+    vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise SecurityError("template holds non-finite values", code="template_invalid")
+    if abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
+        raise SecurityError("template is not unit-norm", code="template_invalid")
+    return vector
 
 
 def template_digest(vector: np.ndarray) -> bytes:
@@ -34,12 +56,8 @@ class TemplateStore:
         if not key_path.exists():
             write_secret(key_path, AESGCM.generate_key(bit_length=256))
         self._aead = AESGCM(read_secret(key_path))
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
-                         "sealed BLOB NOT NULL, updated REAL NOT NULL)")
+        self._db = open_versioned(path, MIGRATIONS, what="template store")
 
     def put(self, card_id: str, vector: np.ndarray, model_id: str) -> bytes:
         """Store (or replace) the template for a card; returns its face commitment (SHA-256)."""

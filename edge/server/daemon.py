@@ -1,134 +1,185 @@
-"""The daemon: builds every component once from the config, warms them up, serves gRPC, shuts down.
+"""The daemon: listeners, the components from edge.assembly, health, systemd, and shutdown.
 
-Lifetimes are explicit: ``start`` (warm-up, then health SERVING), ``stop(grace)`` (health NOT_SERVING,
-refuse new calls, let in-flight sessions finish within the grace period), ``close`` (databases). One
-session owns the camera at a time: others wait up to ``camera.wait_s`` and are then refused with
-RESOURCE_EXHAUSTED.
+Order of start-up, so that a refusal leaves nothing half-created: bind the listeners first (a port in use
+or a socket path that cannot be written is refused before any key or database exists), then build the
+components, then ``start``: camera owner, registry workers, warm-up, health SERVING and READY=1.
+
+Lifetimes are explicit: ``start``, ``stop(grace)`` (health NOT_SERVING, STOPPING=1, refuse new calls, let
+in-flight sessions finish within the grace period), ``close`` (camera, databases). One session owns the
+camera at a time: others wait up to ``camera.wait_s`` and are then refused with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edge.camera.sources import FrameSource, open_source
-from edge.cli.match import build_face_stage
-from edge.config import EdgeConfig
-from edge.credential.trust import RevocationList, TrustList
-from edge.credential.verifier import CardVerifier
+from edge.assembly import MODEL_ID, Components, assemble
+from edge.camera.base import FrameSource
+from edge.camera.feed import CameraFeed, ReplayFeed
+from edge.config import EdgeConfig, ServerConfig
 from edge.errors import ConfigError
 from edge.liveness import kernels
-from edge.liveness.checker import LivenessChecker, LivenessThresholds
-from edge.liveness.pad import PADModel
-from edge.liveness.ratelimit import FailureLimiter
-from edge.pipeline import Outcome, SitePolicy, VerificationPipeline
+from edge.pipeline import Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
-from edge.qr.stage import QRStage
-from edge.registry_client.delivery import Deliverer
-from edge.registry_client.outbox import Outbox
-from edge.registry_client.sync import Syncer
-from edge.registry_client.transport import GrpcTransport
 from edge.security.clock import ClockGuard
-from edge.security.keys import DeviceKey
-from edge.security.sealing import load_or_create_x25519
-from edge.security.templates import TemplateStore
-from edge.security.tokens import TokenSigner
 from edge.server.errors import Busy
 from edge.server.interceptors import EdgeInterceptor
 from edge.server.metrics import Metrics
 from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServicer, VerificationServicer
-from edge.vision.matcher import CosineMatcher
+from edge.server.systemd import Notifier
 
 log = logging.getLogger(__name__)
-MODEL_ID = "sface-2021dec-fp32"
 SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
+__all__ = ["MODEL_ID", "EdgeDaemon"]
 
 SourceFactory = Callable[[], FrameSource]
 
 
+class Listeners:
+    """The gRPC server with its ports bound (not yet started). SO_REUSEPORT is off: a second daemon on
+    the same port is refused instead of silently sharing it (calls would alternate between two keys)."""
+
+    def __init__(self, server_config: ServerConfig, interceptor: EdgeInterceptor) -> None:
+        self.config = server_config
+        if server_config.address is None and server_config.unix_socket is None:
+            raise ConfigError("set server.address, server.unix_socket, or both", key="server.address")
+        if server_config.address is not None and server_config.tls_dir is None and not server_config.plaintext:
+            raise ConfigError("server.tls_dir is required for the network listener (mutual TLS: ca.pem and the "
+                              f"daemon's {server_config.server_cert}.pem/.key); server.plaintext is for "
+                              "development only", key="server.tls_dir")
+        credentials = self._credentials() if server_config.address and not server_config.plaintext else None
+        # Bodies are deserialised by the interceptor (edge.server.interceptors), so the limit here is on bytes.
+        self.executor = futures.ThreadPoolExecutor(max_workers=server_config.max_workers,
+                                                   thread_name_prefix="edge-rpc")
+        self.server = grpc.server(
+            self.executor, interceptors=[interceptor], maximum_concurrent_rpcs=server_config.max_workers * 4,
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024),
+                     ("grpc.max_concurrent_streams", 16)])
+        self.port: int | None = None
+        try:
+            if server_config.address is not None:
+                if credentials is None:
+                    log.warning("PLAINTEXT gRPC listener: no TLS, no caller roles; development only",
+                                extra={"fields": {"address": server_config.address}})
+                    self.port = self.server.add_insecure_port(server_config.address)
+                else:
+                    self.port = self.server.add_secure_port(server_config.address, credentials)
+            if server_config.unix_socket is not None:
+                self._bind_unix(server_config.unix_socket)
+        except RuntimeError as exc:
+            self.server.stop(None)
+            raise ConfigError(f"cannot listen on {server_config.address}: the port is in use (is another edge "
+                              "daemon running?) or not permitted", key="server.address", code="listen_failed") from exc
+
+    def _credentials(self) -> grpc.ServerCredentials:
+        folder = self.config.tls_dir
+        assert folder is not None
+        files = [folder / "ca.pem", folder / f"{self.config.server_cert}.pem", folder / f"{self.config.server_cert}.key"]
+        try:
+            ca, cert, key = (f.read_bytes() for f in files)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}", key="server.tls_dir") from exc
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+    def _bind_unix(self, path: os.PathLike[str]) -> None:
+        from pathlib import Path
+
+        socket_path = Path(path)
+        if socket_path.exists():
+            if not stat.S_ISSOCK(socket_path.stat().st_mode):
+                raise ConfigError(f"{socket_path} exists and is not a socket", key="server.unix_socket")
+            socket_path.unlink()  # a stale socket of a previous run: the TCP bind above proved we are alone
+        try:
+            socket_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {socket_path.parent}: {exc.strerror}", key="server.unix_socket") from exc
+        self.server.add_insecure_port(f"unix:{socket_path}")
+        os.chmod(socket_path, 0o660)
+
+    def stop(self, grace: float | None) -> None:
+        self.server.stop(grace).wait()
+
+
 class EdgeDaemon:
-    def __init__(self, config: EdgeConfig, *, source_factory: SourceFactory | None = None,
-                 clock: ClockGuard | None = None) -> None:
+    def __init__(self, config: EdgeConfig, *, camera: CameraFeed | None = None,
+                 source_factory: SourceFactory | None = None, clock: ClockGuard | None = None,
+                 notifier: Notifier | None = None) -> None:
+        """``source_factory`` opens a recording per session (tests, demos); ``camera`` overrides the feed."""
         self.config = config
         self.model_id = MODEL_ID
-        data = config.device.data_dir
-        keys = data / "keys"
-        self.key = DeviceKey.load_or_create(keys)
-        self.clock = clock or ClockGuard(floor=config.token.clock_floor,
-                                         require_sync_flag=config.token.require_time_sync)
-        self.enc_key = load_or_create_x25519(keys)
-        self.templates = TemplateStore(data / "templates.sqlite", keys)
-        self.outbox = Outbox(data / "outbox.sqlite", max_rows=config.registry.outbox_max_rows)
-        reg = config.registry
-        self.transport: GrpcTransport | None = None
-        if reg.address:
-            if reg.tls_dir is None and not reg.plaintext:
-                raise ConfigError("registry.tls_dir is required (or registry.plaintext for local development)",
-                                  key="registry.tls_dir")
-            tls = None if reg.tls_dir is None else (reg.tls_dir / "ca.pem", reg.tls_dir / f"{config.device.id}.pem",
-                                                     reg.tls_dir / f"{config.device.id}.key")
-            self.transport = GrpcTransport(reg.address, tls=tls, identity=config.device.id,
-                                           server_name=reg.server_name)
-        elif config.card.trust_list is None:
-            raise ConfigError("card.trust_list is required without a registry (the issuers whose cards this gate "
-                              "accepts)", key="card.trust_list")
-        trust_path = Path(config.card.trust_list) if config.card.trust_list else None
-        self.trust = TrustList.load(trust_path) if trust_path and trust_path.exists() else TrustList()
-        revocations = RevocationList.load(Path(config.card.revocations)) if config.card.revocations else None
-        self.cards = CardVerifier(self.trust, revocations, accepted_types=config.card.accepted_types,
-                                  site=config.site.id, clock_skew_s=config.card.clock_skew_s)
-        self.faces = build_face_stage(config)
-        lv = config.liveness
-        pad = PADModel.from_dir(lv.pad_models) if lv.pad_models else None
-        thresholds = LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
-                                        min_pad_live=lv.min_pad_live, min_planarity=lv.min_planarity,
-                                        min_nose_depth=lv.min_nose_depth, min_eye_distance_px=lv.min_eye_distance_px,
-                                        quality=self.faces.limits, require_challenge=config.site.require_challenge)
-        self.liveness = LivenessChecker(self.faces.detector, thresholds, pad)
-        self.signer = TokenSigner(self.key, config.device.id, audience=config.token.audience,
-                                  lifetime_s=config.token.lifetime_s, clock=self.clock)
-        policy = SitePolicy(site=config.site.id, gate_id=config.site.gate_id,
-                            require_challenge=config.site.require_challenge, card_timeout_s=config.site.card_timeout_s,
-                            liveness_frames=config.site.liveness_frames,
-                            session_budget_s=config.site.session_budget_s, staleness_s=reg.staleness_s,
-                            stale_policy=reg.stale_policy)
-        self.deliverer: Deliverer | None = None
-        self.syncer: Syncer | None = None
-        if self.transport is not None:
-            self.deliverer = Deliverer(self.outbox, self.transport, idle_s=reg.delivery_idle_s,
-                                       batch=reg.delivery_batch, max_per_s=reg.delivery_max_per_s,
-                                       max_delay_s=reg.delivery_max_backoff_s)
-            self.syncer = Syncer(self.transport, device_id=config.device.id, verifier=self.cards,
-                                 templates=self.templates, enc_key=self.enc_key, state_dir=data,
-                                 interval_s=reg.sync_interval_s)
-        self.pipeline = VerificationPipeline(qr=QRStage(budget_ms=config.qr.budget_ms), cards=self.cards,
-                                             templates=self.templates, faces=self.faces, liveness=self.liveness,
-                                             matcher=CosineMatcher(config.face.match_threshold), signer=self.signer,
-                                             outbox=self.outbox, policy=policy, model_id=self.model_id,
-                                             data_age=self.syncer.age_s if self.syncer else None,
-                                             limiter=FailureLimiter(max_failures=config.site.max_failures,
-                                                                    window_s=config.site.failure_window_s,
-                                                                    cooldown_s=config.site.cooldown_s))
-        replay_options = {"realtime": config.camera.replay_realtime}
-        self.source_factory = source_factory or (lambda: open_source(config.camera.source, **replay_options))
+        self.notifier = notifier or Notifier()
+        server_config = config.server
+        self.interceptor = EdgeInterceptor(
+            {"Verify": server_config.verify_concurrency, "VerifySession": server_config.verify_concurrency},
+            server_config.other_concurrency, plaintext=server_config.plaintext, local_role=server_config.local_role,
+            sessions_per_min=server_config.caller_sessions_per_min)
+        self.listeners = Listeners(server_config, self.interceptor)
+        self.metrics = Metrics()
+        try:
+            if server_config.metrics_address:
+                self.metrics.serve(server_config.metrics_address)
+            if camera is None and source_factory is not None:
+                camera = ReplayFeed(source_factory)
+            self.parts: Components = assemble(config, camera=camera, clock=clock)
+        except BaseException:
+            self.metrics.close()
+            self.listeners.stop(None)
+            raise
+        self.metrics.watch(self.parts)
         self.camera_lock = threading.Lock()
         self.health = health.HealthServicer()
-        self.server: grpc.Server | None = None
-        self.port: int | None = None
+        self._serving = False
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
         self._inflight = 0
         self._inflight_lock = threading.Condition()
-        self.metrics = Metrics(self)
-        self.metrics_port: int | None = None
+        self._register_services()
+
+    # The components, by the names servicers, tests and benchmarks use.
+    templates = property(lambda self: self.parts.templates)
+    outbox = property(lambda self: self.parts.outbox)
+    key = property(lambda self: self.parts.key)
+    enc_key = property(lambda self: self.parts.enc_key)
+    clock = property(lambda self: self.parts.clock)
+    cards = property(lambda self: self.parts.cards)
+    faces = property(lambda self: self.parts.faces)
+    liveness = property(lambda self: self.parts.liveness)
+    pipeline = property(lambda self: self.parts.pipeline)
+    syncer = property(lambda self: self.parts.syncer)
+    deliverer = property(lambda self: self.parts.deliverer)
+    camera = property(lambda self: self.parts.camera)
+
+    @property
+    def port(self) -> int | None:
+        return self.listeners.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics.port
+
+    def _register_services(self) -> None:
+        server = self.listeners.server
+        pb_grpc.add_VerificationServiceServicer_to_server(VerificationServicer(self), server)
+        pb_grpc.add_CardServiceServicer_to_server(CardServicer(self.parts.cards), server)
+        pb_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(self), server)
+        pb_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self._set_health(False)
+        if self.config.server.reflection:
+            reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME],
+                                                server)
 
     # -- sessions ---------------------------------------------------------------------------------
     def _acquire_camera(self, deadline: float | None) -> None:
@@ -139,16 +190,16 @@ class EdgeDaemon:
             raise Busy("the camera is in use by another session", retry_after_ms=1000)
 
     def run_session(self, **kwargs: object) -> Outcome:
-        self._acquire_camera(kwargs.get("deadline"))  # type: ignore[arg-type]
+        deadline = kwargs.get("deadline")
+        self._acquire_camera(deadline)  # type: ignore[arg-type]
         with self._inflight_lock:
             self._inflight += 1
         try:
-            source = self.source_factory()
-            try:
-                outcome = self.pipeline.verify(source, **kwargs)  # type: ignore[arg-type]
-            finally:
-                source.close()
+            with self.parts.camera.session(deadline) as frames:  # type: ignore[arg-type]
+                outcome = self.parts.pipeline.verify(frames, **kwargs)  # type: ignore[arg-type]
             self.metrics.observe(outcome)
+            log.info("session", extra={"fields": {"decision": outcome.decision, "reasons": outcome.reasons,
+                                                  "ms": outcome.timings}})
             return outcome
         finally:
             self.camera_lock.release()
@@ -158,86 +209,109 @@ class EdgeDaemon:
 
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]:
         self._acquire_camera(deadline)
+        faces = self.parts.faces
         try:
             vectors: list[np.ndarray] = []
-            with self.source_factory() as source:  # type: ignore[attr-defined]
-                for index, (_, frame) in enumerate(source.frames()):
+            with self.parts.camera.session(deadline) as stream:
+                for index, (_, frame) in enumerate(stream):
                     if index >= frames * 3 or len(vectors) >= frames:
                         break
-                    faces = self.faces.detector.detect(frame)
-                    if len(faces) == 1:
-                        embedding = self.faces.embed_face(frame, faces[0])
+                    found = faces.detector.detect(frame)
+                    if len(found) == 1:
+                        embedding = faces.embed_face(frame, found[0])
                         if embedding.quality.ok:
                             vectors.append(embedding.vector)
             return vectors
         finally:
             self.camera_lock.release()
 
+    # -- health, watchdog -------------------------------------------------------------------------
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *SERVICE_NAMES]:
+            self.health.set(name, status)
+        self._serving = serving
+
+    def _workers_alive(self, timeout: float = 2.0) -> bool:
+        """The RPC thread pool still runs work (not deadlocked or exhausted for good)."""
+        try:
+            return bool(self.listeners.executor.submit(lambda: True).result(timeout=timeout))
+        except Exception:
+            return False
+
+    def _monitor_loop(self) -> None:
+        """Health follows the camera; the systemd watchdog is fed only while the daemon's own machinery
+        works (RPC workers run, the camera owner lives), so a wedged daemon is restarted."""
+        watchdog = self.config.server.watchdog_s or self.notifier.watchdog_s
+        period = min(0.5, watchdog / 2) if watchdog else 0.5
+        last_status = ""
+        while not self._stop.wait(period):
+            camera = self.parts.camera.status()
+            if camera.ok != self._serving:
+                self._set_health(camera.ok)
+                log.warning("health", extra={"fields": {"serving": camera.ok, "camera": camera.reason}})
+            text = (f"serving; camera: {camera.reason}; outbox pending {self.parts.outbox.pending_count()}"
+                    if camera.ok else f"NOT serving: camera: {camera.reason}")
+            if text != last_status:
+                self.notifier.status(text)
+                last_status = text
+            if watchdog and self._workers_alive(timeout=watchdog / 4):
+                self.notifier.watchdog()
+
     # -- lifetime ---------------------------------------------------------------------------------
     def warm_up(self) -> float:
         began = time.monotonic()
         kernels.warm_up()
-        self.faces.warm_up()
+        self.parts.faces.warm_up()
         frame = np.zeros((240, 320, 3), np.uint8)
-        self.liveness.decide([(0.0, [])], [frame])
+        self.parts.liveness.decide([(0.0, [])], [frame])
         return time.monotonic() - began
 
-    def start(self) -> int:
-        server_config = self.config.server
-        interceptor = EdgeInterceptor({"Verify": server_config.verify_concurrency,
-                                       "VerifySession": server_config.verify_concurrency},
-                                      server_config.other_concurrency)
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=server_config.max_workers,
-                                                             thread_name_prefix="edge-rpc"),
-                                  interceptors=[interceptor],
-                                  options=[("grpc.max_receive_message_length", 64 * 1024)])
-        pb_grpc.add_VerificationServiceServicer_to_server(VerificationServicer(self), self.server)
-        pb_grpc.add_CardServiceServicer_to_server(CardServicer(self.cards), self.server)
-        pb_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(self), self.server)
-        pb_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        for name in ["", *SERVICE_NAMES]:
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        if server_config.reflection:
-            reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME],
-                                                self.server)
-        self.port = self.server.add_insecure_port(server_config.address)
-        if not self.port:
-            raise ConfigError(f"cannot listen on {server_config.address}", key="server.address")
-        self.server.start()
-        if server_config.metrics_address:
-            self.metrics_port = self.metrics.serve(server_config.metrics_address)
-        if self.syncer is not None:
-            self.syncer.start()  # first round now; failures leave the cache in charge
-        if self.deliverer is not None:
-            self.deliverer.start()
+    def start(self) -> int | None:
+        parts = self.parts
+        self.notifier.status("warming up")
+        parts.camera.start()
+        self.listeners.server.start()
+        if parts.syncer is not None:
+            parts.syncer.start()  # first round now; failures leave the persisted cache in charge
+        if parts.deliverer is not None:
+            parts.deliverer.start()
         seconds = self.warm_up()
-        for name in ["", *SERVICE_NAMES]:
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.warning("serving", extra={"fields": {"port": self.port, "warm_up_s": round(seconds, 3),
-                                                 "device": self.config.device.id}})
+        wait_ready = getattr(parts.camera, "wait_ready", None)
+        if wait_ready is not None:
+            wait_ready(self.config.camera.stall_s)
+        camera = parts.camera.status()
+        self._set_health(camera.ok)
+        self._monitor = threading.Thread(target=self._monitor_loop, name="edge-monitor", daemon=True)
+        self._monitor.start()
+        self.notifier.ready("serving" if camera.ok else f"NOT serving: camera: {camera.reason}")
+        log.warning("serving" if camera.ok else "started without a camera", extra={"fields": {
+            "port": self.port, "warm_up_s": round(seconds, 3), "device": self.config.device.id,
+            "camera": camera.reason}})
         return self.port
 
     def stop(self, grace: float | None = None) -> None:
         grace = self.config.server.grace_s if grace is None else grace
+        self.notifier.stopping(f"stopping (grace {grace:g} s)")
+        self._stop.set()
         self.health.enter_graceful_shutdown()
-        if self.server is not None:
-            self.server.stop(grace).wait()
+        self.listeners.stop(grace)
         with self._inflight_lock:
             self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout=grace)
-        for worker in (self.syncer, self.deliverer):
+        parts = self.parts
+        for worker in (parts.syncer, parts.deliverer):
             if worker is not None:
                 worker.stop()
-        if self.deliverer is not None:  # one last round so a clean stop leaves as little queued as possible
+        if parts.deliverer is not None:  # one last round so a clean stop leaves as little queued as possible
             try:
-                self.deliverer.run_once()
+                parts.deliverer.run_once()
             except Exception:
                 log.warning("final delivery round failed; tokens stay queued")
+        if self._monitor is not None:
+            self._monitor.join(2.0)
         self.close()
 
     def close(self) -> None:
         self.metrics.close()
-        if self.transport is not None:
-            self.transport.close()
-        self.templates.close()
-        self.outbox.close()
+        self.parts.close()
+        self.notifier.close()

@@ -18,6 +18,7 @@ from edge.errors import (
     ModelError,
     RegistryUnavailable,
     SecurityError,
+    StorageError,
 )
 
 
@@ -48,19 +49,23 @@ def status_for(error: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     if isinstance(error, CameraError | RegistryUnavailable):
         return grpc.StatusCode.UNAVAILABLE
-    if isinstance(error, ModelError | ConfigError):
+    if isinstance(error, ModelError | ConfigError | StorageError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, SecurityError):
+        if error.code in ("unauthenticated", "identity_ambiguous", "identity_invalid"):
+            return grpc.StatusCode.UNAUTHENTICATED
+        if error.code == "permission_denied":
+            return grpc.StatusCode.PERMISSION_DENIED
         if error.code in ("template_missing",):
             return grpc.StatusCode.NOT_FOUND
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL
 
 
-def abort_with(context: grpc.ServicerContext, error: BaseException) -> None:
-    """Abort the RPC with the mapped status (raises, as grpc's abort does)."""
+def abort_with(context: grpc.ServicerContext, error: BaseException, rid: str | None = None) -> None:
+    """Abort the RPC with the mapped status (raises, as grpc's abort does); ``rid`` goes in the trailers."""
     code = status_for(error)
-    metadata: list[tuple[str, str]] = []
+    metadata: list[tuple[str, str]] = [("x-request-id", rid)] if rid else []
     if isinstance(error, EdgeError):
         metadata.append(("edge-reason", error.code))
         message = error.message

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -19,12 +19,42 @@ from edge.errors import CredentialError, NoFaceError
 from edge.pipeline import CARD_REASONS, Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.identity import OPERATOR
 from edge.security.sealing import raw_public, seal
 from edge.security.templates import template_digest
 from edge.server.errors import DeadlineExceeded, InvalidRequest
 
-if TYPE_CHECKING:
-    from edge.server.daemon import EdgeDaemon
+
+class Daemon(Protocol):
+    """What the servicers need of the daemon (edge.server.daemon.EdgeDaemon); no import of it here."""
+
+    config: Any
+    model_id: str
+
+    def run_session(self, **kwargs: object) -> Outcome: ...
+
+    def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]: ...
+
+    @property
+    def templates(self) -> Any: ...
+
+    @property
+    def outbox(self) -> Any: ...
+
+    @property
+    def key(self) -> Any: ...
+
+    @property
+    def enc_key(self) -> Any: ...
+
+    @property
+    def clock(self) -> Any: ...
+
+    @property
+    def syncer(self) -> Any: ...
+
+    @property
+    def deliverer(self) -> Any: ...
 
 log = logging.getLogger(__name__)
 MAX_CARD_TEXT = 4296
@@ -53,8 +83,13 @@ def rpc_deadline(context: grpc.ServicerContext) -> float | None:
     return time.monotonic() + remaining if remaining is not None else None
 
 
+def _role(context: grpc.ServicerContext) -> str | None:
+    identity = getattr(context, "edge_identity", None)
+    return identity.role if identity is not None else None
+
+
 class VerificationServicer(pb_grpc.VerificationServiceServicer):
-    def __init__(self, daemon: EdgeDaemon) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def _run(self, request: pb.VerifyRequest, context: grpc.ServicerContext, on_event: Any = None,
@@ -68,12 +103,33 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
             raise DeadlineExceeded("the call's deadline passed before the session finished")
         return to_response(outcome, request.request_id)
 
+    def _first_message(self, request_iterator: Iterator[pb.SessionClientMessage]) -> pb.SessionClientMessage | None:
+        """The stream's first message within ``server.stream_idle_s``: a stream that never starts must not
+        hold a concurrency slot (the reader thread ends when the aborted call closes its iterator)."""
+        box: queue.Queue[Any] = queue.Queue(1)
+
+        def read() -> None:
+            try:
+                box.put(next(request_iterator, None))
+            except Exception as exc:  # the client went away
+                box.put(exc)
+
+        threading.Thread(target=read, name="edge-stream-start", daemon=True).start()
+        idle = self.daemon.config.server.stream_idle_s
+        try:
+            first = box.get(timeout=idle)
+        except queue.Empty:
+            raise DeadlineExceeded(f"no `start` message within {idle:g} s", code="stream_idle") from None
+        if isinstance(first, Exception):
+            raise InvalidRequest("the stream ended before `start`")
+        return first
+
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         return self._run(request, context)
 
     def VerifySession(self, request_iterator: Iterator[pb.SessionClientMessage],
                       context: grpc.ServicerContext) -> Iterator[pb.SessionServerMessage]:
-        first = next(request_iterator, None)
+        first = self._first_message(request_iterator)
         if first is None or first.WhichOneof("kind") != "start":
             raise InvalidRequest("the first session message must be `start`")
         events: queue.Queue[pb.SessionServerMessage | None] = queue.Queue()
@@ -138,7 +194,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
     key); until then ``sealed_template`` is empty and the template never leaves the device.
     """
 
-    def __init__(self, daemon: EdgeDaemon) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
@@ -166,7 +222,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
 
 
 class DeviceServicer(pb_grpc.DeviceServiceServicer):
-    def __init__(self, daemon: EdgeDaemon) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def GetDeviceInfo(self, request: pb.DeviceInfoRequest, context: grpc.ServicerContext) -> pb.DeviceInfo:
@@ -180,7 +236,8 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                              delivery_error=d.deliverer.stats.last_error if d.deliverer and
                              d.deliverer.stats.failures and d.deliverer.stats.last_success < time.time() - 5 else "",
                              encryption_key=raw_public(d.enc_key.public_key()),
-                             config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True))
+                             config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True)
+                             if _role(context) == OPERATOR else "")
 
 
 __all__ = ["CardServicer", "DeviceServicer", "EnrollmentServicer", "VerificationServicer"]

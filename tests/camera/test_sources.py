@@ -2,7 +2,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.camera.picam import PiCamera2Source
 from edge.camera.sources import ReplaySource, open_source
 from edge.errors import CameraError
 
@@ -32,53 +31,6 @@ def test_missing_and_empty(tmp_path):
     assert isinstance(open_source(str(tmp_path)), ReplaySource)
 
 
-class _FakePicamera2Module:
-    """Stands in for the picamera2 package (no camera here): records the calls the adapter makes."""
-
-    def __init__(self):
-        self.calls = []
-        module = self
-
-        class Picamera2:
-            def __init__(self, num):
-                module.calls.append(("init", num))
-
-            def create_video_configuration(self, main):
-                module.calls.append(("config", main["size"], main["format"]))
-                return {"main": main}
-
-            def configure(self, config):
-                module.calls.append("configure")
-
-            def start(self):
-                module.calls.append("start")
-
-            def capture_array(self, stream):
-                return np.full((480, 640, 4), 7, np.uint8)
-
-            def stop(self):
-                module.calls.append("stop")
-
-            def close(self):
-                module.calls.append("close")
-
-        self.Picamera2 = Picamera2
-
-
-def test_picamera2_adapter_lifecycle_with_fake_module():
-    fake = _FakePicamera2Module()
-    with PiCamera2Source(module=fake) as source:
-        t, frame = next(iter(source.frames()))
-        assert frame.shape == (480, 640, 3) and frame.flags["C_CONTIGUOUS"]
-    assert fake.calls == [("init", 0), ("config", (640, 480), "RGB888"), "configure", "start", "stop", "close"]
-
-
-def test_picamera2_missing_is_typed_error():
-    with pytest.raises(CameraError) as e:
-        PiCamera2Source()
-    assert e.value.code == "camera_unavailable"
-
-
 def test_opencv_source_reads_through_videocapture(testdata):
     # No camera here: OpenCV's VideoCapture opens a file path the same way it opens /dev/videoN.
     from edge.camera.sources import OpenCVSource
@@ -90,7 +42,18 @@ def test_opencv_source_reads_through_videocapture(testdata):
             if len(frames) == 3:
                 break
     assert [f.shape for _, f in frames] == [(360, 640, 3)] * 3
-    assert frames[0][0] <= frames[1][0] <= frames[2][0]
+    # Times are the stream's own (CAP_PROP_POS_MSEC), not the moment read() returned.
+    assert frames[2][0] - frames[1][0] == pytest.approx(1 / 29.97, rel=1e-2)
+
+
+def test_opencv_source_applies_the_mounting(testdata):
+    from edge.camera.sources import OpenCVSource
+
+    clip = str(testdata / "video" / "short_hamilton_clip.mp4")
+    with OpenCVSource(clip) as plain, OpenCVSource(clip, rotation=180) as turned:
+        _, a = next(iter(plain.frames()))
+        _, b = next(iter(turned.frames()))
+    np.testing.assert_array_equal(b, a[::-1, ::-1])
 
 
 def test_opencv_source_missing_device_is_typed():

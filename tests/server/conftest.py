@@ -1,4 +1,5 @@
-"""A real daemon on localhost:0 with a replay camera whose scene each test chooses."""
+"""A real daemon on localhost:0, mutual TLS with real certificates, a replay camera whose scene each test
+chooses; callers connect as a gate controller or an operator."""
 
 from __future__ import annotations
 
@@ -16,8 +17,41 @@ from edge.demo import HOLDER_PORTRAIT, DevIssuer, speaker_frames, write_scene
 from edge.imageio import load_image
 from edge.liveness.attacks import print_attack
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.ca import init_ca, issue_cert
 from edge.security.templates import template_digest
 from edge.server.daemon import MODEL_ID, EdgeDaemon
+
+#: The daemon's certificate name (and the host name callers check).
+SERVER_NAME = "edge-device"
+PKI: dict[str, Path] = {}
+
+
+def pki_dir(root: Path) -> Path:
+    """A CA with the daemon's certificate and two callers: ``controller`` and ``operator`` (by role)."""
+    if "dir" not in PKI:
+        folder = root / "pki"
+        init_ca(folder)
+        issue_cert(folder, SERVER_NAME, server=True)
+        issue_cert(folder, "gate-controller-1", role="controller")
+        issue_cert(folder, "operator-1", role="operator")
+        issue_cert(folder, "no-role-1")
+        PKI["dir"] = folder
+    return PKI["dir"]
+
+
+CALLERS = {"controller": "gate-controller-1", "operator": "operator-1", "none": "no-role-1"}
+
+
+def connect(daemon_or_port: object, role: str = "controller") -> grpc.Channel:
+    """A mutual-TLS channel to the daemon as a caller with ``role`` (controller, operator, none)."""
+    port = daemon_or_port if isinstance(daemon_or_port, int) else daemon_or_port.port  # type: ignore[attr-defined]
+    folder = PKI["dir"]
+    name = CALLERS[role]
+    credentials = grpc.ssl_channel_credentials((folder / "ca.pem").read_bytes(),
+                                               (folder / f"{name}.key").read_bytes(),
+                                               (folder / f"{name}.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{port}", credentials,
+                               options=[("grpc.ssl_target_name_override", SERVER_NAME)])
 
 
 @dataclass
@@ -43,12 +77,14 @@ class World:
 
 
 def make_config(folder: Path, issuer: DevIssuer, **server: object) -> object:
+    tls_dir = pki_dir(issuer.folder.parent)
     return config_from_dict({
         "device": {"id": "edge-test-1", "data_dir": str(folder)},
         "card": {"trust_list": str(issuer.trust_path), "revocations": str(issuer.revocations_path)},
         "site": {"id": "ward-7", "gate_id": "gate-a", "require_challenge": False, "max_failures": 1000},
         "camera": {"source": "replay:/nonexistent", "wait_s": 0.2},
-        "server": {"address": "127.0.0.1:0", "grace_s": 5, **server},
+        "server": {"address": "127.0.0.1:0", "grace_s": 5, "tls_dir": str(tls_dir), "server_cert": SERVER_NAME,
+                   "caller_sessions_per_min": 600.0, **server},
     }, "test")
 
 
@@ -95,7 +131,7 @@ def daemon(tmp_path_factory, world, camera, testdata, face_stage):
 
 @pytest.fixture(scope="module")
 def channel(daemon):
-    with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as ch:
+    with connect(daemon) as ch:
         yield ch
 
 

@@ -14,7 +14,7 @@ from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.tokens import verify_token
 
-from .conftest import EdgeDaemon, enroll, make_config
+from .conftest import EdgeDaemon, connect, enroll, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +125,7 @@ def test_concurrency_above_the_limit_is_resource_exhausted(tmp_path, world, test
     enroll(daemon, world, testdata, face_stage)
     daemon.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+        with connect(daemon) as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
             first: dict = {}
             thread = threading.Thread(target=lambda: first.update(reply=stub.Verify(
@@ -173,7 +173,7 @@ def test_repeated_failures_at_a_gate_are_rate_limited(tmp_path, world, testdata,
     enroll(daemon, world, testdata, face_stage)
     daemon.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+        with connect(daemon) as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
             got = [names(stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)) for _ in range(3)]
             camera.scene = world.scenes["holder"]  # even the right person waits out the cool-down
@@ -199,11 +199,11 @@ def test_enroll_keeps_the_template_and_returns_only_its_digest_and_a_sealed_copy
     daemon.start()
     try:
         card_id = "ab" * 16
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
-            reply = pb_grpc.EnrollmentServiceStub(channel).Enroll(pb.EnrollRequest(card_id=card_id, frames=5),
+        with connect(daemon, "operator") as operator:
+            reply = pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id=card_id, frames=5),
                                                                   timeout=60)
             with pytest.raises(grpc.RpcError) as e:
-                pb_grpc.EnrollmentServiceStub(channel).Enroll(pb.EnrollRequest(card_id="zz"), timeout=10)
+                pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id="zz"), timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         stored = daemon.templates.get(card_id, commitment=bytes.fromhex(reply.template_sha256),
                                       model_id=reply.model_id)
@@ -227,7 +227,7 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
     enroll(daemon, world, testdata, face_stage)
     daemon.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+        with connect(daemon) as channel:
             pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
         text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=10).read().decode()
         assert 'edge_verifications_total{decision="ALLOW",reason="OK"} 1.0' in text

@@ -13,7 +13,7 @@ from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.tokens import verify_token
 
-from .conftest import Camera, EdgeDaemon, enroll, make_config
+from .conftest import Camera, EdgeDaemon, connect, enroll, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_stale_cache_follows_the_site_policy(tmp_path, world, testdata, face_sta
     enroll(daemon, world, testdata, face_stage)
     daemon.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+        with connect(daemon) as channel:
             reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
             info = pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
         claims = verify_token(reply.token, daemon.key.public_key, now=time.time())

@@ -17,6 +17,8 @@ from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.templates import template_digest
 
+from .conftest import SERVER_NAME, connect, pki_dir
+
 pytestmark = pytest.mark.slow
 
 
@@ -45,6 +47,8 @@ replay_realtime = true
 [server]
 address = "127.0.0.1:0"
 grace_s = 20
+tls_dir = "{pki_dir(world.issuer.folder.parent)}"
+server_cert = "{SERVER_NAME}"
 """)
     port_file = tmp_path / "port"
     proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--config", str(config), "--port-file",
@@ -56,7 +60,7 @@ grace_s = 20
             assert time.time() < deadline
             time.sleep(0.1)
         port = int(port_file.read_text())
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with connect(port) as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
             start = pb.SessionClientMessage(start=pb.VerifyRequest(nonce=os.urandom(16)))
             stream = stub.VerifySession(iter([start]), timeout=60)
@@ -116,7 +120,7 @@ def test_no_image_crop_or_embedding_leaves_the_device(daemon, camera, world, fac
     from edge.demo import speaker_frames
 
     capture = _Capture()
-    channel = grpc.intercept_channel(grpc.insecure_channel(f"127.0.0.1:{daemon.port}"), capture)
+    channel = grpc.intercept_channel(connect(daemon), capture)
     verify = pb_grpc.VerificationServiceStub(channel)
     for scene in ("holder", "other", "photo", "expired"):
         camera.scene = world.scenes[scene]

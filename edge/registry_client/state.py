@@ -1,0 +1,79 @@
+"""What the device last applied from the registry, on disk, so that a restart changes nothing.
+
+One JSON file holds the trust list, the revocation list, their versions and the time of the last complete
+sync. It is replaced atomically (temporary file, fsync, rename, fsync of the folder), so after a crash or a
+power cut it is either the old state or the new one, and the sync time can never describe data that is not
+there. The daemon loads it at start; a version that would go backwards is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.credential.trust import RevocationList, TrustList
+from edge.errors import ConfigError, SecurityError
+
+log = logging.getLogger(__name__)
+STATE_FILE = "synced_state.json"
+FORMAT = 1
+
+
+@dataclass
+class SyncedState:
+    trust: TrustList
+    revocations: RevocationList
+    synced_at: float  # unix seconds of the last complete sync
+
+
+class SyncedStateFile:
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STATE_FILE
+
+    def load(self) -> SyncedState | None:
+        """The last applied state; None when the device never synced. A damaged file is an error (the
+        daemon must not silently fall back to older data)."""
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.path} is unreadable ({exc}); remove it to resync from the registry",
+                              key="registry") from exc
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ConfigError(f"{self.path} has an unknown format; remove it to resync from the registry",
+                              key="registry")
+        try:
+            return SyncedState(TrustList.from_json(raw["trust_list"], str(self.path)),
+                               RevocationList.from_json(raw["revocations"], str(self.path)),
+                               float(raw["synced_at"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.path} is incomplete ({exc!r}); remove it to resync", key="registry") from exc
+
+    def save(self, state: SyncedState, previous: SyncedState | None) -> None:
+        """Persist ``state`` atomically; refuses a trust or revocation version older than ``previous``."""
+        if previous is not None:
+            if state.trust.version < previous.trust.version:
+                raise SecurityError(f"registry sent trust list version {state.trust.version}, older than the "
+                                    f"applied {previous.trust.version}", code="sync_rollback")
+            if state.revocations.version < previous.revocations.version:
+                raise SecurityError(f"registry sent revocation list version {state.revocations.version}, older "
+                                    f"than the applied {previous.revocations.version}", code="sync_rollback")
+        body = json.dumps({"format": FORMAT, "synced_at": state.synced_at, "trust_list": state.trust.to_json(),
+                           "revocations": state.revocations.to_json()}, sort_keys=True).encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
