@@ -1,0 +1,180 @@
+"""`edge serve` as systemd runs it: sd_notify readiness and watchdog, refusals at start-up, one daemon per port.
+
+Each test starts the real command in its own process, with ``NOTIFY_SOCKET`` pointing at a datagram socket
+the test owns, as systemd does for ``Type=notify``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .conftest import SERVER_NAME, connect, pki_dir
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path: Path, world, *, port: int | str = 0, metrics: str | None = None,
+                 data: Path | None = None) -> Path:
+    data = data or tmp_path / "device"
+    config = tmp_path / f"edge-{port}.toml"
+    config.write_text(f"""
+[device]
+id = "edge-proc"
+data_dir = "{data}"
+[card]
+trust_list = "{world.issuer.trust_path}"
+revocations = "{world.issuer.revocations_path}"
+[site]
+id = "ward-7"
+require_challenge = false
+[camera]
+source = "replay:{world.scenes['holder']}"
+[server]
+address = "127.0.0.1:{port}"
+tls_dir = "{pki_dir(world.issuer.folder.parent)}"
+server_cert = "{SERVER_NAME}"
+grace_s = 2
+{f'metrics_address = "{metrics}"' if metrics else ''}
+""")
+    return config
+
+
+class NotifySocket:
+    """The systemd side of sd_notify: a datagram socket that collects what the service sends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+
+    def collect(self, until, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not until() and time.monotonic() < deadline:
+            try:
+                self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
+            except TimeoutError:
+                pass
+
+    def has(self, key: str) -> bool:
+        return any(key in m.split("\n") for _, m in self.messages)
+
+    def times(self, key: str) -> list[float]:
+        return [t for t, m in self.messages if key in m.split("\n")]
+
+
+def serve(config: Path, env: dict[str, str] | None = None, port_file: Path | None = None) -> subprocess.Popen:
+    args = [sys.executable, "-m", "edge", "serve", "--config", str(config)]
+    if port_file is not None:
+        args += ["--port-file", str(port_file)]
+    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def test_ready_after_serving_then_watchdog_pings_and_stopping(tmp_path, world):
+    notify = NotifySocket(tmp_path)
+    port_file = tmp_path / "port"
+    proc = serve(write_config(tmp_path, world), {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"},
+                 port_file)
+    try:
+        notify.collect(lambda: notify.has("READY=1") or proc.poll() is not None, 90)
+        assert notify.has("READY=1"), proc.stderr.read() if proc.poll() is not None else notify.messages
+        ready_at = notify.times("READY=1")[0]
+        deadline = time.monotonic() + 5
+        while not (port_file.exists() and port_file.read_text()):  # written just after READY
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with connect(int(port_file.read_text())) as channel:  # READY means SERVING, not "soon"
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        notify.collect(lambda: False, 3.5)
+        pings = [t for t in notify.times("WATCHDOG=1") if t > ready_at]
+        assert len(pings) >= 3
+        gaps = [b - a for a, b in zip([ready_at, *pings], pings, strict=False)]
+        assert max(gaps) <= 1.0 + 0.3  # at least every WatchdogSec/2 (scheduling slack on a loaded machine)
+        assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for _, m in notify.messages)
+        proc.send_signal(signal.SIGTERM)
+        notify.collect(lambda: notify.has("STOPPING=1"), 10)
+        assert notify.has("STOPPING=1")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.sock.close()
+
+
+def test_a_second_daemon_on_the_same_port_is_refused_cleanly(tmp_path, world):
+    port_file = tmp_path / "port"
+    first = serve(write_config(tmp_path, world), port_file=port_file)
+    try:
+        deadline = time.time() + 90
+        while not (port_file.exists() and port_file.read_text()):
+            assert first.poll() is None and time.time() < deadline
+            time.sleep(0.1)
+        port = int(port_file.read_text())
+        second_data = tmp_path / "second"
+        second = subprocess.run([sys.executable, "-m", "edge", "serve", "--config",
+                                 str(write_config(tmp_path, world, port=port, data=second_data))],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 5
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr and "Traceback" not in second.stderr
+        assert not second_data.exists()  # nothing half-created: no key, no database
+        with connect(port) as channel:  # and the first daemon still answers, alone
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_metrics_port_in_use_is_refused_cleanly(tmp_path, world):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        data = tmp_path / "device"
+        result = subprocess.run([sys.executable, "-m", "edge", "serve", "--config",
+                                 str(write_config(tmp_path, world, metrics=f"127.0.0.1:{port}", data=data))],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 5 and "cannot serve metrics" in result.stderr
+        assert "Traceback" not in result.stderr and not data.exists()
+    finally:
+        holder.close()
+
+
+def test_an_unwritable_data_dir_and_a_damaged_outbox_are_refused_cleanly(tmp_path, world):
+    if os.geteuid() == 0:  # root writes anywhere: make the folder a file instead
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a folder")
+        data = blocked / "device"
+    else:
+        blocked = tmp_path / "ro"
+        blocked.mkdir(mode=0o500)
+        data = blocked / "device"
+    result = subprocess.run([sys.executable, "-m", "edge", "serve", "--config",
+                             str(write_config(tmp_path, world, data=data))], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 5 and "Traceback" not in result.stderr and str(blocked) in result.stderr
+
+    data = tmp_path / "damaged"
+    data.mkdir()
+    (data / "outbox.sqlite").write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
+    result = subprocess.run([sys.executable, "-m", "edge", "serve", "--config",
+                             str(write_config(tmp_path, world, data=data))], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 5 and "Traceback" not in result.stderr
+    assert "outbox.sqlite" in result.stderr and "damaged" in result.stderr or "not a readable" in result.stderr
+    audit = subprocess.run([sys.executable, "-m", "edge", "audit", "verify", "--data-dir", str(data)],
+                           capture_output=True, text=True, timeout=60)
+    assert audit.returncode == 6 and '"storage_corrupt"' in audit.stdout and "Traceback" not in audit.stderr
