@@ -75,20 +75,28 @@ class NotifySocket:
 
 
 def serve(config: Path, env: dict[str, str] | None = None, port_file: Path | None = None) -> subprocess.Popen:
+    """The daemon, its log in a file beside the config (a pipe nobody reads would block it once full)."""
     args = [sys.executable, "-m", "edge", "serve", "--config", str(config)]
     if port_file is not None:
         args += ["--port-file", str(port_file)]
-    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    log = open(config.with_suffix(".log"), "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(args, stderr=log, text=True, env={**os.environ, **(env or {})})
+    log.close()
+    return proc
+
+
+def log_of(config: Path) -> str:
+    return config.with_suffix(".log").read_text()
 
 
 def test_ready_after_serving_then_watchdog_pings_and_stopping(tmp_path, world):
     notify = NotifySocket(tmp_path)
     port_file = tmp_path / "port"
-    proc = serve(write_config(tmp_path, world), {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"},
-                 port_file)
+    config = write_config(tmp_path, world)
+    proc = serve(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}, port_file)
     try:
         notify.collect(lambda: notify.has("READY=1") or proc.poll() is not None, 90)
-        assert notify.has("READY=1"), proc.stderr.read() if proc.poll() is not None else notify.messages
+        assert notify.has("READY=1"), log_of(config)
         ready_at = notify.times("READY=1")[0]
         deadline = time.monotonic() + 5
         while not (port_file.exists() and port_file.read_text()):  # written just after READY
@@ -178,3 +186,46 @@ def test_an_unwritable_data_dir_and_a_damaged_outbox_are_refused_cleanly(tmp_pat
     audit = subprocess.run([sys.executable, "-m", "edge", "audit", "verify", "--data-dir", str(data)],
                            capture_output=True, text=True, timeout=60)
     assert audit.returncode == 6 and '"storage_corrupt"' in audit.stdout and "Traceback" not in audit.stderr
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_twenty_thousand_malformed_requests_leave_memory_where_it_was(tmp_path, world):
+    port_file = tmp_path / "port"
+    proc = serve(write_config(tmp_path, world), port_file=port_file)
+    try:
+        deadline = time.time() + 90
+        while not (port_file.exists() and port_file.read_text()):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.1)
+        codes: dict[str, int] = {}
+        with connect(int(port_file.read_text())) as channel:
+            call = channel.unary_unary("/edge.v1.CardService/DecodeCard", request_serializer=None,
+                                       response_deserializer=None)
+
+            def burst(n: int) -> None:
+                pending = [call.future(b"\xff\xff\xff\xff" + os.urandom(8), timeout=30) for _ in range(n)]
+                for future in pending:
+                    try:
+                        future.result()
+                    except grpc.RpcError as exc:
+                        codes[exc.code().name] = codes.get(exc.code().name, 0) + 1
+
+            # 8 at a time: within the per-method concurrency (8) and the streams a connection may open (16),
+            # so every request reaches the parser rather than being shed earlier.
+            for _ in range(125):
+                burst(8)  # warm-up: thread pool, TLS session, allocator arenas
+            start = _rss_mb(proc.pid)
+            for _ in range(2500):
+                burst(8)
+            end = _rss_mb(proc.pid)
+        assert codes == {"INVALID_ARGUMENT": 21_000}
+        assert end <= start * 1.10, (start, end)
+    finally:
+        proc.kill()
+        proc.wait()
