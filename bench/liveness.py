@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save, time_call
 
-from edge.camera.sources import ReplaySource
 from edge.assembly import build_face_stage
+from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness import kernels, reference
 from edge.liveness.checker import LivenessChecker

@@ -122,8 +122,9 @@ class VerificationPipeline:
         self.data_age = data_age
         self.limiter = limiter or FailureLimiter()
 
-    def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None, deadline: float | None = None,
-               on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
+    def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None,
+               deadline: float | None = None, on_event: EventSink | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Outcome:
         """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
         wait = self.limiter.blocked_for()
         if wait > 0:

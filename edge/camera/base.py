@@ -27,7 +27,7 @@ class FrameSource(Protocol):
 class Closing:
     """``with source:`` closes the source (releases the device) on the way out."""
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -170,13 +170,16 @@ class LiveFeed:
             after = self._seq
         yield self._frames_after(after, deadline)
 
+    def _newer_than(self, seq: int) -> Callable[[], bool]:
+        return lambda: self._seq > seq or self._stop.is_set()
+
     def _frames_after(self, seq: int, deadline: float | None) -> Iterator[TimedFrame]:
         while True:
             with self._cond:
                 limit = self.frame_timeout_s
                 if deadline is not None:
                     limit = min(limit, max(0.0, deadline - time.monotonic()))
-                if not self._cond.wait_for(lambda after=seq: self._seq > after or self._stop.is_set(), limit):
+                if not self._cond.wait_for(self._newer_than(seq), limit):
                     raise CameraError(f"no camera frame within {limit:.1f} s ({self._error or 'stalled'})",
                                       code="camera_stalled")
                 if self._stop.is_set():

@@ -13,6 +13,7 @@ closed before the error is raised, so a failed start never keeps the device busy
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -48,9 +49,9 @@ class PiCamera2Source(Closing):
         self.frame_timeout_s = frame_timeout_s
         self._camera: Any = None
         try:
-            libcamera = getattr(module, "libcamera", None)  # picamera2 re-exports the bindings it imported
-            if libcamera is None:
-                import libcamera
+            bindings: Any = getattr(module, "libcamera", None)  # picamera2 re-exports what it imported
+            if bindings is None:
+                bindings = importlib.import_module("libcamera")
 
             self._camera = module.Picamera2(camera_num)
             if rotation == 180:
@@ -58,7 +59,7 @@ class PiCamera2Source(Closing):
             frame_us = int(round(1e6 / fps))
             wanted = {"FrameDurationLimits": (frame_us, frame_us), **dict(controls or {})}
             config = self._camera.create_video_configuration(
-                main={"size": (width, height), "format": "RGB888"}, transform=libcamera.Transform(
+                main={"size": (width, height), "format": "RGB888"}, transform=bindings.Transform(
                     hflip=int(hflip), vflip=int(vflip)), buffer_count=buffer_count, controls=wanted)
             self._camera.configure(config)
             self._camera.start()

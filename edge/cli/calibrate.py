@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.assembly import build_face_stage
+from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.errors import EdgeError
 from edge.imageio import load_image
 from edge.vision.calibration import error_rates, pair_scores, summary, threshold_for_fmr

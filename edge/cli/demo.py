@@ -1,6 +1,7 @@
 """``edge demo``: the whole flow on the embedded defaults, through real gRPC, mutual TLS and the registry.
 
-1. a dev CA with certificates for the registry, an admin and the device; the reference registry embedded
+1. a dev CA with certificates for the registry, an admin, the device (as the registry's client and as its
+   own mutual-TLS listener) and a gate controller; the reference registry embedded
    (SQLite, mutual TLS) on a free localhost port;
 2. the device's keys made and registered with the registry (site "demo-site");
 3. enrollment: the holder's template made from a portrait, sealed to the registry and stored there; the
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     issue_cert(pki, "registry", server=True)
     for name in ("admin", device_id):
         issue_cert(pki, name)
+    issue_cert(pki, "edge-device", server=True)  # the daemon's own listener (mutual TLS)
+    issue_cert(pki, "demo-gate-controller", role="controller")
     state = RegistryState.open(SQLiteStorage(work / "registry" / "registry.sqlite"), work / "registry" / "state",
                                issuer_name="demo-hospital")
     registry = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "device": {"id": device_id, "data_dir": str(work / "device")},
         "site": {"id": site, "gate_id": "demo-gate", "require_challenge": False},
         "camera": {"source": f"replay:{scene}"},
-        "server": {"address": "127.0.0.1:0", "grace_s": 2},
+        "server": {"address": "127.0.0.1:0", "grace_s": 2, "tls_dir": str(pki), "server_cert": "edge-device"},
         "registry": {"address": f"127.0.0.1:{rport}", "tls_dir": str(pki), "sync_interval_s": 2,
                      "delivery_idle_s": 0.2},
     }, "demo")
@@ -116,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
         f"registry: trust list, revocations, {daemon.templates.count()} template(s)" + ("" if synced else " (NOT)"))
     history = []
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        controller = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(),
+                                                  (pki / "demo-gate-controller.key").read_bytes(),
+                                                  (pki / "demo-gate-controller.pem").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{port}", controller,
+                                 options=[("grpc.ssl_target_name_override", "edge-device")]) as channel:
             nonce = os.urandom(16)
             reply = pb_grpc.VerificationServiceStub(channel).Verify(
                 pb.VerifyRequest(nonce=nonce, gate_id="demo-gate", request_id="demo-1"), timeout=60)

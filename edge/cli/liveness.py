@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
-from edge.assembly import build_face_stage
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import Outcome, metrics
 from edge.liveness.pad import PADModel, pad_model_dir

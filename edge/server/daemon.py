@@ -86,7 +86,8 @@ class Listeners:
     def _credentials(self) -> grpc.ServerCredentials:
         folder = self.config.tls_dir
         assert folder is not None
-        files = [folder / "ca.pem", folder / f"{self.config.server_cert}.pem", folder / f"{self.config.server_cert}.key"]
+        name = self.config.server_cert
+        files = [folder / "ca.pem", folder / f"{name}.pem", folder / f"{name}.key"]
         try:
             ca, cert, key = (f.read_bytes() for f in files)
         except OSError as exc:

@@ -154,7 +154,7 @@ class EdgeInterceptor(grpc.ServerInterceptor):
                 if not admitted:
                     raise Busy(f"{method} is at its concurrency limit; retry shortly")
                 if who is not None:
-                    context.edge_identity = who  # type: ignore[attr-defined]
+                    context.edge_identity = who
                 return handler.unary_unary(decode(raw), context)
             except EdgeError as exc:
                 status = exc.code
@@ -185,7 +185,7 @@ class EdgeInterceptor(grpc.ServerInterceptor):
                 if not admitted:
                     raise Busy(f"{method} is at its concurrency limit; retry shortly")
                 if who is not None:
-                    context.edge_identity = who  # type: ignore[attr-defined]
+                    context.edge_identity = who
                 yield from handler.stream_stream((decode(raw) for raw in raw_iterator), context)
             except EdgeError as exc:
                 status = exc.code

@@ -11,12 +11,11 @@ score of a person appears in a label.
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     Info,
     PlatformCollector,
@@ -42,7 +41,7 @@ class _StateCollector(Collector):
     def __init__(self, parts: Components) -> None:
         self.parts = parts
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         p = self.parts
         yield GaugeMetricFamily("edge_outbox_pending", "Tokens waiting for delivery to the registry",
                                 value=p.outbox.pending_count())
@@ -82,7 +81,7 @@ class Metrics:
                                        buckets=STAGE_BUCKETS, registry=self.registry)
         self.delivery_failures = Counter("edge_delivery_failures", "Failed delivery rounds", registry=self.registry)
         self.port: int | None = None
-        self._server = None
+        self._server: Any = None
 
     def watch(self, parts: Components) -> None:
         self.registry.register(_StateCollector(parts))

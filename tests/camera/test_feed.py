@@ -136,7 +136,7 @@ def test_a_broken_stream_is_closed_and_reopened():
     try:
         assert feed.wait_ready(5)
         source_count = camera.opens
-        feed._source.close()  # the driver drops the device under us: the stream ends  # noqa: SLF001
+        feed._source.close()  # the driver drops the device under us: the stream ends
         wait_for(lambda: camera.opens > source_count)
         wait_for(lambda: feed.status().ok)
     finally:

@@ -86,4 +86,5 @@ def test_mutated_cards_never_verify(issuer, verifier, data):
             del cose[pos]
         else:
             cose[pos] = (cose[pos] + rng.randrange(1, 256)) % 256
-    assert _refused(verifier, wrap(bytes(cose)))
+    if bytes(cose) != unwrap(text):  # an insert undone by a delete at the same place is no mutation
+        assert _refused(verifier, wrap(bytes(cose)))

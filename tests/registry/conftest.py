@@ -30,7 +30,18 @@ def pki(tmp_path_factory) -> Path:
     issue_cert(folder, "registry", server=True)
     for name in ("admin", "dev-a", "dev-b", "dev-unregistered"):
         issue_cert(folder, name)
+    issue_cert(folder, "edge-device", server=True)  # the device daemon's own listener
+    issue_cert(folder, "gate-controller", role="controller")
+    issue_cert(folder, "operator", role="operator")
     return folder
+
+
+def device_channel(port: int, pki: Path, caller: str = "gate-controller") -> grpc.Channel:
+    """Mutual TLS to a device daemon as a gate controller (or ``caller``)."""
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / f"{caller}.key").read_bytes(),
+                                         (pki / f"{caller}.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override",
+                                                                        "edge-device")])
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import os
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
 from edge.demo import HOLDER_PORTRAIT, speaker_frames, write_scene
@@ -20,7 +19,7 @@ from edge.security.sealing import load_or_create_x25519, raw_public, seal
 from edge.security.templates import template_digest
 from registry.storage import open_storage
 
-from .conftest import Process, admin_stub, free_port, register, registry_process
+from .conftest import Process, admin_stub, device_channel, free_port, register, registry_process
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +64,9 @@ require_challenge = false
 source = "replay:{scene}"
 [server]
 address = "127.0.0.1:0"
+tls_dir = "{pki}"
+server_cert = "edge-device"
+caller_sessions_per_min = 600
 [registry]
 address = "127.0.0.1:{rport}"
 tls_dir = "{pki}"
@@ -77,18 +79,18 @@ delivery_max_backoff_s = 2
 """)
     device = Process(["serve", "--config", str(config)], tmp_path / "device.port", tmp_path / "device.log")
     yield {"registry": registry, "device": device, "data": data, "db_url": db_url, "admin": admin,
-           "card_id": card.card_id}
+           "card_id": card.card_id, "pki": pki}
     device.kill9()
     registry.stop()
 
 
-def device_info(port: int) -> pb.DeviceInfo:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def device_info(port: int, pki: Path) -> pb.DeviceInfo:
+    with device_channel(port, pki) as channel:
         return pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
 
 
-def verify_n(port: int, n: int) -> list[str]:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def verify_n(port: int, n: int, pki: Path) -> list[str]:
+    with device_channel(port, pki) as channel:
         stub = pb_grpc.VerificationServiceStub(channel)
         return [pb.Decision.Name(stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60).decision)
                 for _ in range(n)]
@@ -113,11 +115,11 @@ def device_token_ids(data: Path) -> list[str]:
 def test_outage_queues_then_delivers_exactly_once_even_through_kill9(site):
     registry, device = site["registry"], site["device"]
     port = device.start()
-    wait_for(lambda: 0 <= device_info(port).last_sync_age_s < 30, what="first sync")
+    wait_for(lambda: 0 <= device_info(port, site["pki"]).last_sync_age_s < 30, what="first sync")
 
     registry.kill9()  # the hospital network goes down
-    assert verify_n(port, 8) == ["ALLOW"] * 8  # verification continues from the cached data
-    assert wait_for(lambda: device_info(port).outbox_pending == 8, what="8 queued")
+    assert verify_n(port, 8, site["pki"]) == ["ALLOW"] * 8  # verification continues from the cached data
+    assert wait_for(lambda: device_info(port, site["pki"]).outbox_pending == 8, what="8 queued")
     assert registry_token_ids(site["db_url"]) == []
 
     registry.start()  # back: the device drains at 4 tokens/s, one per call
@@ -127,7 +129,7 @@ def test_outage_queues_then_delivers_exactly_once_even_through_kill9(site):
     assert 2 <= delivered_at_kill < 8
 
     port = device.start()  # the queue survived SIGKILL; delivery resumes
-    wait_for(lambda: device_info(port).outbox_pending == 0, timeout=90, what="queue drained")
+    wait_for(lambda: device_info(port, site["pki"]).outbox_pending == 0, timeout=90, what="queue drained")
     stored = registry_token_ids(site["db_url"])
     assert sorted(stored) == device_token_ids(site["data"])  # nothing lost, nothing duplicated
     assert len(stored) == len(set(stored)) == 8

@@ -7,7 +7,7 @@ import pytest
 
 from edge.errors import SecurityError
 from edge.registry_client.outbox import Outbox, OutboxFull
-from edge.security.clock import ClockGuard
+from edge.security.clock import ClockGuard, KernelClock, read_kernel_clock
 from edge.security.keys import DeviceKey
 from edge.security.templates import TemplateStore, template_digest
 from edge.security.tokens import TokenContent, TokenSigner, load_public_key, verify_token
@@ -60,11 +60,20 @@ def test_untrusted_clock_refuses_to_sign(tmp_path):
     with pytest.raises(SecurityError) as e:
         signer.sign(content())
     assert e.value.code == "clock_untrusted"
-    flag = tmp_path / "synchronized"
-    guard = ClockGuard(require_sync_flag=True, sync_flag=flag, clock=lambda: NOW)
-    assert not guard.trusted()[0]
-    flag.touch()
+    kernel = {"state": KernelClock(state=5, maxerror_us=16_000_000)}  # what an unsynced kernel reports
+    guard = ClockGuard(require_sync=True, clock=lambda: NOW, kernel=lambda: kernel["state"])
+    ok, why = guard.trusted()
+    assert not ok and "timesyncd, chrony or ntpd" in why
+    kernel["state"] = KernelClock(state=0, maxerror_us=250_000)  # chrony/ntpd/timesyncd disciplining it
     assert guard.trusted()[0]
+    kernel["state"] = None  # no adjtimex at all: refuse rather than guess
+    assert not guard.trusted()[0]
+
+
+def test_the_kernel_clock_is_read_through_adjtimex():
+    state = read_kernel_clock()  # the real syscall on this machine (read-only, no privilege needed)
+    assert state is not None and 0 <= state.state <= 5 and state.maxerror_us >= 0
+    assert state.synchronised == (state.state != 5 and state.maxerror_us < 16_000_000)
 
 
 def test_template_store_encrypts_and_checks_commitment(tmp_path):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import ssl
 import socket
+import ssl
 import time
 
 import grpc
@@ -29,9 +29,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_an_anonymous_client_cannot_even_complete_the_handshake(daemon):
-    with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as plain:
-        with pytest.raises(grpc.RpcError) as e:
-            pb_grpc.DeviceServiceStub(plain).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=5)
+    with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as plain, pytest.raises(grpc.RpcError) as e:
+        pb_grpc.DeviceServiceStub(plain).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     # TLS without a client certificate: the server refuses the handshake itself.
     context = ssl.create_default_context(cafile=str(PKI["dir"] / "ca.pem"))
@@ -48,9 +47,9 @@ def test_an_anonymous_client_cannot_even_complete_the_handshake(daemon):
 
 def test_a_gate_controller_cannot_enroll_or_read_the_configuration(daemon, world):
     with connect(daemon, "controller") as channel:
+        enroll_stub = pb_grpc.EnrollmentServiceStub(channel)
         with pytest.raises(grpc.RpcError) as e:
-            pb_grpc.EnrollmentServiceStub(channel).Enroll(pb.EnrollRequest(card_id=world.cards["holder"][1].hex()),
-                                                          timeout=10)
+            enroll_stub.Enroll(pb.EnrollRequest(card_id=world.cards["holder"][1].hex()), timeout=10)
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         info = pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
         assert info.device_id and info.config_json == ""
@@ -91,10 +90,9 @@ def _two_cn_certificate(folder):
 def test_a_certificate_with_two_common_names_is_refused(daemon):
     cert, key = _two_cn_certificate(PKI["dir"])
     credentials = grpc.ssl_channel_credentials((PKI["dir"] / "ca.pem").read_bytes(), key, cert)
-    with grpc.secure_channel(f"127.0.0.1:{daemon.port}", credentials,
-                             options=[("grpc.ssl_target_name_override", SERVER_NAME)]) as channel:
-        with pytest.raises(grpc.RpcError) as e:
-            pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
+    with grpc.secure_channel(f"127.0.0.1:{daemon.port}", credentials, options=[(
+            "grpc.ssl_target_name_override", SERVER_NAME)]) as channel, pytest.raises(grpc.RpcError) as e:
+        pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

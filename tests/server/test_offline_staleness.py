@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-import grpc
 import pytest
 
 from edge.proto_gen.edge.v1 import edge_pb2 as pb

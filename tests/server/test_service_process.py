@@ -6,6 +6,7 @@ the test owns, as systemd does for ``Type=notify``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -62,10 +63,8 @@ class NotifySocket:
     def collect(self, until, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not until() and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
-            except TimeoutError:
-                pass
 
     def has(self, key: str) -> bool:
         return any(key in m.split("\n") for _, m in self.messages)
@@ -182,7 +181,7 @@ def test_an_unwritable_data_dir_and_a_damaged_outbox_are_refused_cleanly(tmp_pat
                              str(write_config(tmp_path, world, data=data))], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 5 and "Traceback" not in result.stderr
-    assert "outbox.sqlite" in result.stderr and "damaged" in result.stderr or "not a readable" in result.stderr
+    assert ("outbox.sqlite" in result.stderr and "damaged" in result.stderr) or "not a readable" in result.stderr
     audit = subprocess.run([sys.executable, "-m", "edge", "audit", "verify", "--data-dir", str(data)],
                            capture_output=True, text=True, timeout=60)
     assert audit.returncode == 6 and '"storage_corrupt"' in audit.stdout and "Traceback" not in audit.stderr
