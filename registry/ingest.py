@@ -1,23 +1,44 @@
-"""Token ingest: verify the device's signature and claims, then store exactly once (idempotent on cti).
+"""Token ingest: check each token on its own, then store the accepted ones exactly once.
 
-Rejections (never retried by the device): ``malformed``, ``unknown_device``, ``wrong_device`` (the TLS
-client is not the token's issuer), ``bad_signature``, ``stale_iat``. Freshness: a token may arrive hours
-after it was made (the device queues through outages), so ``iat`` must lie within ``max_age_s`` in the
-past (the devices' staleness bound) and at most ``future_skew_s`` in the future; a replayed token is
-stored once and answered DUPLICATE, a reused cti with other content is rejected (``cti_conflict``).
+A token is judged alone and answered alone: one bad token never fails the batch, and a rejection carries a
+reason code, never exception text. In order:
+
+- size (``too_large`` above ``MAX_TOKEN_BYTES``) and structure (``malformed``);
+- the issuing device: registered (``unknown_device``), the caller itself when a device delivers
+  (``wrong_device``), its key by the token's ``kid`` (``unknown_key``), the signature (``bad_signature``);
+- every claim's type and range (``bad_claims``), ``aud`` (``wrong_audience``), the site claim against the
+  device's registered site (``wrong_site``);
+- the device's state: a suspended or retired device's tokens are accepted only if signed before it stopped
+  being active, and only with a key that was valid at their ``iat`` (``device_inactive``, ``unknown_key``);
+- time: ``iat`` within ``max_age_s`` in the past (the devices' staleness bound: tokens queue through
+  outages) and at most ``future_skew_s`` ahead (``stale_iat``: a clock is wrong, the device retries later);
+  ``exp`` bounds a relying party's use of the token, not its delivery, so it must only be coherent
+  (``iat < exp <= iat + MAX_LIFETIME_S``).
+
+Idempotency is per (device, cti): a replay is DUPLICATE, a reused cti with other content ``cti_conflict``,
+and one device's cti can never block another device's token.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from edge.credential.codec import loads_exact, parse_cose_sign1
-from edge.errors import CredentialError, SecurityError
+from edge.errors import SecurityError
 from edge.security.tokens import verify_token
 from registry.storage import Storage, TokenRow
+
+MAX_TOKEN_BYTES = 2048
+MAX_LIFETIME_S = 86400
+INT64_MAX = 2**63 - 1
+DECISIONS = {"ALLOW", "DENY", "RETRY"}
+REASON = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+HEX_CARD = re.compile(r"^([0-9a-f]{32})?$")
 
 
 @dataclass(frozen=True)
@@ -27,42 +48,96 @@ class IngestOutcome:
     reason: str = ""
 
 
+def _int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
+def claims_problem(named: dict[str, Any], *, audience: str) -> str | None:
+    """The reason code for the first claim of the wrong type or range, or None when all are sound."""
+    iat, exp = named.get("iat"), named.get("exp")
+    if not isinstance(iat, int) or not isinstance(exp, int) or not _int(iat, 0, INT64_MAX) \
+            or not _int(exp, 0, INT64_MAX) or not iat < exp <= iat + MAX_LIFETIME_S:
+        return "bad_claims"
+    if not _text(named.get("sub"), 32) or not HEX_CARD.match(named["sub"]):
+        return "bad_claims"
+    if named.get("decision") not in DECISIONS:
+        return "bad_claims"
+    reasons = named.get("reasons")
+    if not isinstance(reasons, list) or not 1 <= len(reasons) <= 16 or not all(
+            isinstance(r, str) and REASON.match(r) for r in reasons):
+        return "bad_claims"
+    if not _int(named.get("sequence"), 0, INT64_MAX) or not _text(named.get("gate"), 128) \
+            or not _text(named.get("site"), 128):
+        return "bad_claims"
+    nonce = named.get("nonce")
+    if not isinstance(nonce, bytes) or not 8 <= len(nonce) <= 64:
+        return "bad_claims"
+    if named.get("aud") != audience:
+        return "wrong_audience"
+    return None
+
+
 def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float | None = None,
-          max_age_s: int = 14 * 86400, future_skew_s: int = 300) -> IngestOutcome | TokenRow:
+          max_age_s: int = 14 * 86400, future_skew_s: int = 300,
+          audience: str = "registry") -> IngestOutcome | TokenRow:
     """Verify one token: a TokenRow to store, or the rejection."""
     now = time.time() if now is None else now
+    if not isinstance(token, bytes) or len(token) > MAX_TOKEN_BYTES:
+        return IngestOutcome("", "rejected", "too_large")
     try:
-        claims = loads_exact(parse_cose_sign1(token).payload)
+        message = parse_cose_sign1(token)
+        claims = loads_exact(message.payload)
         issuer = claims.get(1) if isinstance(claims, dict) else None
-        token_id = claims.get(7).hex() if isinstance(claims.get(7), bytes) else ""
-    except (CredentialError, Exception):
+        cti = claims.get(7) if isinstance(claims, dict) else None
+    except Exception:  # any parse failure is the sender's: answer with a code, keep the details out
         return IngestOutcome("", "rejected", "malformed")
-    if not isinstance(issuer, str) or len(token_id) != 32:
+    token_id = cti.hex() if isinstance(cti, bytes) and len(cti) == 16 else ""
+    if not token_id or not isinstance(issuer, str) or not _text(issuer, 128) or not isinstance(message.kid, bytes) \
+            or len(message.kid) != 8:
         return IngestOutcome(token_id, "rejected", "malformed")
     device = storage.device(issuer)
     if device is None:
         return IngestOutcome(token_id, "rejected", "unknown_device")
     if peer_device is not None and peer_device != issuer:
         return IngestOutcome(token_id, "rejected", "wrong_device")
+    key = storage.device_key(issuer, message.kid.hex())
+    if key is None:
+        return IngestOutcome(token_id, "rejected", "unknown_key")
+    raw_key, valid_from, valid_until = key
     try:
-        named = verify_token(token, ed25519.Ed25519PublicKey.from_public_bytes(device.signing_key))
+        named = verify_token(token, ed25519.Ed25519PublicKey.from_public_bytes(raw_key))
     except SecurityError as exc:
         reason = "bad_signature" if exc.code in ("token_signature", "token_kid", "token_alg") else "malformed"
         return IngestOutcome(token_id, "rejected", reason)
-    iat = named.get("iat")
-    if not isinstance(iat, int) or iat > now + future_skew_s or iat < now - max_age_s:
+    except Exception:
+        return IngestOutcome(token_id, "rejected", "malformed")
+    problem = claims_problem(named, audience=audience)
+    if problem is not None:
+        return IngestOutcome(token_id, "rejected", problem)
+    if named["site"] != device.site:
+        return IngestOutcome(token_id, "rejected", "wrong_site")
+    iat = int(named["iat"])
+    if device.state != "active" and (device.state_since is None or iat >= device.state_since):
+        return IngestOutcome(token_id, "rejected", "device_inactive")
+    if valid_until is not None and not valid_from - future_skew_s <= iat < valid_until:
+        return IngestOutcome(token_id, "rejected", "unknown_key")  # signed with a key after its rotation
+    if iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
-    return TokenRow(token_id=token_id, token=token, device_id=issuer, card_id=str(named.get("sub", "")), iat=iat,
-                    decision=str(named.get("decision", "")), reasons=list(named.get("reasons", [])),
-                    sequence=int(named.get("sequence", 0)), site=str(named.get("site", "")),
-                    gate=str(named.get("gate", "")))
+    return TokenRow(token_id=token_id, token=token, device_id=issuer, card_id=named["sub"], iat=iat,
+                    decision=named["decision"], reasons=list(named["reasons"]), sequence=int(named["sequence"]),
+                    site=named["site"], gate=named["gate"])
 
 
 def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,
-                 max_age_s: int = 14 * 86400, future_skew_s: int = 300) -> list[IngestOutcome]:
+                 max_age_s: int = 14 * 86400, future_skew_s: int = 300,
+                 audience: str = "registry") -> list[IngestOutcome]:
     """Verify each token, then store the accepted ones in one transaction; outcomes in input order."""
-    checked = [check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s, future_skew_s=future_skew_s)
-               for t in tokens]
+    checked = [check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s, future_skew_s=future_skew_s,
+                     audience=audience) for t in tokens]
     rows = [c for c in checked if isinstance(c, TokenRow)]
     stored = iter(storage.store_tokens(rows)) if rows else iter(())
     outcomes = []

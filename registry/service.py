@@ -1,8 +1,14 @@
 """The registry's gRPC service and server.
 
-Identity comes from mutual TLS: the client certificate's CN is the caller (a registered device id, or
-"admin"). With ``allow_plaintext`` (local development only, never the default) the caller is read from
-the ``x-edge-identity`` metadata instead, and the server logs that it is insecure.
+Identity comes from mutual TLS: the client certificate's single Common Name is the caller (a registered
+device id, or "admin"); a certificate with several CNs is refused (edge.security.identity). A device is
+served only while it is active; suspending or retiring it refuses its certificate. With ``allow_plaintext``
+(local development on loopback only, never the default) the caller is read from the ``x-edge-identity``
+metadata instead, and may never claim "admin".
+
+A device is trusted no further than its own site: it may store a template only for a card the registry
+issued for that site, only the template the card commits to (SHA-256 of a finite, unit-norm 128-d float32
+vector), and it delivers only its own tokens (registry.ingest).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +29,25 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from edge.credential.issuer import CardIssuer
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
 from edge.credential.trust import RevocationList, TrustList
-from edge.errors import SecurityError
+from edge.errors import EdgeError, SecurityError
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from edge.security.identity import identity_from_pem, peer_certificate
 from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
+from edge.security.templates import check_template
 from registry.ingest import ingest_batch
-from registry.storage import DeviceRecord, Storage
+from registry.storage import CardRecord, DeviceRecord, Storage
 
 log = logging.getLogger(__name__)
 ADMIN = "admin"
 MAX_BATCH = 500
+#: A sealed 128-d float32 template: 32-byte ephemeral key + 12-byte nonce + 512 bytes + 16-byte tag, and slack.
+MAX_SEALED_TEMPLATE = 1024
+CARD_ID = re.compile(r"^[0-9a-f]{32}$")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
+STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
 
 
 @dataclass
@@ -64,21 +80,28 @@ class RegistryState:
     def template_public_key(self) -> bytes:
         return raw_public(load_or_create_x25519(self.state_dir, "template_key.pem").public_key())
 
-    def revoke(self, card_id: bytes) -> int:
-        version, body = self.storage.document("revocations") or (0, json.dumps(RevocationList().to_json()))
-        revocations = RevocationList.from_json(json.loads(body))
-        revocations.revoke(card_id)
-        revocations.version = version + 1
-        self.storage.put_document("revocations", revocations.version, json.dumps(revocations.to_json()))
-        return revocations.version
+    def revoke(self, card_id: bytes, reason: str = "revoked") -> tuple[int, bool]:
+        """Add the card to the revocation list (a new version); (version, whether it was revoked already)."""
+        with self.storage.atomic():
+            version, body = self.storage.document("revocations") or (0, json.dumps(RevocationList().to_json()))
+            revocations = RevocationList.from_json(json.loads(body))
+            if revocations.is_revoked(card_id):
+                return version, True
+            revocations.revoke(card_id)
+            revocations.version = version + 1
+            self.storage.put_document("revocations", revocations.version, json.dumps(revocations.to_json()))
+            self.storage.record_revocation(card_id.hex(), reason)
+        return revocations.version, False
 
 
 def caller(context: grpc.ServicerContext, allow_plaintext: bool) -> str | None:
-    names = context.auth_context().get("x509_common_name")
-    if names:
-        return names[0].decode()
+    """The caller's name: the certificate's one CN; in plaintext development mode, the claimed device id."""
+    pem = peer_certificate(context)
+    if pem is not None:
+        return identity_from_pem(pem).name
     if allow_plaintext:
-        return dict(context.invocation_metadata()).get("x-edge-identity")
+        claimed = dict(context.invocation_metadata()).get("x-edge-identity")
+        return claimed if isinstance(claimed, str) and claimed != ADMIN else None
     return None
 
 
@@ -88,20 +111,30 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         self.allow_plaintext = allow_plaintext
 
     def _require(self, context: grpc.ServicerContext, *, admin: bool = False) -> str:
-        who = caller(context, self.allow_plaintext)
+        try:
+            who = caller(context, self.allow_plaintext)
+        except EdgeError as exc:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+            raise AssertionError("abort raises") from exc
         if who is None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
             raise AssertionError("abort raises")
         if admin and who != ADMIN:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin only")
-        if not admin and who != ADMIN and self.state.storage.device(who) is None:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is not a registered device")
+        if not admin and who != ADMIN:
+            device = self.state.storage.device(who)
+            if device is None:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is not a registered device")
+            elif device.state != "active":
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is {device.state}")
         return str(who)
 
     def RegisterDevice(self, request, context):
         self._require(context, admin=True)
-        if len(request.signing_key) != 32 or len(request.encryption_key) != 32 or not request.device_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "device_id, 32-byte signing and encryption keys needed")
+        if len(request.signing_key) != 32 or len(request.encryption_key) != 32 or \
+                not DEVICE_ID.match(request.device_id) or not 0 < len(request.site) <= 128:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "device_id ([A-Za-z0-9._-], at most 64), a site, 32-byte "
+                          "signing and encryption keys needed")
         self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
                                                         request.encryption_key, request.site))
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
@@ -116,19 +149,36 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 model_id=request.model_id or "sface-2021dec-fp32")
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self.state.storage.put_card(CardRecord(
+            card_id=card.card_id.hex(), site=request.site, card_type=request.card_type,
+            commitment=request.template_sha256, model_id=card.face.model_id, issued=float(card.issued_at),
+            expires=float(card.expires_at)))
         return rpb.IssueCardResponse(card_id=card.card_id.hex(), qr_text=text)
 
     def StoreTemplate(self, request, context):
         who = self._require(context)
+        if not CARD_ID.match(request.card_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
+        if len(request.sealed_template) > MAX_SEALED_TEMPLATE or len(request.model_id) > 64:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "sealed template or model id too large")
+        card = self.state.storage.card(request.card_id)
+        if card is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no card with this id")
+            raise AssertionError("abort raises")
         device = self.state.storage.device(who)
+        if who != ADMIN and (device is None or card.site != device.site):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the card belongs to another site")
         key = load_or_create_x25519(self.state.state_dir, "template_key.pem")
         try:
             template = unseal(key, request.sealed_template, request.card_id.encode())
+            check_template(template)
         except SecurityError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         commitment = hashlib.sha256(template).digest()
-        site = device.site if device else "*"
-        self.state.storage.put_template(request.card_id, request.sealed_template, request.model_id, commitment, site)
+        if commitment != card.commitment or request.model_id != card.model_id:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the template is not the one the card commits to")
+        self.state.storage.put_template(request.card_id, request.sealed_template, request.model_id, commitment,
+                                        card.site)
         return rpb.StoreTemplateResponse(template_sha256=commitment)
 
     def SyncTemplates(self, request, context):
@@ -140,7 +190,11 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         key = load_or_create_x25519(self.state.state_dir, "template_key.pem")
         out = []
         for card_id, sealed, model_id in self.state.storage.templates_for_site(device.site):
-            template = unseal(key, sealed, card_id.encode())
+            try:  # one unreadable record must not stop the site's sync
+                template = check_template(unseal(key, sealed, card_id.encode())).astype("<f4").tobytes()
+            except SecurityError as exc:
+                log.error("stored template skipped", extra={"fields": {"card_id": card_id[:64], "code": exc.code}})
+                continue
             out.append(rpb.SealedTemplate(card_id=card_id, model_id=model_id,
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
         return rpb.SyncTemplatesResponse(templates=out)
@@ -172,6 +226,39 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             results.append(rpb.IngestResult(token_id=outcome.token_id, status=status, reason=outcome.reason))
         return rpb.IngestTokensResponse(results=results)
 
+    def RevokeCard(self, request, context):
+        self._require(context, admin=True)
+        if not CARD_ID.match(request.card_id) or len(request.reason) > 200:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
+        version, already = self.state.revoke(bytes.fromhex(request.card_id), request.reason or "revoked")
+        log.warning("card revoked", extra={"fields": {"card_id": request.card_id, "version": version}})
+        return rpb.RevokeCardResponse(revocation_list_version=version, already_revoked=already)
+
+    def SetDeviceState(self, request, context):
+        self._require(context, admin=True)
+        state = STATE_NAMES.get(request.state)
+        if state is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "state must be ACTIVE, SUSPENDED or RETIRED")
+            raise AssertionError("abort raises")
+        try:
+            device = self.state.storage.set_device_state(request.device_id, state)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        if device is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such device")
+            raise AssertionError("abort raises")
+        return rpb.SetDeviceStateResponse(state=STATE_VALUES[device.state], since=device.state_since or 0.0)
+
+    def RotateDeviceKey(self, request, context):
+        self._require(context, admin=True)
+        if len(request.signing_key) != 32 or len(request.encryption_key) != 32:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "32-byte signing and encryption keys needed")
+        device = self.state.storage.device(request.device_id)
+        if device is None or device.state == "retired":
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such active device")
+        self.state.storage.rotate_key(request.device_id, request.signing_key, request.encryption_key)
+        return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
+
     def AuditHistory(self, request, context):
         self._require(context, admin=True)
         entries = [rpb.AuditEntry(token_id=t.token_id, device_id=t.device_id, iat=t.iat, decision=t.decision,
@@ -195,6 +282,7 @@ class RegistryServer:
     def __init__(self, state: RegistryState, *, tls: TLSFiles | None, allow_plaintext: bool = False) -> None:
         if tls is None and not allow_plaintext:
             raise ValueError("the registry needs TLS files, or allow_plaintext for local development")
+        self.started = time.time()
         self.state = state
         self.tls = tls
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -208,7 +296,10 @@ class RegistryServer:
                 require_client_auth=True)
             self.port = self.server.add_secure_port(address, credentials)
         else:
-            log.warning("registry running WITHOUT TLS (development only)")
+            host = address.rsplit(":", 1)[0].strip("[]")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                raise ValueError(f"plaintext is for local development: bind 127.0.0.1, not {host}")
+            log.warning("registry running WITHOUT TLS (development only; no admin calls)")
             self.port = self.server.add_insecure_port(address)
         self.server.start()
         return self.port

@@ -8,6 +8,7 @@ stored exactly once whatever the interleaving.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -18,17 +19,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, signing_key BLOB NOT NULL, "
-    "encryption_key BLOB NOT NULL, site TEXT NOT NULL, registered DOUBLE PRECISION NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, card_id TEXT NOT NULL, "
-    "iat BIGINT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL, sequence BIGINT NOT NULL, site TEXT, "
-    "gate TEXT, token BLOB NOT NULL, received DOUBLE PRECISION NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS tokens_by_card ON tokens (card_id, iat)",
-    "CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, sealed BLOB NOT NULL, model_id TEXT NOT NULL, "
-    "commitment BLOB NOT NULL, site TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, version BIGINT NOT NULL, body TEXT NOT NULL)",
+#: Schema steps, applied in order; ``schema_version`` records how many ran (one transaction each). Step 1 is
+#: the first release's schema (IF NOT EXISTS: databases made before versioning adopt it unchanged).
+MIGRATIONS: list[list[str]] = [
+    ["CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, signing_key BLOB NOT NULL, "
+     "encryption_key BLOB NOT NULL, site TEXT NOT NULL, registered DOUBLE PRECISION NOT NULL)",
+     "CREATE TABLE IF NOT EXISTS tokens (token_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, card_id TEXT NOT NULL, "
+     "iat BIGINT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL, sequence BIGINT NOT NULL, site TEXT, "
+     "gate TEXT, token BLOB NOT NULL, received DOUBLE PRECISION NOT NULL)",
+     "CREATE INDEX IF NOT EXISTS tokens_by_card ON tokens (card_id, iat)",
+     "CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, sealed BLOB NOT NULL, model_id TEXT NOT NULL, "
+     "commitment BLOB NOT NULL, site TEXT NOT NULL)",
+     "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, version BIGINT NOT NULL, body TEXT NOT NULL)"],
+    # 2: device lifecycle (state, key history), the cards the registry issued (site and face commitment),
+    #    revocation records, and token ids unique per device (one device cannot squat another's cti).
+    ["ALTER TABLE devices ADD COLUMN state TEXT NOT NULL DEFAULT 'active'",
+     "ALTER TABLE devices ADD COLUMN state_since DOUBLE PRECISION",
+     "CREATE TABLE device_keys (device_id TEXT NOT NULL, key_id TEXT NOT NULL, signing_key BLOB NOT NULL, "
+     "valid_from DOUBLE PRECISION NOT NULL, valid_until DOUBLE PRECISION, PRIMARY KEY (device_id, key_id))",
+     "INSERT INTO device_keys (device_id, key_id, signing_key, valid_from) "
+     "SELECT device_id, '', signing_key, registered FROM devices",
+     "CREATE TABLE cards (card_id TEXT PRIMARY KEY, site TEXT NOT NULL, card_type TEXT NOT NULL, "
+     "commitment BLOB NOT NULL, model_id TEXT NOT NULL, issued DOUBLE PRECISION NOT NULL, "
+     "expires DOUBLE PRECISION NOT NULL)",
+     "CREATE TABLE revoked_cards (card_id TEXT PRIMARY KEY, reason TEXT NOT NULL, revoked DOUBLE PRECISION NOT NULL)",
+     "CREATE TABLE tokens_v2 (device_id TEXT NOT NULL, token_id TEXT NOT NULL, card_id TEXT NOT NULL, "
+     "iat BIGINT NOT NULL, decision TEXT NOT NULL, reasons TEXT NOT NULL, sequence BIGINT NOT NULL, site TEXT, "
+     "gate TEXT, token BLOB NOT NULL, received DOUBLE PRECISION NOT NULL, PRIMARY KEY (device_id, token_id))",
+     "INSERT INTO tokens_v2 SELECT device_id, token_id, card_id, iat, decision, reasons, sequence, site, gate, token, "
+     "received FROM tokens",
+     "DROP TABLE tokens",
+     "ALTER TABLE tokens_v2 RENAME TO tokens",
+     "CREATE INDEX IF NOT EXISTS tokens_by_card_v2 ON tokens (card_id, iat)"],
 ]
+DEVICE_STATES = ("active", "suspended", "retired")
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,21 @@ class DeviceRecord:
     signing_key: bytes
     encryption_key: bytes
     site: str
+    state: str = "active"  # active | suspended | retired
+    state_since: float | None = None  # unix seconds when it stopped being active
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardRecord:
+    """A card the registry issued: where it is valid and the face it commits to."""
+
+    card_id: str
+    site: str
+    card_type: str
+    commitment: bytes
+    model_id: str
+    issued: float
+    expires: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,30 +118,120 @@ class Storage:
     def close(self) -> None:  # pragma: no cover - overridden
         pass
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Several calls as one transaction, with no other thread's statements in between."""
+        with self._lock, self.transaction():
+            yield
+
     def create_schema(self) -> None:
+        """Apply the missing migrations (each in its own transaction); refuse a newer database."""
         with self._lock:
-            for statement in SCHEMA:
-                self._execute(statement)
+            self._execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            row = self._execute("SELECT version FROM schema_version").fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"registry database is at schema version {version}, newer than this release "
+                                   f"({len(MIGRATIONS)})")
+            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self.transaction():
+                    for statement in steps:
+                        self._execute(statement)
+                    if number == 2:
+                        self._backfill_key_ids()
+                    self._execute("DELETE FROM schema_version")
+                    self._execute("INSERT INTO schema_version VALUES (?)", (number,))
+
+    def _backfill_key_ids(self) -> None:
+        for device_id, key in self._execute("SELECT device_id, signing_key FROM device_keys WHERE key_id = ''"
+                                            ).fetchall():
+            self._execute("UPDATE device_keys SET key_id = ? WHERE device_id = ? AND key_id = ''",
+                          (key_id(bytes(key)), device_id))
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._execute("SELECT version FROM schema_version").fetchone()[0])
 
     # devices
     def register_device(self, device: DeviceRecord) -> None:
-        with self._lock:
-            self._execute("INSERT INTO devices VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+        """Register (or re-register: new keys, active again) a device; its previous key stays valid for
+        tokens it signed before now."""
+        now = time.time()
+        with self._lock, self.transaction():
+            self._execute("INSERT INTO devices (device_id, signing_key, encryption_key, site, registered, state) "
+                          "VALUES (?, ?, ?, ?, ?, 'active') ON CONFLICT (device_id) DO UPDATE SET "
                           "signing_key = excluded.signing_key, encryption_key = excluded.encryption_key, "
-                          "site = excluded.site", (device.device_id, device.signing_key, device.encryption_key,
-                                                   device.site, time.time()))
+                          "site = excluded.site, state = 'active', state_since = NULL",
+                          (device.device_id, device.signing_key, device.encryption_key, device.site, now))
+            self._add_key(device.device_id, device.signing_key, now)
+
+    def _add_key(self, device_id: str, signing_key: bytes, now: float) -> None:
+        kid = key_id(signing_key)
+        self._execute("UPDATE device_keys SET valid_until = ? WHERE device_id = ? AND key_id <> ? AND "
+                      "valid_until IS NULL", (now, device_id, kid))
+        self._execute("INSERT INTO device_keys VALUES (?, ?, ?, ?, NULL) ON CONFLICT (device_id, key_id) DO UPDATE "
+                      "SET valid_until = NULL", (device_id, kid, signing_key, now))
+
+    def rotate_key(self, device_id: str, signing_key: bytes, encryption_key: bytes) -> None:
+        now = time.time()
+        with self._lock, self.transaction():
+            self._execute("UPDATE devices SET signing_key = ?, encryption_key = ? WHERE device_id = ?",
+                          (signing_key, encryption_key, device_id))
+            self._add_key(device_id, signing_key, now)
+
+    def device_key(self, device_id: str, kid: str) -> tuple[bytes, float, float | None] | None:
+        """(raw Ed25519 key, valid from, valid until) of one of the device's keys, by key id."""
+        with self._lock:
+            row = self._execute("SELECT signing_key, valid_from, valid_until FROM device_keys WHERE device_id = ? "
+                                "AND key_id = ?", (device_id, kid)).fetchone()
+        return (bytes(row[0]), float(row[1]), None if row[2] is None else float(row[2])) if row else None
+
+    def set_device_state(self, device_id: str, state: str) -> DeviceRecord | None:
+        if state not in DEVICE_STATES:
+            raise ValueError(f"device state must be one of {DEVICE_STATES}")
+        with self._lock:
+            current = self.device(device_id)
+            if current is None:
+                return None
+            if current.state == "retired" and state != "retired":
+                raise ValueError("a retired device stays retired (register it again as a new device)")
+            since = None if state == "active" else (current.state_since if current.state == state else time.time())
+            self._execute("UPDATE devices SET state = ?, state_since = ? WHERE device_id = ?",
+                          (state, since, device_id))
+        return self.device(device_id)
 
     def device(self, device_id: str) -> DeviceRecord | None:
         with self._lock:
-            row = self._execute("SELECT device_id, signing_key, encryption_key, site FROM devices WHERE device_id = ?",
-                                (device_id,)).fetchone()
-        return DeviceRecord(row[0], bytes(row[1]), bytes(row[2]), row[3]) if row else None
+            row = self._execute("SELECT device_id, signing_key, encryption_key, site, state, state_since FROM devices "
+                                "WHERE device_id = ?", (device_id,)).fetchone()
+        return _device(row) if row else None
 
     def devices_at(self, site: str) -> list[DeviceRecord]:
         with self._lock:
-            rows = self._execute("SELECT device_id, signing_key, encryption_key, site FROM devices WHERE site = ?",
-                                 (site,)).fetchall()
-        return [DeviceRecord(r[0], bytes(r[1]), bytes(r[2]), r[3]) for r in rows]
+            rows = self._execute("SELECT device_id, signing_key, encryption_key, site, state, state_since FROM devices "
+                                 "WHERE site = ?", (site,)).fetchall()
+        return [_device(r) for r in rows]
+
+    # cards
+    def put_card(self, card: CardRecord) -> None:
+        with self._lock:
+            self._execute("INSERT INTO cards VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (card.card_id, card.site, card.card_type, card.commitment, card.model_id, card.issued,
+                           card.expires))
+
+    def card(self, card_id: str) -> CardRecord | None:
+        with self._lock:
+            row = self._execute("SELECT card_id, site, card_type, commitment, model_id, issued, expires FROM cards "
+                                "WHERE card_id = ?", (card_id,)).fetchone()
+        return CardRecord(card_id=row[0], site=row[1], card_type=row[2], commitment=bytes(row[3]), model_id=row[4],
+                          issued=float(row[5]), expires=float(row[6])) if row else None
+
+    def record_revocation(self, card_id: str, reason: str) -> bool:
+        """Remember that a card was revoked; False when it already was."""
+        with self._lock:
+            cursor = self._execute("INSERT INTO revoked_cards VALUES (?, ?, ?) ON CONFLICT (card_id) DO NOTHING",
+                                   (card_id, reason, time.time()))
+        return bool(cursor.rowcount == 1)
 
     # tokens
     def store_tokens(self, rows: list[TokenRow]) -> list[str]:
@@ -112,13 +241,14 @@ class Storage:
         with self._lock, self.transaction():
             for r in rows:
                 cursor = self._execute(
-                    "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
-                    (r.token_id, r.device_id, r.card_id, r.iat, r.decision, json.dumps(r.reasons), r.sequence, r.site,
-                     r.gate, r.token, time.time()))
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, token_id) "
+                    "DO NOTHING", (r.device_id, r.token_id, r.card_id, r.iat, r.decision, json.dumps(r.reasons),
+                                   r.sequence, r.site, r.gate, r.token, time.time()))
                 if cursor.rowcount == 1:
                     results.append("stored")
                     continue
-                row = self._execute("SELECT token FROM tokens WHERE token_id = ?", (r.token_id,)).fetchone()
+                row = self._execute("SELECT token FROM tokens WHERE device_id = ? AND token_id = ?",
+                                    (r.device_id, r.token_id)).fetchone()
                 results.append("duplicate" if row and bytes(row[0]) == r.token else "conflict")
         return results
 
@@ -135,6 +265,7 @@ class Storage:
                 for r in rows]
 
     def token_ids(self) -> list[str]:
+        """Every stored token id (ids are unique per device; the tests' devices draw them at random)."""
         with self._lock:
             return [r[0] for r in self._execute("SELECT token_id FROM tokens ORDER BY token_id").fetchall()]
 
@@ -209,6 +340,16 @@ class PostgresStorage(Storage):
 
     def close(self) -> None:
         self._db.close()
+
+
+def key_id(signing_key: bytes) -> str:
+    """A device key's id as tokens carry it in ``kid``: the first 8 bytes of SHA-256 of the raw key, hex."""
+    return hashlib.sha256(signing_key).digest()[:8].hex()
+
+
+def _device(row: Any) -> DeviceRecord:
+    return DeviceRecord(row[0], bytes(row[1]), bytes(row[2]), row[3], row[4] or "active",
+                        None if row[5] is None else float(row[5]))
 
 
 def open_storage(url: str) -> Storage:

@@ -38,10 +38,15 @@ def device_transport(port, pki, name):
                          server_name="registry")
 
 
-def make_token(key: DeviceKey, device_id: str, *, now: float | None = None, card: str = "c1") -> bytes:
+CARD_1 = "c1" * 16
+
+
+def make_token(key: DeviceKey, device_id: str, *, now: float | None = None, card: str = CARD_1,
+               site: str = "ward-7", claims: dict[int, object] | None = None) -> bytes:
     clock = ClockGuard(clock=lambda: now if now is not None else time.time())
     content = TokenContent(card_id=card, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16), decision="ALLOW",
-                           reasons=["OK"], checks={}, site="ward-7", gate="g1", revocation_version=1, sequence=1)
+                           reasons=["OK"], checks={}, site=site, gate="g1", revocation_version=1, sequence=1,
+                           extra=claims or {})
     return TokenSigner(key, device_id, clock=clock).sign(content)[0]
 
 
@@ -52,18 +57,18 @@ def test_ingest_stores_once_and_rejects_with_reasons(registry, pki, tmp_path):
     key_a = DeviceKey.load_or_create(tmp_path / "a")
     transport = device_transport(port, pki, "dev-a")
 
-    good = make_token(key_a, "dev-a", card="card-1")
+    good = make_token(key_a, "dev-a", card=CARD_1)
     forged = make_token(DeviceKey.load_or_create(tmp_path / "mallory"), "dev-a")  # right name, wrong key
     unregistered = make_token(DeviceKey.load_or_create(tmp_path / "u"), "dev-unregistered")
     stale = make_token(key_a, "dev-a", now=time.time() - 30 * 86400)
     future = make_token(key_a, "dev-a", now=time.time() + 3600)
     results = transport.ingest([good, good, forged, unregistered, stale, future, b"\x00garbage"])
     assert [(r.status, r.reason) for r in results] == [
-        ("stored", ""), ("duplicate", ""), ("rejected", "bad_signature"), ("rejected", "unknown_device"),
+        ("stored", ""), ("duplicate", ""), ("rejected", "unknown_key"), ("rejected", "unknown_device"),
         ("rejected", "stale_iat"), ("rejected", "stale_iat"), ("rejected", "malformed")]
     assert transport.ingest([good])[0].status == "duplicate"  # a replay later: still stored once
     assert state.storage.token_count() == 1
-    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id="card-1"), timeout=10).entries
+    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD_1), timeout=10).entries
     assert [(e.device_id, e.decision, e.gate) for e in history] == [("dev-a", "ALLOW", "g1")]
 
 
@@ -100,23 +105,36 @@ def test_mutual_tls_is_required(registry, pki, tmp_path):
     assert e3.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def unit_template(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
+    return (vector / np.linalg.norm(vector)).astype("<f4")
+
+
+def issue_for(admin, template: np.ndarray, site: str = "ward-7") -> str:
+    import hashlib
+
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site=site, model_id="sface",
+                                                template_sha256=hashlib.sha256(template.tobytes()).digest()),
+                           timeout=10)
+    assert card.qr_text.startswith("EHC1:") and len(card.card_id) == 32
+    return card.card_id
+
+
 def test_templates_travel_sealed_and_only_to_the_site(registry, pki, tmp_path):
+    import hashlib
+
     state, port = registry
     admin = admin_stub(port, pki)
     register(admin, "dev-a", tmp_path / "a", "ward-7")
     register(admin, "dev-b", tmp_path / "b", "ward-9")
-    template = np.random.default_rng(1).normal(size=128).astype("<f4")
-    sealed = seal(state.template_public_key, template.tobytes(), b"card-7")
+    template = unit_template(1)
+    card_id = issue_for(admin, template)
+    sealed = seal(state.template_public_key, template.tobytes(), card_id.encode())
     transport_a = device_transport(port, pki, "dev-a")
-    commitment = transport_a.store_template("card-7", sealed, "sface")
-    import hashlib
-
+    commitment = transport_a.store_template(card_id, sealed, "sface")
     assert commitment == hashlib.sha256(template.tobytes()).digest()
-    [(card_id, sealed_for_a, _)] = transport_a.templates("dev-a")
-    assert card_id == "card-7" and template.tobytes() not in sealed_for_a
-    opened = unseal(load_or_create_x25519(tmp_path / "a"), sealed_for_a, b"card-7")
+    [(synced_id, sealed_for_a, _)] = transport_a.templates("dev-a")
+    assert synced_id == card_id and template.tobytes() not in sealed_for_a
+    opened = unseal(load_or_create_x25519(tmp_path / "a"), sealed_for_a, card_id.encode())
     assert opened == template.tobytes()
     assert device_transport(port, pki, "dev-b").templates("dev-b") == []  # another site gets nothing
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site="ward-7",
-                                                template_sha256=commitment), timeout=10)
-    assert card.qr_text.startswith("EHC1:") and len(card.card_id) == 32

@@ -13,10 +13,21 @@ class IngestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STORED: _ClassVar[IngestStatus]
     DUPLICATE: _ClassVar[IngestStatus]
     REJECTED: _ClassVar[IngestStatus]
+
+class DeviceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEVICE_STATE_UNSPECIFIED: _ClassVar[DeviceState]
+    ACTIVE: _ClassVar[DeviceState]
+    SUSPENDED: _ClassVar[DeviceState]
+    RETIRED: _ClassVar[DeviceState]
 INGEST_STATUS_UNSPECIFIED: IngestStatus
 STORED: IngestStatus
 DUPLICATE: IngestStatus
 REJECTED: IngestStatus
+DEVICE_STATE_UNSPECIFIED: DeviceState
+ACTIVE: DeviceState
+SUSPENDED: DeviceState
+RETIRED: DeviceState
 
 class RegisterDeviceRequest(_message.Message):
     __slots__ = ("device_id", "signing_key", "encryption_key", "site")
@@ -167,3 +178,45 @@ class AuditHistoryResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+
+class RevokeCardRequest(_message.Message):
+    __slots__ = ("card_id", "reason")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    reason: str
+    def __init__(self, card_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeCardResponse(_message.Message):
+    __slots__ = ("revocation_list_version", "already_revoked")
+    REVOCATION_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revocation_list_version: int
+    already_revoked: bool
+    def __init__(self, revocation_list_version: _Optional[int] = ..., already_revoked: _Optional[bool] = ...) -> None: ...
+
+class SetDeviceStateRequest(_message.Message):
+    __slots__ = ("device_id", "state")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    state: DeviceState
+    def __init__(self, device_id: _Optional[str] = ..., state: _Optional[_Union[DeviceState, str]] = ...) -> None: ...
+
+class SetDeviceStateResponse(_message.Message):
+    __slots__ = ("state", "since")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    state: DeviceState
+    since: float
+    def __init__(self, state: _Optional[_Union[DeviceState, str]] = ..., since: _Optional[float] = ...) -> None: ...
+
+class RotateDeviceKeyRequest(_message.Message):
+    __slots__ = ("device_id", "signing_key", "encryption_key")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_KEY_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    signing_key: bytes
+    encryption_key: bytes
+    def __init__(self, device_id: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., encryption_key: _Optional[bytes] = ...) -> None: ...

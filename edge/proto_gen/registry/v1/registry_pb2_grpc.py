@@ -74,6 +74,21 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.AuditHistoryRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.AuditHistoryResponse.FromString,
                 _registered_method=True)
+        self.RevokeCard = channel.unary_unary(
+                '/registry.v1.Registry/RevokeCard',
+                request_serializer=registry_dot_v1_dot_registry__pb2.RevokeCardRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.RevokeCardResponse.FromString,
+                _registered_method=True)
+        self.SetDeviceState = channel.unary_unary(
+                '/registry.v1.Registry/SetDeviceState',
+                request_serializer=registry_dot_v1_dot_registry__pb2.SetDeviceStateRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.SetDeviceStateResponse.FromString,
+                _registered_method=True)
+        self.RotateDeviceKey = channel.unary_unary(
+                '/registry.v1.Registry/RotateDeviceKey',
+                request_serializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -135,6 +150,27 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeCard(self, request, context):
+        """admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDeviceState(self, request, context):
+        """admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateDeviceKey(self, request, context):
+        """admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +213,21 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.AuditHistory,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.AuditHistoryRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.AuditHistoryResponse.SerializeToString,
+            ),
+            'RevokeCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCard,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.RevokeCardRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.RevokeCardResponse.SerializeToString,
+            ),
+            'SetDeviceState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDeviceState,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.SetDeviceStateRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.SetDeviceStateResponse.SerializeToString,
+            ),
+            'RotateDeviceKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateDeviceKey,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +446,87 @@ class Registry:
             '/registry.v1.Registry/AuditHistory',
             registry_dot_v1_dot_registry__pb2.AuditHistoryRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.AuditHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/RevokeCard',
+            registry_dot_v1_dot_registry__pb2.RevokeCardRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.RevokeCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDeviceState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/SetDeviceState',
+            registry_dot_v1_dot_registry__pb2.SetDeviceStateRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.SetDeviceStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateDeviceKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/RotateDeviceKey',
+            registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
             options,
             channel_credentials,
             insecure,

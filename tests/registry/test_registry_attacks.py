@@ -1,0 +1,186 @@
+"""The registry from a compromised device's seat, and its lifecycle operations (issue 10, findings 2, 7, 8, 9),
+on both storage backends over mutual TLS.
+
+Before the fix a device could upload any bytes as any card's template (a 3-byte one stopped every device's
+sync), a token with one bad claim failed the whole call with UNKNOWN and leaked exception text, site and
+audience went unchecked, and token ids were global, so one device could squat another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from edge.errors import RegistryUnavailable
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from edge.security.keys import DeviceKey
+from edge.security.sealing import load_or_create_x25519, raw_public, seal
+from edge.security.tokens import CLAIM_REASONS, CLAIM_SEQUENCE
+from registry.service import RegistryServer, RegistryState, TLSFiles
+from registry.storage import open_storage
+
+from .conftest import admin_stub, register
+from .test_ingest_rules import device_transport, issue_for, make_token, unit_template
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def site(tmp_path, db_url, pki):
+    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    register(admin, "dev-b", tmp_path / "b", "ward-9")
+    yield state, port, admin
+    server.stop(0.5)
+
+
+def store(state, transport, card_id: str, data: bytes, model: str = "sface") -> grpc.StatusCode | None:
+    try:
+        transport.store_template(card_id, seal(state.template_public_key, data, card_id.encode()), model)
+        return None
+    except Exception as exc:  # RegistryUnavailable(registry_refused) wraps the status
+        cause = exc.__cause__
+        return cause.code() if isinstance(cause, grpc.RpcError) else None
+
+
+def test_a_device_cannot_plant_templates(site, pki, tmp_path):
+    state, port, admin = site
+    a = device_transport(port, pki, "dev-a")
+    good = unit_template(3)
+    mine = issue_for(admin, good, site="ward-7")
+    theirs = issue_for(admin, unit_template(4), site="ward-9")
+    assert store(state, a, mine, b"\x00\x01\x02") == grpc.StatusCode.INVALID_ARGUMENT  # 3 bytes
+    assert store(state, a, mine, np.full(128, np.nan, "<f4").tobytes()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert store(state, a, mine, (good * 3).tobytes()) == grpc.StatusCode.INVALID_ARGUMENT  # not unit-norm
+    assert store(state, a, mine, unit_template(5).tobytes()) == grpc.StatusCode.FAILED_PRECONDITION  # not committed
+    assert store(state, a, theirs, unit_template(4).tobytes()) == grpc.StatusCode.PERMISSION_DENIED  # other site
+    assert store(state, a, "ab" * 16, good.tobytes()) == grpc.StatusCode.NOT_FOUND  # never issued
+    assert store(state, a, "X" * 10_000, good.tobytes()) == grpc.StatusCode.INVALID_ARGUMENT
+    big = seal(state.template_public_key, b"\x00" * 1_000_000, mine.encode())
+    with pytest.raises(Exception) as e:
+        a.store_template(mine, big, "sface")
+    assert e.value.__cause__.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert store(state, a, mine, good.tobytes()) is None  # the committed template is accepted
+    [(card_id, _, _)] = a.templates("dev-a")  # and the site's sync is whole
+    assert card_id == mine and state.storage.templates_for_site("ward-9") == []
+
+
+def test_one_bad_token_never_fails_the_batch_and_no_exception_text_leaks(site, pki, tmp_path):
+    state, port, _ = site
+    key = DeviceKey.load_or_create(tmp_path / "a")
+    a = device_transport(port, pki, "dev-a")
+    good = make_token(key, "dev-a")
+    bad = {
+        "string sequence": make_token(key, "dev-a", claims={CLAIM_SEQUENCE: "seven"}),
+        "huge sequence": make_token(key, "dev-a", claims={CLAIM_SEQUENCE: 2**64}),
+        "reasons as text": make_token(key, "dev-a", claims={CLAIM_REASONS: "OK"}),
+        "other audience": make_token(key, "dev-a", claims={3: "another-registry"}),
+        "other site": make_token(key, "dev-a", site="ward-9"),
+        "exp before iat": make_token(key, "dev-a", claims={4: 5}),
+        "3 MB": good + b"\x00" * 3_000_000,
+    }
+    results = a.ingest([*bad.values(), good])
+    got = {name: (r.status, r.reason) for name, r in zip([*bad, "good"], results, strict=True)}
+    assert got == {"string sequence": ("rejected", "bad_claims"), "huge sequence": ("rejected", "bad_claims"),
+                   "reasons as text": ("rejected", "bad_claims"), "other audience": ("rejected", "wrong_audience"),
+                   "other site": ("rejected", "wrong_site"), "exp before iat": ("rejected", "bad_claims"),
+                   "3 MB": ("rejected", "too_large"), "good": ("stored", "")}
+    assert all(" " not in r.reason for r in results)  # codes, never exception text
+    assert state.storage.token_count() == 1
+
+
+def test_token_ids_are_unique_per_device_so_none_can_be_squatted(site, pki, tmp_path):
+    state, port, admin = site
+    register(admin, "dev-b", tmp_path / "b2", "ward-7")  # same site as dev-a
+    cti = os.urandom(16)
+    squat = make_token(DeviceKey.load_or_create(tmp_path / "b2"), "dev-b", claims={7: cti})
+    victim = make_token(DeviceKey.load_or_create(tmp_path / "a"), "dev-a", claims={7: cti})
+    assert device_transport(port, pki, "dev-b").ingest([squat])[0].status == "stored"
+    assert device_transport(port, pki, "dev-a").ingest([victim])[0].status == "stored"
+    assert state.storage.token_count() == 2
+
+
+def test_revoke_card_reaches_the_revocation_list(site, pki, tmp_path):
+    from edge.credential.trust import RevocationList
+
+    state, port, admin = site
+    a = device_transport(port, pki, "dev-a")
+    version = a.revocations()[0]
+    card_id = issue_for(admin, unit_template(8))
+    reply = admin.RevokeCard(rpb.RevokeCardRequest(card_id=card_id, reason="lost phone"), timeout=10)
+    assert reply.revocation_list_version == version + 1 and not reply.already_revoked
+    again = admin.RevokeCard(rpb.RevokeCardRequest(card_id=card_id), timeout=10)
+    assert again.already_revoked and again.revocation_list_version == version + 1
+    new_version, body = a.revocations()
+    assert new_version == version + 1
+    assert RevocationList.from_json(json.loads(body)).is_revoked(bytes.fromhex(card_id))
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "dev-a.key").read_bytes(),
+                                         (pki / "dev-a.pem").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", "registry")]
+                             ) as channel, pytest.raises(grpc.RpcError) as e:  # a device may not revoke
+        rpb_grpc.RegistryStub(channel).RevokeCard(rpb.RevokeCardRequest(card_id=card_id), timeout=10)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_suspend_retire_and_rotate_a_device(site, pki, tmp_path):
+    state, port, admin = site
+    a = device_transport(port, pki, "dev-a")
+    old_key = DeviceKey.load_or_create(tmp_path / "a")
+    before = make_token(old_key, "dev-a", now=time.time() - 60)
+    admin.SetDeviceState(rpb.SetDeviceStateRequest(device_id="dev-a", state=rpb.SUSPENDED), timeout=10)
+    with pytest.raises(Exception) as e:
+        a.trust_list()
+    assert e.value.__cause__.code() == grpc.StatusCode.PERMISSION_DENIED  # its certificate is refused
+    admin.SetDeviceState(rpb.SetDeviceStateRequest(device_id="dev-a", state=rpb.ACTIVE), timeout=10)
+    assert a.trust_list()[0] >= 1
+
+    new_key = DeviceKey.load_or_create(tmp_path / "a-new")
+    admin.RotateDeviceKey(rpb.RotateDeviceKeyRequest(device_id="dev-a", signing_key=new_key.public_raw,
+                                                     encryption_key=raw_public(load_or_create_x25519(
+                                                         tmp_path / "a-new").public_key())), timeout=10)
+    after_rotation_old = make_token(old_key, "dev-a", now=time.time() + 1)
+    after_rotation_new = make_token(new_key, "dev-a")
+    results = a.ingest([before, after_rotation_old, after_rotation_new])
+    assert [(r.status, r.reason) for r in results] == [("stored", ""), ("rejected", "unknown_key"), ("stored", "")]
+
+    queued = make_token(new_key, "dev-a", now=time.time() - 5)  # signed before retirement, still in its outbox
+    retired = admin.SetDeviceState(rpb.SetDeviceStateRequest(device_id="dev-a", state=rpb.RETIRED), timeout=10)
+    assert retired.state == rpb.RETIRED and retired.since > 0
+    with pytest.raises(RegistryUnavailable) as refused:
+        a.ingest([queued])  # the retired device itself is refused
+    assert refused.value.__cause__.code() == grpc.StatusCode.PERMISSION_DENIED
+    late = make_token(new_key, "dev-a", now=time.time() + 2)
+    relayed = state.storage  # an operator relays the retired board's outbox through the admin identity
+    from registry.ingest import ingest_batch
+
+    outcomes = ingest_batch(relayed, [queued, late], peer_device=None)
+    assert [(o.status, o.reason) for o in outcomes] == [("stored", ""), ("rejected", "device_inactive")]
+    with pytest.raises(grpc.RpcError) as e2:
+        admin.SetDeviceState(rpb.SetDeviceStateRequest(device_id="dev-a", state=rpb.ACTIVE), timeout=10)
+    assert e2.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # retired stays retired
+
+
+def test_plaintext_registry_never_grants_admin_and_stays_on_loopback(tmp_path):
+    from registry.storage import SQLiteStorage
+
+    state = RegistryState.open(SQLiteStorage(tmp_path / "r.sqlite"), tmp_path / "state")
+    with pytest.raises(ValueError):
+        RegistryServer(state, tls=None, allow_plaintext=True).start("0.0.0.0:0")
+    server = RegistryServer(state, tls=None, allow_plaintext=True)
+    port = server.start("127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as e:
+            rpb_grpc.RegistryStub(channel).IssueCard(rpb.IssueCardRequest(card_type="health_card", site="x"),
+                                                     metadata=(("x-edge-identity", "admin"),), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        server.stop(0.2)
