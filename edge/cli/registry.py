@@ -31,17 +31,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_serve)
 
     for name, help_text in (("register-device", "register a device's keys and site"),
-                            ("audit", "a card's verification history")):
+                            ("audit", "a card's verification history"),
+                            ("revoke-card", "revoke a card (reaches every gate with the next sync)"),
+                            ("device-state", "suspend, reactivate or retire a device"),
+                            ("rotate-key", "register a device's new keys (older tokens stay valid)")):
         c = cmds.add_parser(name, help=help_text)
         c.add_argument("--address", required=True)
         c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
         c.add_argument("--plaintext", action="store_true")
-        if name == "register-device":
+        if name in ("register-device", "rotate-key"):
             c.add_argument("device_id")
             c.add_argument("--signing-key", required=True, help="raw Ed25519 public key, hex")
             c.add_argument("--encryption-key", required=True, help="raw X25519 public key, hex")
-            c.add_argument("--site", required=True)
-            c.set_defaults(func=run_register)
+            if name == "register-device":
+                c.add_argument("--site", required=True)
+            c.set_defaults(func=run_register if name == "register-device" else run_rotate)
+        elif name == "revoke-card":
+            c.add_argument("card_id")
+            c.add_argument("--reason", default="revoked by staff", help="kept at the registry only")
+            c.set_defaults(func=run_revoke)
+        elif name == "device-state":
+            c.add_argument("device_id")
+            c.add_argument("state", choices=["active", "suspended", "retired"])
+            c.set_defaults(func=run_device_state)
         else:
             c.add_argument("card_id")
             c.add_argument("--json", action="store_true")
@@ -129,6 +141,52 @@ def run_register(args: argparse.Namespace) -> int:
             device_id=args.device_id, signing_key=bytes.fromhex(args.signing_key),
             encryption_key=bytes.fromhex(args.encryption_key), site=args.site), metadata=ADMIN_METADATA, timeout=10)
     emit({"device_id": args.device_id, "key_id": reply.key_id})
+    return EXIT_OK
+
+
+def _admin(args: argparse.Namespace, method: str, request: object) -> object | None:
+    """One admin call; a refusal is a message and None, never a traceback."""
+    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+
+    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
+        try:
+            return getattr(rpb_grpc.RegistryStub(channel), method)(request, timeout=10)
+        except grpc.RpcError as exc:
+            fail(f"registry refused {method}: {exc.code().name}: {exc.details()}")
+            return None
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    reply = _admin(args, "RevokeCard", rpb.RevokeCardRequest(card_id=args.card_id, reason=args.reason))
+    if reply is None:
+        return EXIT_DENIED
+    emit({"card_id": args.card_id, "revocation_list_version": reply.revocation_list_version,  # type: ignore[attr-defined]
+          "already_revoked": reply.already_revoked})  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+def run_device_state(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    state = {"active": rpb.ACTIVE, "suspended": rpb.SUSPENDED, "retired": rpb.RETIRED}[args.state]
+    reply = _admin(args, "SetDeviceState", rpb.SetDeviceStateRequest(device_id=args.device_id, state=state))
+    if reply is None:
+        return EXIT_DENIED
+    emit({"device_id": args.device_id, "state": args.state, "since": reply.since or None})  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    reply = _admin(args, "RotateDeviceKey", rpb.RotateDeviceKeyRequest(
+        device_id=args.device_id, signing_key=bytes.fromhex(args.signing_key),
+        encryption_key=bytes.fromhex(args.encryption_key)))
+    if reply is None:
+        return EXIT_DENIED
+    emit({"device_id": args.device_id, "key_id": reply.key_id})  # type: ignore[attr-defined]
     return EXIT_OK
 
 

@@ -136,3 +136,31 @@ def test_outage_queues_then_delivers_exactly_once_even_through_kill9(site):
     history = site["admin"].AuditHistory(rpb.AuditHistoryRequest(card_id=site["card_id"]), timeout=10).entries
     assert len(history) == 8 and {e.device_id for e in history} == {"dev-a"}
     assert sorted(e.sequence for e in history) == list(range(1, 9))
+
+
+def verify_once(port: int, pki: Path) -> tuple[str, list[str]]:
+    with device_channel(port, pki) as channel:
+        reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
+    return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]
+
+
+def test_synced_trust_and_revocations_survive_a_restart_while_the_registry_is_down(site):
+    """Finding 1: the synced lists lived only in memory while the sync time was on disk."""
+    registry, device, pki = site["registry"], site["device"], site["pki"]
+    port = device.start()
+    wait_for(lambda: 0 <= device_info(port, pki).last_sync_age_s < 30, what="first sync")
+    assert verify_once(port, pki) == ("ALLOW", ["OK"])
+
+    registry.kill9()
+    device.kill9()
+    port = device.start()  # no local trust file: only what it synced and kept
+    assert verify_once(port, pki) == ("ALLOW", ["OK"])  # before the fix: DENY CARD_SIGNATURE
+
+    registry.start()
+    site["admin"].RevokeCard(rpb.RevokeCardRequest(card_id=site["card_id"], reason="discharged"), timeout=10)
+    wait_for(lambda: verify_once(port, pki) == ("DENY", ["CARD_REVOKED"]), timeout=30, interval=0.5,
+             what="revocation synced")
+    registry.kill9()
+    device.kill9()
+    port = device.start()
+    assert verify_once(port, pki) == ("DENY", ["CARD_REVOKED"])  # before the fix: ALLOW

@@ -1,0 +1,153 @@
+"""The device's registry client against a real registry server (in-process, mutual TLS, SQLite):
+a sync round that one bad template cannot stop, a version that never goes backwards, and tokens whose
+time the registry refused kept for retry instead of parked for good."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+import pytest
+
+from edge.credential.trust import RevocationList, TrustList
+from edge.credential.verifier import CardVerifier
+from edge.errors import SecurityError
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.registry_client.delivery import Deliverer
+from edge.registry_client.outbox import Outbox
+from edge.registry_client.state import SyncedState, SyncedStateFile
+from edge.registry_client.sync import Syncer
+from edge.registry_client.transport import GrpcTransport
+from edge.security.clock import ClockGuard
+from edge.security.keys import DeviceKey
+from edge.security.sealing import load_or_create_x25519, seal
+from edge.security.templates import TemplateStore
+from edge.security.tokens import TokenContent, TokenSigner
+from registry.service import RegistryServer, RegistryState, TLSFiles
+from registry.storage import SQLiteStorage
+from tests.registry.conftest import admin_stub, pki, register  # noqa: F401 - pki is a fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def registry(tmp_path, pki):  # noqa: F811 - the fixture imported above
+    state = RegistryState.open(SQLiteStorage(tmp_path / "registry.sqlite"), tmp_path / "state")
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "device" / "keys", "ward-7")
+    transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem", pki / "dev-a.key"),
+                              server_name="registry")
+    yield state, admin, transport
+    transport.close()
+    server.stop(0.5)
+
+
+def enrolled_card(state, admin, seed: int) -> str:
+    vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
+    vector = (vector / np.linalg.norm(vector)).astype("<f4")
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", model_id="sface",
+                                                template_sha256=hashlib.sha256(vector.tobytes()).digest()),
+                           timeout=10)
+    state.storage.put_template(card.card_id, seal(state.template_public_key, vector.tobytes(),
+                                                  card.card_id.encode()), "sface",
+                               hashlib.sha256(vector.tobytes()).digest(), "ward-7")
+    return card.card_id
+
+
+class CorruptOne:
+    """The real transport, with one template's sealed bytes damaged on the way (a bad record, a bad hop)."""
+
+    def __init__(self, transport, card_id):
+        self.transport, self.card_id = transport, card_id
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+    def templates(self, device_id):
+        out = []
+        for card_id, sealed, model in self.transport.templates(device_id):
+            if card_id == self.card_id:
+                sealed = sealed[:-1] + bytes([sealed[-1] ^ 1])
+            out.append((card_id, sealed, model))
+        return out
+
+
+def make_syncer(tmp_path, transport):
+    keys = tmp_path / "device" / "keys"
+    verifier = CardVerifier(TrustList(), site="ward-7")
+    templates = TemplateStore(tmp_path / "device" / "templates.sqlite", keys)
+    return Syncer(transport, device_id="dev-a", verifier=verifier, templates=templates,
+                  enc_key=load_or_create_x25519(keys), state_dir=tmp_path / "device"), verifier, templates
+
+
+def test_one_bad_template_is_skipped_and_the_revocations_still_arrive(tmp_path, registry):
+    state, admin, transport = registry
+    good, bad, planted = enrolled_card(state, admin, 1), enrolled_card(state, admin, 2), "ab" * 16
+    # A record from before validation: 3 bytes, which used to fail every device's whole sync round.
+    state.storage.put_template(planted, seal(state.template_public_key, b"\x00\x01\x02", planted.encode()), "sface",
+                               b"\x00" * 32, "ward-7")
+    revoked = enrolled_card(state, admin, 3)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=revoked), timeout=10)
+    syncer, verifier, templates = make_syncer(tmp_path, CorruptOne(transport, bad))
+    report = syncer.sync_once()
+    # The planted record is dropped by the registry; the damaged one by the device: both reported, neither fatal.
+    assert report.templates == 2 and report.skipped == [(bad, "template_corrupt")]
+    assert good != bad
+    assert verifier.revocations.is_revoked(bytes.fromhex(revoked))
+    assert templates.count() == 2 and syncer.age_s() < 5
+    templates.close()
+
+
+def test_a_restart_reloads_what_was_applied_and_versions_never_go_back(tmp_path, registry):
+    state, admin, transport = registry
+    revoked = enrolled_card(state, admin, 4)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=revoked), timeout=10)
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    syncer.sync_once()
+    templates.close()
+    again, verifier, templates = make_syncer(tmp_path, transport)  # a restart: no registry call yet
+    assert verifier.revocations.is_revoked(bytes.fromhex(revoked)) and len(verifier.trust.by_kid) == 1
+    assert 0 <= again.age_s() < 5
+    # A registry (or an attacker in its place) that serves an older revocation list is refused.
+    older = RevocationList(version=verifier.revocations.version - 1)
+    state.storage.put_document("revocations", older.version, json.dumps(older.to_json()))
+    with pytest.raises(SecurityError) as e:
+        again.sync_once()
+    assert e.value.code == "sync_rollback" and verifier.revocations.is_revoked(bytes.fromhex(revoked))
+    templates.close()
+
+
+def test_a_damaged_state_file_is_a_typed_error_not_a_silent_fallback(tmp_path):
+    from edge.errors import ConfigError
+
+    store = SyncedStateFile(tmp_path)
+    store.save(SyncedState(TrustList(version=3), RevocationList(version=2), time.time()), None)
+    assert store.load().revocations.version == 2
+    store.path.write_text('{"format": 1, "trust_list": ')
+    with pytest.raises(ConfigError):
+        store.load()
+
+
+def test_tokens_refused_for_their_time_are_kept_and_retried(tmp_path, registry):
+    state, _, transport = registry
+    state.max_token_age_s = 86400  # the registry's window (its clock or its setting is what is wrong)
+    key = DeviceKey.load_or_create(tmp_path / "device" / "keys")
+    signer = TokenSigner(key, "dev-a", clock=ClockGuard(clock=lambda: time.time() - 2 * 86400))
+    outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
+    content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=b"n" * 16,
+                           decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g", revocation_version=1,
+                           sequence=1)
+    outbox.issue(lambda seq: signer.sign(content))
+    deliverer = Deliverer(outbox, transport, clock_retry_s=0.1)
+    deliverer.run_once()
+    assert outbox.pending_count() == 1 and outbox.rejected_count() == 0  # kept, not parked
+    assert deliverer.stats.clock_rejections == 1
+    state.max_token_age_s = 14 * 86400  # the clock/setting is corrected
+    time.sleep(0.15)
+    deliverer.run_once()
+    assert outbox.pending_count() == 0 and state.storage.token_count() == 1
+    outbox.close()
