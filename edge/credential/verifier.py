@@ -64,6 +64,10 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     cti = _get(claims, 7, bytes, "cti")
     if len(cti) != 16:
         raise _claims_error("cti must be 16 bytes")
+    # Times are unix seconds that must fit the int64 fields every consumer uses (protobuf, SQL, tokens).
+    for name, value in (("exp", exp), ("nbf", nbf), ("iat", iat)):
+        if value is not None and not 0 <= value < 2**63:
+            raise _claims_error(f"{name} is out of range")
     hcert = _get(claims, HCERT_CLAIM, dict, "hcert")
     profile = _get(hcert, PROFILE_KEY, dict, "profile")
     version = _get(profile, 1, int, "profile version")
@@ -76,7 +80,7 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     scope_map = _get(profile, 4, dict, "scope")
     window = _get(scope_map, 4, list, "appointment window", optional=True)
     if window is not None and not (len(window) == 2 and all(isinstance(t, int) and not isinstance(t, bool)
-                                                            for t in window)):
+                                                            and 0 <= t < 2**63 for t in window)):
         raise _claims_error("appointment window must be [start, end]")
     face = _get(profile, 5, dict, "face commitment")
     digest = _get(face, 1, bytes, "template digest")

@@ -128,3 +128,11 @@ def test_failures_after_the_signature_name_the_card_and_earlier_ones_do_not(issu
     with pytest.raises(CredentialError) as e:
         CardVerifier(TrustList(), site="ward-7", clock=lambda: NOW).verify(text)
     assert e.value.code == "card_kid_unknown" and "card_id" not in e.value.details
+
+
+def test_times_beyond_int64_are_refused_not_crashing_consumers(issuer, verifier):
+    # Finding 9 of issue 10: a validly signed card with an exp past int64 made DecodeCard answer INTERNAL.
+    text, _ = issue(issuer, valid_for_s=2**64)
+    with pytest.raises(CredentialError) as e:
+        verifier.verify(text)
+    assert e.value.code == "card_claims" and "exp" in e.value.message
