@@ -77,6 +77,15 @@ def build_card_verifier(config: EdgeConfig) -> CardVerifier:
 
 
 def camera_opener(camera: CameraConfig) -> Callable[[], FrameSource]:
+    live = camera.source.startswith("v4l2:") or camera.source == "picamera2"
+    if live and camera.helper_python:
+        from edge.camera.remote import HelperSource
+
+        python = camera.helper_python
+        return lambda: HelperSource(camera.source, python=python, width=camera.width, height=camera.height,
+                                    fps=camera.fps, rotation=camera.rotation, hflip=camera.hflip,
+                                    vflip=camera.vflip, controls=camera.controls,
+                                    frame_timeout_s=camera.frame_timeout_s)
     if camera.source.startswith("v4l2:"):
         options: dict[str, object] = {"width": camera.width, "height": camera.height, "fps": camera.fps,
                                       "rotation": camera.rotation, "hflip": camera.hflip, "vflip": camera.vflip}

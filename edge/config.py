@@ -120,6 +120,9 @@ class CameraConfig(_Strict):
     stall_s: float = Field(3.0, gt=0, le=60, description="No frame for this long turns health NOT_SERVING, s.")
     reopen_max_s: float = Field(30.0, gt=0, description="Longest back-off between attempts to reopen a failed "
                                                        "camera, seconds.")
+    helper_python: str | None = Field(None, description="Run the camera in a helper process on this Python "
+                                                         "(Raspberry Pi OS: /usr/bin/python3, whose apt picamera2 "
+                                                         "the venv cannot import); frames arrive in shared memory.")
     wait_s: float = Field(2.0, ge=0, description="How long a session waits for the camera before refusing.")
     replay_realtime: bool = Field(False, description="Pace replay sources to their frame rate, like a camera.")
 

@@ -1,8 +1,6 @@
-"""Frame sources (one small protocol) and the camera owner that keeps one open for the daemon's lifetime."""
+"""Frame sources (edge.camera.base), the camera owner (edge.camera.feed), and the capture helper process
+(edge.camera.helper) that runs picamera2 on Raspberry Pi OS's own Python.
 
-from edge.camera.base import FrameSource, TimedFrame
-from edge.camera.feed import CameraFeed, CameraStatus, LiveFeed, ReplayFeed
-from edge.camera.sources import OpenCVSource, ReplaySource, open_source
-
-__all__ = ["CameraFeed", "CameraStatus", "FrameSource", "LiveFeed", "OpenCVSource", "ReplayFeed", "ReplaySource",
-           "TimedFrame", "open_source"]
+Nothing is imported here: the helper runs on the system Python, which has numpy and picamera2 but none of
+the daemon's other dependencies, and must be able to import edge.camera.picam and edge.camera.ring alone.
+"""

@@ -58,6 +58,15 @@ class PiCamera2Source(Closing):
                 hflip, vflip = not hflip, not vflip
             frame_us = int(round(1e6 / fps))
             wanted = {"FrameDurationLimits": (frame_us, frame_us), **dict(controls or {})}
+            # One profile serves several camera modules: apply what this one advertises (AfMode exists on
+            # Camera Module 3 only) and say what was left out, rather than failing to start.
+            advertised = getattr(self._camera, "camera_controls", None)
+            if advertised is not None:
+                skipped = sorted(set(wanted) - set(advertised))
+                if skipped:
+                    log.warning("camera controls not supported by this camera", extra={"fields": {
+                        "skipped": skipped}})
+                wanted = {k: v for k, v in wanted.items() if k in advertised}
             config = self._camera.create_video_configuration(
                 main={"size": (width, height), "format": "RGB888"}, transform=bindings.Transform(
                     hflip=int(hflip), vflip=int(vflip)), buffer_count=buffer_count, controls=wanted)

@@ -92,7 +92,8 @@ class OpenCVSource(Closing):
     """A V4L2 / USB camera through OpenCV at the requested size and rate.
 
     Timestamps are the V4L2 buffer times that OpenCV reports as ``CAP_PROP_POS_MSEC`` when the backend
-    gives them (so dropped frames leave gaps), else the monotonic clock at return.
+    gives them (so dropped frames leave gaps), else the monotonic clock at return. A video *file* opened this
+    way plays like a camera: paced to its frame rate (a recorded camera for a kiosk, or for the camera tests).
     """
 
     def __init__(self, device: int | str = 0, *, width: int = 640, height: int = 480, fps: float = 30.0,
@@ -106,11 +107,21 @@ class OpenCVSource(Closing):
         self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self._capture.set(cv2.CAP_PROP_FPS, fps)
         self._flip = _flip_code(rotation, hflip, vflip)
+        is_file = isinstance(device, str) and Path(device).is_file()
+        native = self._capture.get(cv2.CAP_PROP_FPS) if is_file else 0.0
+        self._pace_s = 1.0 / native if native and native > 0 else 0.0
 
     def frames(self) -> Iterator[TimedFrame]:
         last: float | None = None
         clock_base: float | None = None  # set once the backend's times stop increasing: the clock takes over
+        began = time.monotonic()
+        count = 0
         while self._capture is not None:
+            if self._pace_s:
+                delay = began + count * self._pace_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                count += 1
             ok, frame = self._capture.read()
             if not ok:
                 raise CameraError("camera stopped delivering frames", code="camera_failed")

@@ -8,6 +8,7 @@ under test, not picamera2). tests/camera/test_picam_package.py drives the real p
 from __future__ import annotations
 
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -45,6 +46,9 @@ class _Module:
         self.libcamera = type("libcamera", (), {"Transform": _Transform})
 
         class Picamera2:
+            camera_controls: ClassVar[dict] = {"FrameDurationLimits": (33333, 10**6, None),
+                                               "AeMeteringMode": (0, 3, 0)}
+
             def __init__(self, num):
                 module.log.append(("init", num))
                 self.stamps = list(stamps)
@@ -52,6 +56,7 @@ class _Module:
             def create_video_configuration(self, main, transform, buffer_count, controls):
                 module.log.append(("config", main["size"], main["format"], transform.hflip, transform.vflip,
                                    controls["FrameDurationLimits"]))
+                module.log.append(("controls", sorted(controls)))
                 return {"main": main}
 
             def configure(self, config):
@@ -88,6 +93,13 @@ def test_frames_carry_sensor_timestamps_and_every_request_is_released():
     assert ("config", (640, 480), "RGB888", 1, 1, (33333, 33333)) in module.log  # 180 degrees = both flips
     assert ("capture", 0.5) in module.log  # never an unbounded wait
     assert module.log[-2:] == ["stop", "close"]
+
+
+def test_controls_the_camera_does_not_advertise_are_left_out():
+    module = _Module()
+    with PiCamera2Source(module=module, controls={"AeMeteringMode": 0, "AfMode": 2}):
+        pass
+    assert ("controls", ["AeMeteringMode", "FrameDurationLimits"]) in module.log  # no AfMode on this module
 
 
 def test_a_failed_configure_closes_the_camera():
