@@ -29,7 +29,9 @@ class FrameRing:
     def __init__(self, memory: shared_memory.SharedMemory, *, owner: bool) -> None:
         self._memory = memory
         self._owner = owner
-        magic, self.width, self.height, self.channels, self.slots = HEADER.unpack_from(memory.buf, 0)
+        assert memory.buf is not None
+        self._buf: memoryview = memory.buf
+        magic, self.width, self.height, self.channels, self.slots = HEADER.unpack_from(self._buf, 0)
         if magic != MAGIC:
             raise ValueError(f"shared memory {memory.name} is not a frame ring")
         self.frame_bytes = self.width * self.height * self.channels
@@ -43,22 +45,21 @@ class FrameRing:
     def create(cls, width: int, height: int, channels: int = 3, slots: int = 4) -> FrameRing:
         size = HEADER.size + slots * (SLOT_HEADER.size + width * height * channels)
         memory = shared_memory.SharedMemory(create=True, size=size)
-        HEADER.pack_into(memory.buf, 0, MAGIC, width, height, channels, slots)
+        buf = memory.buf
+        assert buf is not None
+        HEADER.pack_into(buf, 0, MAGIC, width, height, channels, slots)
         for index in range(slots):
-            SLOT_HEADER.pack_into(memory.buf, HEADER.size + index * (SLOT_HEADER.size + width * height * channels),
+            SLOT_HEADER.pack_into(buf, HEADER.size + index * (SLOT_HEADER.size + width * height * channels),
                                   0, 0.0)
         return cls(memory, owner=True)
 
     @classmethod
     def attach(cls, name: str) -> FrameRing:
-        # track=False: the helper must not unlink (or warn about) memory the daemon owns.
-        try:
-            memory = shared_memory.SharedMemory(name=name, track=False)
-        except TypeError:  # Python < 3.13 has no track=; unregister from the resource tracker instead
-            memory = shared_memory.SharedMemory(name=name)
-            from multiprocessing import resource_tracker
+        # The helper must not unlink (or warn about) memory the daemon owns: take it off the resource tracker.
+        memory = shared_memory.SharedMemory(name=name)
+        from multiprocessing import resource_tracker
 
-            resource_tracker.unregister(memory._name, "shared_memory")  # type: ignore[attr-defined]
+        resource_tracker.unregister(memory._name, "shared_memory")  # type: ignore[attr-defined]
         return cls(memory, owner=False)
 
     def _offset(self, seq: int) -> int:
@@ -69,23 +70,24 @@ class FrameRing:
             raise ValueError(f"frame {frame.shape} {frame.dtype} does not fit the ring "
                              f"({self.height}, {self.width}, {self.channels}) uint8")
         offset = self._offset(seq)
-        SLOT_HEADER.pack_into(self._memory.buf, offset, -1, 0.0)
+        SLOT_HEADER.pack_into(self._buf, offset, -1, 0.0)
         start = offset + SLOT_HEADER.size
-        self._memory.buf[start:start + self.frame_bytes] = np.ascontiguousarray(frame).reshape(-1).data
-        SLOT_HEADER.pack_into(self._memory.buf, offset, seq, timestamp)
+        self._buf[start:start + self.frame_bytes] = np.ascontiguousarray(frame).reshape(-1).data
+        SLOT_HEADER.pack_into(self._buf, offset, seq, timestamp)
 
     def read(self, seq: int) -> tuple[float, np.ndarray]:
         """A copy of frame ``seq``; TornRead when its slot no longer holds it."""
         offset = self._offset(seq)
-        before, timestamp = SLOT_HEADER.unpack_from(self._memory.buf, offset)
+        before, timestamp = SLOT_HEADER.unpack_from(self._buf, offset)
         start = offset + SLOT_HEADER.size
-        frame = np.frombuffer(self._memory.buf, np.uint8, self.frame_bytes, start).copy()
-        after, _ = SLOT_HEADER.unpack_from(self._memory.buf, offset)
+        frame = np.frombuffer(self._buf, np.uint8, self.frame_bytes, start).copy()
+        after, _ = SLOT_HEADER.unpack_from(self._buf, offset)
         if before != seq or after != seq:
             raise TornRead(seq)
         return timestamp, frame.reshape(self.height, self.width, self.channels)
 
     def close(self) -> None:
+        self._buf.release()
         self._memory.close()
         if self._owner:
             self._memory.unlink()
