@@ -128,6 +128,7 @@ class EdgeDaemon:
             sessions_per_min=server_config.caller_sessions_per_min)
         self.listeners = Listeners(server_config, self.interceptor)
         self.metrics = Metrics()
+        self.interceptor.on_failure = self.metrics.rpc_failed
         try:
             if server_config.metrics_address:
                 self.metrics.serve(server_config.metrics_address)

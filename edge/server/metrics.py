@@ -22,7 +22,7 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge import __version__
@@ -52,8 +52,8 @@ class _StateCollector(Collector):
                                 value=float(p.clock.trusted()[0]))
         camera = p.camera.status()
         yield GaugeMetricFamily("edge_camera_up", "1 while camera frames are flowing", value=float(camera.ok))
-        yield GaugeMetricFamily("edge_camera_reopens", "Times the camera was reopened after a failure",
-                                value=camera.reopens)
+        yield CounterMetricFamily("edge_camera_reopens", "Times the camera was reopened after a failure",
+                                  value=camera.reopens)
         if p.syncer is not None and p.syncer.last_sync:
             yield GaugeMetricFamily("edge_registry_last_sync_timestamp_seconds",
                                     "Unix time of the last complete registry sync", value=p.syncer.last_sync)

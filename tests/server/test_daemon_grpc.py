@@ -229,8 +229,15 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
     try:
         with connect(daemon) as channel:
             pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
+            with pytest.raises(grpc.RpcError):
+                pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=b"short"), timeout=10)
         text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=10).read().decode()
         assert 'edge_verifications_total{decision="ALLOW",reason="OK"} 1.0' in text
+        assert 'edge_rpc_failures_total{code="invalid_request",method="Verify"} 1.0' in text
+        assert 'edge_build_info{python=' in text and "process_resident_memory_bytes" in text
+        assert "edge_camera_up 1.0" in text
+        values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
+        assert not [v for v in values if v.startswith("-")]  # no sentinel values
         assert "edge_outbox_pending 1.0" in text  # standalone: the token waits for a registry
         assert 'edge_stage_seconds_count{stage="liveness"} 1.0' in text
         assert world.cards["holder"][1].hex() not in text  # no card id in a label
