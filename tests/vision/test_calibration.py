@@ -26,3 +26,21 @@ def test_error_rates_and_threshold_for_fmr():
     assert error_rates(scores, t0)[0] == 0.0 and t0 > impostor.max()
     with pytest.raises(ValueError):
         threshold_for_fmr(np.array([]), 0.01)
+
+
+def test_calibrate_command_shows_progress_on_stderr_and_one_result_on_stdout(testdata, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    people = sorted(p for p in (testdata / "faces" / "people").iterdir() if p.is_dir())[:2]
+    for person in people:
+        shutil.copytree(person, tmp_path / person.name)
+    result = subprocess.run([sys.executable, "-m", "edge", "calibrate", str(tmp_path)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1 and json.loads(result.stdout)["people"] == 2
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    finished = [e for e in events if e["event"] == "finished"]
+    assert finished and finished[-1]["what"] == "embedding images" and finished[-1]["done"] == finished[-1]["total"]
