@@ -35,6 +35,16 @@ from edge.security.templates import TemplateStore, template_digest
 from edge.server.daemon import MODEL_ID
 
 CALLS_PER_CLIENT = 8
+PKI: dict[str, Path] = {}
+
+
+def channel_to(port: int) -> grpc.Channel:
+    """Mutual TLS as a gate controller, as a real caller connects."""
+    folder = PKI["dir"]
+    credentials = grpc.ssl_channel_credentials((folder / "ca.pem").read_bytes(), (folder / "bench.key").read_bytes(),
+                                               (folder / "bench.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{port}", credentials,
+                               options=[("grpc.ssl_target_name_override", "edge-device")])
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +65,7 @@ def start_daemon(config: Path, cache: str, port_file: Path) -> tuple[subprocess.
             raise RuntimeError("edge serve exited")
         time.sleep(0.02)
     port = int(port_file.read_text())
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with channel_to(port) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while health.Check(health_pb2.HealthCheckRequest()).status != health_pb2.HealthCheckResponse.SERVING:
             time.sleep(0.02)
@@ -68,7 +78,7 @@ def load(port: int, clients: int) -> dict:
     lock = threading.Lock()
 
     def client() -> None:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with channel_to(port) as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
             for _ in range(CALLS_PER_CLIENT):
                 began = time.perf_counter()
@@ -111,7 +121,13 @@ def in_process_peer(config_path: Path) -> dict:
 
 
 def main() -> None:
+    from edge.security.ca import init_ca, issue_cert
+
     work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    PKI["dir"] = work / "pki"
+    init_ca(PKI["dir"])
+    issue_cert(PKI["dir"], "edge-device", server=True)
+    issue_cert(PKI["dir"], "bench", role="controller")
     issuer = DevIssuer(work / "issuer")
     stage = build_face_stage(load_config())
     template = stage.embed_image(load_image(DATA / HOLDER_PORTRAIT)).vector
@@ -135,7 +151,10 @@ source = "replay:{scene}"
 wait_s = 120
 [server]
 address = "127.0.0.1:0"
+tls_dir = "{PKI['dir']}"
+server_cert = "edge-device"
 verify_concurrency = 4
+caller_sessions_per_min = 100000
 """)
     results: dict = {"start": {}, "load": [], "scene_frames": 48}
     cache = tempfile.mkdtemp(prefix="numba-cache-")
