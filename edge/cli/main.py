@@ -7,12 +7,12 @@ import os
 import sys
 
 from edge import __version__
-from edge.cli import calibrate, card, demo, liveness, match, models, qr, registry, serve, token
+from edge.cli import calibrate, card, client, demo, liveness, match, models, qr, registry, serve, token
 from edge.cli.common import EXIT_USAGE, exit_code_for, fail
 from edge.errors import EdgeError
 from edge.log import configure_logging
 
-SUBCOMMANDS = [match, qr, card, liveness, token, serve, registry, demo, calibrate, models]
+SUBCOMMANDS = [match, qr, card, liveness, token, serve, client, registry, demo, calibrate, models]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -228,3 +228,40 @@ def test_twenty_thousand_malformed_requests_leave_memory_where_it_was(tmp_path, 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_client_command_reaches_the_daemon_over_its_unix_socket_and_mutual_tls(tmp_path, world):
+    from edge.assembly import MODEL_ID
+    from edge.security.templates import TemplateStore
+
+    store = TemplateStore(tmp_path / "device" / "templates.sqlite", tmp_path / "device" / "keys")
+    store.put(world.cards["holder"][1].hex(), world.holder_template, MODEL_ID)  # enrolled before the gate opens
+    store.close()
+    config = write_config(tmp_path, world)
+    socket_path = tmp_path / "run" / "edge.sock"
+    config.write_text(config.read_text() + f'unix_socket = "{socket_path}"\n')
+    port_file = tmp_path / "port"
+    proc = serve(config, port_file=port_file)
+    try:
+        deadline = time.time() + 90
+        while not (port_file.exists() and port_file.read_text()):
+            assert proc.poll() is None and time.time() < deadline, log_of(config)
+            time.sleep(0.1)
+
+        def client(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "edge", "client", *args], capture_output=True, text=True,
+                                  timeout=60)
+
+        health = client("health", "--socket", str(socket_path))
+        assert health.returncode == 0 and '"serving": true' in health.stdout
+        tls = ["--address", f"127.0.0.1:{port_file.read_text()}", "--tls-dir",
+               str(pki_dir(world.issuer.folder.parent)), "--name", "gate-controller-1"]
+        verified = client("verify", *tls)  # the camera replays the holder with the card
+        assert verified.returncode == 0 and '"decision": "ALLOW"' in verified.stdout, verified.stderr
+        info = client("info", "--socket", str(socket_path))
+        assert info.returncode == 0 and '"device_id": "edge-proc"' in info.stdout
+        anonymous = client("health", "--address", f"127.0.0.1:{port_file.read_text()}")
+        assert anonymous.returncode == 2  # no certificate given: a usage error, not a traceback
+    finally:
+        proc.kill()
+        proc.wait()
