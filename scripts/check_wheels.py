@@ -19,7 +19,9 @@ from pathlib import Path
 #: Only on the development machine (tests, lint, stub generation): never installed on a board.
 DEV_ONLY = {"pytest", "iniconfig", "pluggy", "pygments", "hypothesis", "sortedcontainers", "ruff", "mypy",
             "mypy-extensions", "pathspec", "librt", "ast-serialize", "grpcio-tools", "qrcode", "psycopg",
-            "psycopg-binary"}
+            "psycopg-binary",
+            # picamera2 and its imports, for the adapter's tests: a Pi uses apt's python3-picamera2 instead.
+            "picamera2", "python-prctl", "pidng", "piexif", "pillow", "simplejpeg", "videodev2"}
 
 
 def fits(filename: str, python: str) -> bool:

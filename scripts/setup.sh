@@ -36,6 +36,11 @@ need_apt=()
 if [ "$mode" = pi ]; then
     /usr/bin/python3 -c 'import picamera2' 2>/dev/null || need_apt+=("python3-picamera2")
 fi
+# Development: the camera adapter's tests run the real picamera2 from PyPI, whose python-prctl builds from
+# source against libcap (Raspberry Pi OS ships it as python3-prctl; a board never builds it).
+if [ "$mode" = dev ] && [ ! -e /usr/include/sys/capability.h ]; then
+    need_apt+=("libcap-dev")
+fi
 if [ "${#need_apt[@]}" -gt 0 ] && [ "${EDGE_SKIP_APT:-0}" != 1 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if command -v apt-get >/dev/null; then
@@ -55,5 +60,10 @@ extras='.[dev]'
 [ "$mode" = dev ] || extras='.[fetch]'
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q --only-binary=:all: -c constraints.txt -e "$extras"
+if [ "$mode" = dev ]; then
+    # picamera2 and what it imports, for tests/camera/test_picam_package.py (libcamera itself is faked there).
+    .venv/bin/python -m pip install -q -c constraints.txt --only-binary=pillow,simplejpeg,numpy \
+        picamera2 python-prctl pidng piexif simplejpeg videodev2 pillow --no-deps
+fi
 .venv/bin/edge models fetch >/dev/null
 echo "setup: done; models in $(.venv/bin/python -c 'from edge.modelstore import default_model_dir; print(default_model_dir())')" >&2

@@ -5,8 +5,9 @@ PyPI: ``scripts/setup.sh --pi`` builds the venv with ``--system-site-packages`` 
 (README, "Raspberry Pi"). "RGB888" is B, G, R bytes per pixel in memory, which is the BGR the rest of the
 pipeline expects, so a frame is used without a colour conversion.
 
-Every capture waits at most ``frame_timeout_s`` (picamera2 raises ``TimeoutError`` then); each request is
-released back to libcamera in a ``finally``; the frame time is the request's ``SensorTimestamp`` (ns, start
+Every capture waits at most ``frame_timeout_s`` (picamera2 raises ``TimeoutError`` then, and the waiting job
+is cancelled so that it cannot block ``stop`` or swallow a later frame); each request is released back to
+libcamera in a ``finally``; the frame time is the request's ``SensorTimestamp`` (ns, start
 of readout), so dropped frames are visible as gaps. If ``configure`` or ``start`` fails, the camera is
 closed before the error is raised, so a failed start never keeps the device busy.
 """
@@ -35,10 +36,11 @@ class PiCamera2Source(Closing):
     def __init__(self, *, width: int = 640, height: int = 480, fps: float = 30.0, camera_num: int = 0,
                  rotation: int = 0, hflip: bool = False, vflip: bool = False,
                  controls: Mapping[str, Any] | None = None, frame_timeout_s: float = 1.0,
-                 buffer_count: int = 4, module: Any = None) -> None:
+                 buffer_count: int = 4, module: Any = None, allocator: Any = None) -> None:
         """``controls`` are libcamera controls by name (``AeExposureMode``, ``AfMode``, ...), applied at
         start; ``fps`` becomes ``FrameDurationLimits``; ``rotation`` 180 is both flips (libcamera's
-        Transform cannot rotate by 90 without a transpose the ISP does not offer)."""
+        Transform cannot rotate by 90 without a transpose the ISP does not offer). ``allocator`` replaces
+        picamera2's default DMA-heap allocator (which needs /dev/dma_heap: a Pi has it, a test machine not)."""
         if rotation not in (0, 180):
             raise CameraError(f"camera rotation {rotation} is not supported (0 or 180)", code="camera_unavailable")
         if module is None:
@@ -53,7 +55,8 @@ class PiCamera2Source(Closing):
             if bindings is None:
                 bindings = importlib.import_module("libcamera")
 
-            self._camera = module.Picamera2(camera_num)
+            self._camera = module.Picamera2(camera_num) if allocator is None else \
+                module.Picamera2(camera_num, allocator=allocator)
             if rotation == 180:
                 hflip, vflip = not hflip, not vflip
             frame_us = int(round(1e6 / fps))
@@ -83,6 +86,9 @@ class PiCamera2Source(Closing):
             try:
                 request = self._camera.capture_request(wait=self.frame_timeout_s)
             except FutureTimeout as exc:
+                # The timed-out capture job stays queued in picamera2's event loop; left there, it would
+                # swallow (and never release) a later request, and stop() would wait behind it forever.
+                self._camera.cancel_all_and_flush()
                 raise CameraError(f"the Pi camera delivered no frame within {self.frame_timeout_s} s",
                                   code="camera_stalled") from exc
             except Exception as exc:
@@ -95,12 +101,16 @@ class PiCamera2Source(Closing):
             yield (stamp_ns / 1e9 if stamp_ns else time.monotonic()), frame
 
     def close(self) -> None:
+        """Stop and release the camera. Never raises: the camera owner must always be able to reopen."""
         camera, self._camera = self._camera, None
         if camera is None:
             return
         try:
+            camera.cancel_all_and_flush()  # a job still waiting for a frame would block stop()
             camera.stop()
         except Exception:  # stopping a camera that never started; close anyway
             log.debug("picamera2 stop failed", exc_info=True)
-        finally:
+        try:
             camera.close()
+        except Exception as exc:
+            log.warning("picamera2 close failed", extra={"fields": {"error": str(exc)}})

@@ -73,6 +73,9 @@ class _Module:
                     raise FutureTimeout()
                 return _Request(module.log, self.stamps.pop(0))
 
+            def cancel_all_and_flush(self):
+                module.log.append("cancel")
+
             def stop(self):
                 module.log.append("stop")
 
@@ -92,7 +95,7 @@ def test_frames_carry_sensor_timestamps_and_every_request_is_released():
     assert module.log.count("release") == 3
     assert ("config", (640, 480), "RGB888", 1, 1, (33333, 33333)) in module.log  # 180 degrees = both flips
     assert ("capture", 0.5) in module.log  # never an unbounded wait
-    assert module.log[-2:] == ["stop", "close"]
+    assert module.log[-3:] == ["cancel", "stop", "close"]
 
 
 def test_controls_the_camera_does_not_advertise_are_left_out():
@@ -107,7 +110,7 @@ def test_a_failed_configure_closes_the_camera():
     with pytest.raises(CameraError) as e:
         PiCamera2Source(module=module)
     assert e.value.code == "camera_unavailable"
-    assert module.log[-2:] == ["stop", "close"]  # the device is released, not leaked
+    assert module.log[-3:] == ["cancel", "stop", "close"]  # the device is released, not leaked
 
 
 def test_a_stalled_camera_is_a_typed_timeout():
