@@ -22,6 +22,7 @@ from edge.config import CameraConfig, EdgeConfig
 from edge.credential.trust import RevocationList, TrustList
 from edge.credential.verifier import CardVerifier
 from edge.errors import ConfigError
+from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.pad import PADModel
 from edge.liveness.ratelimit import FailureLimiter
@@ -73,7 +74,7 @@ def build_card_verifier(config: EdgeConfig) -> CardVerifier:
         else TrustList()
     revocations = RevocationList.load(Path(card.revocations)) if card.revocations else None
     return CardVerifier(trust, revocations, accepted_types=card.accepted_types, site=config.site.id,
-                        clock_skew_s=card.clock_skew_s)
+                        clock_skew_s=card.clock_skew_s, wards=config.site.wards)
 
 
 def camera_opener(camera: CameraConfig) -> Callable[[], FrameSource]:
@@ -141,6 +142,7 @@ class Components:
     transport: GrpcTransport | None
     syncer: Syncer | None
     deliverer: Deliverer | None
+    entries: EntryLog
     model_id: str = MODEL_ID
 
     def close(self) -> None:
@@ -149,6 +151,7 @@ class Components:
             self.transport.close()
         self.templates.close()
         self.outbox.close()
+        self.entries.close()
 
 
 def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: ClockGuard | None = None) -> Components:
@@ -165,6 +168,9 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         opened.append(templates)
         outbox = Outbox(data / "outbox.sqlite", max_rows=config.registry.outbox_max_rows)
         opened.append(outbox)
+        entries = EntryLog(data / "entries.sqlite", per_day=config.site.entries_per_day,
+                           min_interval_s=config.site.min_entry_interval_s)
+        opened.append(entries)
         cards = build_card_verifier(config)
         faces = build_face_stage(config)
         liveness = build_liveness(config, faces)
@@ -187,11 +193,11 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
             liveness=liveness, matcher=CosineMatcher(config.face.match_threshold), signer=signer, outbox=outbox,
             policy=policy, model_id=MODEL_ID, data_age=syncer.age_s if syncer else None,
             limiter=FailureLimiter(max_failures=site.max_failures, window_s=site.failure_window_s,
-                                   cooldown_s=site.cooldown_s))
+                                   cooldown_s=site.cooldown_s), entries=entries)
         return Components(config=config, key=key, enc_key=enc_key, clock=clock, templates=templates, outbox=outbox,
                           cards=cards, faces=faces, liveness=liveness, signer=signer, pipeline=pipeline,
                           camera=camera or build_camera(config.camera), transport=transport, syncer=syncer,
-                          deliverer=deliverer)
+                          deliverer=deliverer, entries=entries)
     except BaseException:
         for thing in reversed(opened):
             close = getattr(thing, "close", None)

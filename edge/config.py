@@ -22,7 +22,10 @@ DEFAULT_MATCH_THRESHOLD = 0.52
 __all__ = ["SFACE_PUBLISHED_THRESHOLD", "EdgeConfig", "load_config"]
 
 
-CardType = Literal["health_card", "escort_permit", "vaccination_appointment"]
+CardType = Literal["health_card", "escort_permit", "vaccination_appointment", "staff_card"]
+#: Reasons a staff member may pick for an override (docs/ESCORT.md); a site may narrow the list.
+OVERRIDE_REASONS = ("face_not_recognised", "liveness_not_passed", "card_problem", "device_problem",
+                    "clinical_need", "emergency")
 
 
 class _Strict(BaseModel):
@@ -81,6 +84,17 @@ class SiteConfig(_Strict):
     max_failures: int = Field(5, ge=1, description="Failed face/liveness sessions before a cool-down.")
     failure_window_s: float = Field(120.0, gt=0, description="Window in which failures are counted, seconds.")
     cooldown_s: float = Field(60.0, ge=0, description="Cool-down after too many failures, seconds.")
+    wards: tuple[str, ...] = Field((), description="Wards this gate serves: an escort permit for another ward "
+                                                   "is refused (empty: any ward of the site).")
+    entries_per_day: int | None = Field(None, ge=1, description="Entries one permit may make in 24 hours "
+                                                               "(the gate's own records; unset: no limit).")
+    min_entry_interval_s: float | None = Field(None, gt=0, description="Seconds before the same permit may "
+                                                                       "enter again (unset: no limit).")
+    override_reasons: tuple[str, ...] = Field(OVERRIDE_REASONS, description="Reasons staff may give for an "
+                                                                            "override.")
+    overrides_per_staff_per_hour: int = Field(10, ge=0, description="Overrides one staff member may make in an "
+                                                                  "hour.")
+    overrides_per_gate_per_hour: int = Field(30, ge=0, description="Overrides this gate accepts in an hour.")
 
 
 class LivenessConfig(_Strict):

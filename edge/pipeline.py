@@ -24,6 +24,7 @@ from edge.credential.codec import loads_exact
 from edge.credential.model import Card
 from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, SecurityError
+from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import Challenge
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 CARD_REASONS = {
     "card_expired": "CARD_EXPIRED", "card_not_yet_valid": "CARD_NOT_YET_VALID", "card_revoked": "CARD_REVOKED",
     "card_type": "CARD_WRONG_TYPE", "card_scope": "CARD_WRONG_SCOPE", "card_kid_unknown": "CARD_SIGNATURE",
-    "card_signature": "CARD_SIGNATURE", "card_alg": "CARD_SIGNATURE",
+    "card_signature": "CARD_SIGNATURE", "card_alg": "CARD_SIGNATURE", "card_ward": "CARD_WRONG_WARD",
+    "card_condition": "CONDITION_EXPIRED",
 }
 MESSAGES = {
     "OK": "Verified", "CARD_NOT_FOUND": "Please show the card's QR code to the camera",
@@ -55,6 +57,10 @@ MESSAGES = {
     "CANCELLED": "Cancelled", "FACE_CHANGED": "Another person stepped in, please try again",
     "DATA_STALE": "This gate has been offline too long to check cards; please see staff",
     "RATE_LIMITED": "Too many attempts; please wait a minute or ask staff",
+    "CARD_WRONG_WARD": "This permit is for another ward",
+    "CONDITION_EXPIRED": "The health check on this permit has expired; please see staff",
+    "ENTRY_LIMIT": "This permit cannot be used again yet; please see staff",
+    "STAFF_OVERRIDE": "Let through by staff",
 }
 #: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
 MAX_WINDOW_FRAMES = 150
@@ -107,7 +113,7 @@ class VerificationPipeline:
     def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
                  liveness: LivenessChecker, matcher: CosineMatcher, signer: TokenSigner, outbox: Outbox,
                  policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None,
-                 limiter: FailureLimiter | None = None) -> None:
+                 limiter: FailureLimiter | None = None, entries: EntryLog | None = None) -> None:
         """``data_age()``: seconds since the last registry sync (None: standalone, local files only)."""
         self.qr = qr
         self.cards = cards
@@ -121,6 +127,7 @@ class VerificationPipeline:
         self.model_id = model_id
         self.data_age = data_age
         self.limiter = limiter or FailureLimiter()
+        self.entries = entries
 
     def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None,
                deadline: float | None = None, on_event: EventSink | None = None,
@@ -177,6 +184,10 @@ class VerificationPipeline:
                 card_id = str(exc.details.get("card_id", ""))  # set only when the signature held
                 return self._finish("DENY", [reason], card_id, card_text, b"", nonce, {"card": exc.code}, timings)
             stage_done("card", began)
+            refusal = self.entries.refusal(card.card_id.hex()) if self.entries is not None else None
+            if refusal is not None:
+                return self._finish("DENY", ["ENTRY_LIMIT"], card.card_id.hex(), card_text, card.kid, nonce,
+                                    {"card": "ok", "entries": refusal}, timings, prompts=[refusal])
 
             began = time.monotonic()
             try:
@@ -216,6 +227,8 @@ class VerificationPipeline:
             threshold = self.matcher.threshold
             checks.update({"face_score": round(score, 4), "face_threshold": threshold, "model": self.model_id})
             decision, reasons = ("ALLOW", ["OK"]) if score >= threshold else ("DENY", ["FACE_MISMATCH"])
+            if decision == "ALLOW" and self.entries is not None:
+                self.entries.record(card.card_id.hex())
             return self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
                                 prompts=prompts, liveness=result.score, score=score)
         except SessionTimeout:

@@ -11,7 +11,7 @@ from cwt import COSE
 
 from edge.credential.codec import wrap
 from edge.credential.keys import PrivateKey, alg_name_for, cose_private_key, key_id
-from edge.credential.model import CARD_TYPES, Card, FaceCommitment, Scope, claims_of
+from edge.credential.model import AGE_BANDS, CARD_TYPES, Card, FaceCommitment, Scope, claims_of
 
 ALG_IDS = {"ES256": -7, "EdDSA": -8, "Ed25519": -19}
 
@@ -34,17 +34,20 @@ class CardIssuer:
     def issue(self, *, card_type: str, holder: bytes, site: str, template_sha256: bytes, model_id: str,
               valid_for_s: int = 365 * 86400, ward: str | None = None, station: str | None = None,
               window: tuple[int, int] | None = None, now: float | None = None,
-              card_id: bytes | None = None) -> tuple[str, Card]:
+              card_id: bytes | None = None, age_band: str | None = None,
+              condition_until: int | None = None) -> tuple[str, Card]:
         if card_type not in CARD_TYPES:
             raise ValueError(f"unknown card type {card_type!r}; one of {sorted(CARD_TYPES)}")
         if len(template_sha256) != 32:
             raise ValueError("template_sha256 must be 32 bytes")
+        if age_band is not None and age_band not in AGE_BANDS:
+            raise ValueError(f"unknown age band {age_band!r}; one of {sorted(AGE_BANDS)}")
         issued = int(now if now is not None else time.time())
         card = Card(card_id=card_id or os.urandom(16), issuer=self.issuer, card_type=card_type, holder=holder,
                     scope=Scope(site=site, ward=ward, station=station, window=window),
                     face=FaceCommitment(template_sha256=template_sha256, model_id=model_id),
                     issued_at=issued, not_before=issued, expires_at=issued + valid_for_s, kid=self.kid,
-                    alg=ALG_IDS[self.alg])
+                    alg=ALG_IDS[self.alg], age_band=age_band, condition_until=condition_until)
         return self.sign(card), card
 
 

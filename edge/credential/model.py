@@ -9,6 +9,9 @@ Claim map (integers keep the QR small):
              3 holder pseudonym (16 bytes; no name, no date of birth on the card)
              4 scope { 1 site id, 2 ward (optional), 3 station (optional), 4 [start, end] appointment window }
              5 face commitment { 1 SHA-256 of the enrolled template, 2 model id }
+             6 age band (optional: 1 child under 14, 2 minor 14-17, 3 adult; never a date of birth)
+             7 condition valid until (optional, unix seconds: an attested test or health status the site
+               requires; checked offline at the gate)
 
 The template itself is never in the QR: anyone who scans the code could read it, and it would not fit.
 """
@@ -22,8 +25,10 @@ PROFILE_KEY = 101
 PROFILE_VERSION = 1
 CARD_PREFIX = "EHC1:"
 
-CARD_TYPES = {"health_card": 1, "escort_permit": 2, "vaccination_appointment": 3}
+CARD_TYPES = {"health_card": 1, "escort_permit": 2, "vaccination_appointment": 3, "staff_card": 4}
 CARD_TYPE_NAMES = {v: k for k, v in CARD_TYPES.items()}
+AGE_BANDS = {"child": 1, "minor": 2, "adult": 3}
+AGE_BAND_NAMES = {v: k for k, v in AGE_BANDS.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +60,8 @@ class Card:
     expires_at: int
     kid: bytes = b""
     alg: int = 0
+    age_band: str | None = None
+    condition_until: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -72,5 +79,9 @@ def claims_of(card: Card) -> dict:
         scope[4] = list(card.scope.window)
     profile = {1: PROFILE_VERSION, 2: CARD_TYPES[card.card_type], 3: card.holder, 4: scope,
                5: {1: card.face.template_sha256, 2: card.face.model_id}}
+    if card.age_band is not None:
+        profile[6] = AGE_BANDS[card.age_band]
+    if card.condition_until is not None:
+        profile[7] = card.condition_until
     return {1: card.issuer, 4: card.expires_at, 5: card.not_before, 6: card.issued_at, 7: card.card_id,
             HCERT_CLAIM: {PROFILE_KEY: profile}}

@@ -25,6 +25,7 @@ from cwt.cose_key_interface import COSEKeyInterface
 from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
 from edge.credential.keys import SUPPORTED_ALGS, cose_public_key
 from edge.credential.model import (
+    AGE_BAND_NAMES,
     CARD_PREFIX,
     CARD_TYPE_NAMES,
     HCERT_CLAIM,
@@ -86,12 +87,19 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     digest = _get(face, 1, bytes, "template digest")
     if len(digest) != 32:
         raise _claims_error("template digest must be 32 bytes")
+    band = _get(profile, 6, int, "age band", optional=True)
+    if band is not None and band not in AGE_BAND_NAMES:
+        raise _claims_error(f"unknown age band {band}")
+    condition = _get(profile, 7, int, "condition valid until", optional=True)
+    if condition is not None and not 0 <= condition < 2**63:
+        raise _claims_error("condition valid until is out of range")
     scope = Scope(site=_get(scope_map, 1, str, "site"), ward=_get(scope_map, 2, str, "ward", optional=True),
                   station=_get(scope_map, 3, str, "station", optional=True),
                   window=(window[0], window[1]) if window else None)
     return Card(card_id=cti, issuer=issuer, card_type=CARD_TYPE_NAMES[type_id], holder=holder, scope=scope,
                 face=FaceCommitment(template_sha256=digest, model_id=_get(face, 2, str, "model id")),
-                issued_at=iat, not_before=nbf if nbf is not None else iat, expires_at=exp, kid=kid, alg=alg)
+                issued_at=iat, not_before=nbf if nbf is not None else iat, expires_at=exp, kid=kid, alg=alg,
+                age_band=AGE_BAND_NAMES[band] if band is not None else None, condition_until=condition)
 
 
 class CardVerifier:
@@ -99,11 +107,14 @@ class CardVerifier:
 
     def __init__(self, trust: TrustList, revocations: RevocationList | None = None, *,
                  accepted_types: Iterable[str] = tuple(CARD_TYPE_NAMES.values()), site: str = "*",
-                 clock_skew_s: int = 300, clock: Callable[[], float] = time.time, prefix: str = CARD_PREFIX) -> None:
+                 clock_skew_s: int = 300, clock: Callable[[], float] = time.time, prefix: str = CARD_PREFIX,
+                 wards: Iterable[str] = ()) -> None:
+        """``wards``: the wards this gate serves; an escort permit for another ward is refused (none: any)."""
         self.trust = trust
         self.revocations = revocations or RevocationList()
         self.accepted_types = frozenset(accepted_types)
         self.site = site
+        self.wards = frozenset(wards)
         self.clock_skew_s = clock_skew_s
         self.clock = clock
         self.prefix = prefix
@@ -180,3 +191,9 @@ class CardVerifier:
             if not (start - self.clock_skew_s <= now <= end + self.clock_skew_s):
                 raise CredentialError("outside the card's appointment window", code="card_scope",
                                       window=[start, end])
+        if card.card_type == "escort_permit" and self.wards and card.scope.ward not in self.wards:
+            raise CredentialError(f"the permit is for ward {card.scope.ward!r}; this gate serves "
+                                  f"{sorted(self.wards)}", code="card_ward")
+        if card.condition_until is not None and now - self.clock_skew_s >= card.condition_until:
+            raise CredentialError("the health condition on this card has expired", code="card_condition",
+                                  condition_until=card.condition_until)

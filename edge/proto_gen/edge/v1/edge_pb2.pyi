@@ -39,6 +39,10 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACE_CHANGED: _ClassVar[ReasonCode]
     DATA_STALE: _ClassVar[ReasonCode]
     RATE_LIMITED: _ClassVar[ReasonCode]
+    CARD_WRONG_WARD: _ClassVar[ReasonCode]
+    CONDITION_EXPIRED: _ClassVar[ReasonCode]
+    ENTRY_LIMIT: _ClassVar[ReasonCode]
+    STAFF_OVERRIDE: _ClassVar[ReasonCode]
 DECISION_UNSPECIFIED: Decision
 ALLOW: Decision
 DENY: Decision
@@ -66,6 +70,10 @@ CANCELLED: ReasonCode
 FACE_CHANGED: ReasonCode
 DATA_STALE: ReasonCode
 RATE_LIMITED: ReasonCode
+CARD_WRONG_WARD: ReasonCode
+CONDITION_EXPIRED: ReasonCode
+ENTRY_LIMIT: ReasonCode
+STAFF_OVERRIDE: ReasonCode
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")

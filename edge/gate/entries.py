@@ -1,0 +1,64 @@
+"""Entry limits a gate enforces offline from its own records: at most ``per_day`` entries per permit in any
+24 hours, and not again within ``min_interval_s`` (the same permit passed back across the gate to a second
+person). The gate cannot tell in from out (a VerifyRequest has no direction), so a true anti-passback rule
+(no second "in" without an "out") is left to gates that report direction; docs/ESCORT.md.
+
+Only ALLOWs are recorded, in SQLite beside the outbox (versioned, checked at open). Card ids only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.errors import StorageError
+from edge.sqlite_schema import open_versioned
+
+MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at REAL NOT NULL)",
+               "CREATE INDEX IF NOT EXISTS entries_by_card ON entries (card_id, at)"]]
+DAY_S = 86400.0
+
+
+class EntryLog:
+    def __init__(self, path: Path, *, per_day: int | None = None, min_interval_s: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.per_day = per_day
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._db = open_versioned(path, MIGRATIONS, what="entry log")
+
+    @property
+    def enforced(self) -> bool:
+        return bool(self.per_day or self.min_interval_s)
+
+    def refusal(self, card_id: str) -> str | None:
+        """Why this permit may not enter now (a sentence for the guard), or None."""
+        if not self.enforced:
+            return None
+        now = self.clock()
+        try:
+            with self._lock:
+                count, last = self._db.execute("SELECT COUNT(*), MAX(at) FROM entries WHERE card_id = ? AND at > ?",
+                                               (card_id, now - DAY_S)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"the entry log is damaged ({exc})") from exc
+        if self.min_interval_s and last is not None and now - last < self.min_interval_s:
+            return f"this permit was used {int(now - last)} s ago; wait {int(self.min_interval_s - (now - last)) + 1} s"
+        if self.per_day and count >= self.per_day:
+            return f"this permit has had its {self.per_day} entries in the last 24 hours"
+        return None
+
+    def record(self, card_id: str) -> None:
+        if not self.enforced:
+            return
+        now = self.clock()
+        with self._lock:
+            self._db.execute("INSERT INTO entries VALUES (?, ?)", (card_id, now))
+            self._db.execute("DELETE FROM entries WHERE at < ?", (now - 2 * DAY_S,))
+
+    def close(self) -> None:
+        self._db.close()

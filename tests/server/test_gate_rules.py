@@ -1,0 +1,94 @@
+"""Ward escort gate rules, offline at the gate (issue 11): the permit's ward, its health condition, and entry
+limits from the gate's own records. A real daemon over mutual TLS; the card text is given by the caller
+(as a scanner app does), the camera replays the holder."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from edge.proto_gen.edge.v1 import edge_pb2 as pb
+from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.templates import template_digest
+
+from .conftest import Camera, EdgeDaemon, connect, enroll, make_config
+
+pytestmark = pytest.mark.slow
+
+
+def gate(tmp_path, world, testdata, face_stage, **site):
+    config = make_config(tmp_path, world.issuer)
+    config = config.model_copy(update={"site": config.site.model_copy(update=site)})
+    daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["no_card"]))
+    enroll(daemon, world, testdata, face_stage)
+    return daemon
+
+
+def verify(daemon, text):
+    with connect(daemon) as channel:
+        reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16),
+                                                                                 card_text=text), timeout=60)
+    return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons], list(reply.messages)
+
+
+def test_a_permit_is_accepted_only_at_gates_of_its_ward(tmp_path, world, testdata, face_stage):
+    digest = template_digest(world.holder_template)
+    other_ward, _ = world.issuer.issue(digest, site="ward-7", ward="oncology")
+    daemon = gate(tmp_path, world, testdata, face_stage, wards=("paediatrics",))
+    daemon.start()
+    try:
+        decision, reasons, messages = verify(daemon, other_ward)
+        assert (decision, reasons) == ("DENY", ["CARD_WRONG_WARD"]) and messages == ["This permit is for another ward"]
+        decision, reasons, _ = verify(daemon, world.cards["holder"][0])  # a paediatrics permit: past the card rules
+        assert reasons != ["CARD_WRONG_WARD"]
+    finally:
+        daemon.stop(1.0)
+
+
+def test_an_expired_health_condition_is_refused_offline(tmp_path, world, testdata, face_stage):
+    digest = template_digest(world.holder_template)
+    lapsed, _ = world.issuer.issue(digest, site="ward-7", condition_until=int(time.time()) - 3600)
+    daemon = gate(tmp_path, world, testdata, face_stage)
+    daemon.start()
+    try:
+        assert verify(daemon, lapsed)[:2] == ("DENY", ["CONDITION_EXPIRED"])
+    finally:
+        daemon.stop(1.0)
+
+
+def test_entry_limits_come_from_the_gates_own_records(tmp_path, world, testdata, face_stage):
+    from edge.gate.entries import EntryLog
+
+    log = EntryLog(tmp_path / "entries.sqlite", per_day=2)
+    card = world.cards["holder"][1].hex()
+    assert log.refusal(card) is None
+    log.record(card)
+    log.record(card)
+    assert "2 entries" in log.refusal(card)
+    log.close()
+    spaced = EntryLog(tmp_path / "spaced.sqlite", min_interval_s=60)
+    spaced.record(card)
+    assert "wait" in spaced.refusal(card)
+    spaced.close()
+    # The daemon refuses the permit before any face work once its entries are used up, and says why.
+    daemon = gate(tmp_path / "d", world, testdata, face_stage, entries_per_day=1)
+    daemon.parts.entries.record(card)
+    daemon.start()
+    try:
+        decision, reasons, messages = verify(daemon, world.cards["holder"][0])
+        assert (decision, reasons) == ("DENY", ["ENTRY_LIMIT"])
+        assert messages == ["This permit cannot be used again yet; please see staff"]
+    finally:
+        daemon.stop(1.0)
+
+
+def test_the_card_claims_round_trip(world):
+    from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+    from edge.credential.verifier import parse_claims
+
+    text, _ = world.issuer.issue(b"\x01" * 32, site="ward-7", condition_until=2_000_000_000, age_band="adult")
+    message = parse_cose_sign1(unwrap(text))
+    card = parse_claims(loads_exact(message.payload), kid=b"", alg=-7)
+    assert card.condition_until == 2_000_000_000 and card.age_band == "adult" and card.scope.ward == "paediatrics"
