@@ -20,7 +20,7 @@ import os
 import re
 import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -32,10 +32,11 @@ from edge.credential.trust import RevocationList, TrustList
 from edge.errors import EdgeError, SecurityError
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
-from edge.security.identity import identity_from_pem, peer_certificate
+from edge.security.identity import Identity, identity_from_pem, peer_certificate
 from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
 from edge.security.templates import check_template
+from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
 from registry.storage import CardRecord, DeviceRecord, Storage
 
@@ -58,6 +59,7 @@ class RegistryState:
     issuer: CardIssuer
     state_dir: Path
     max_token_age_s: int = 14 * 86400
+    escort_policies: dict[str, EscortPolicy] = field(default_factory=dict)
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -94,14 +96,14 @@ class RegistryState:
         return revocations.version, False
 
 
-def caller(context: grpc.ServicerContext, allow_plaintext: bool) -> str | None:
-    """The caller's name: the certificate's one CN; in plaintext development mode, the claimed device id."""
+def caller(context: grpc.ServicerContext, allow_plaintext: bool) -> Identity | None:
+    """The caller: the certificate's one CN and role URI; in plaintext development mode, the claimed device id."""
     pem = peer_certificate(context)
     if pem is not None:
-        return identity_from_pem(pem).name
+        return identity_from_pem(pem)
     if allow_plaintext:
         claimed = dict(context.invocation_metadata()).get("x-edge-identity")
-        return claimed if isinstance(claimed, str) and claimed != ADMIN else None
+        return Identity(claimed, None, "plaintext") if isinstance(claimed, str) and claimed != ADMIN else None
     return None
 
 
@@ -109,19 +111,28 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
     def __init__(self, state: RegistryState, *, allow_plaintext: bool = False) -> None:
         self.state = state
         self.allow_plaintext = allow_plaintext
+        self.escort = EscortRules(state, state.escort_policies)
 
-    def _require(self, context: grpc.ServicerContext, *, admin: bool = False) -> str:
+    def _require(self, context: grpc.ServicerContext, *, admin: bool = False, hospital: bool = False) -> str:
+        """The caller's name, or abort. ``admin``: operators only; ``hospital``: the hospital system or an
+        operator; neither: a registered, active device (or an operator)."""
         try:
-            who = caller(context, self.allow_plaintext)
+            identity = caller(context, self.allow_plaintext)
         except EdgeError as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
             raise AssertionError("abort raises") from exc
-        if who is None:
+        if identity is None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
             raise AssertionError("abort raises")
-        if admin and who != ADMIN:
+        is_admin = identity.via == "mtls" and (identity.name == ADMIN or identity.role == "operator")
+        who = ADMIN if is_admin else identity.name
+        if hospital:
+            if not is_admin and not (identity.via == "mtls" and identity.role == "hospital"):
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "the hospital system or an operator only")
+            return who
+        if admin and not is_admin:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin only")
-        if not admin and who != ADMIN:
+        if not admin and not is_admin:
             device = self.state.storage.device(who)
             if device is None:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is not a registered device")
@@ -231,6 +242,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if not CARD_ID.match(request.card_id) or len(request.reason) > 200:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
         version, already = self.state.revoke(bytes.fromhex(request.card_id), request.reason or "revoked")
+        self.state.storage.end_permit(request.card_id, "staff", time.time())  # an escort permit ends too
         log.warning("card revoked", extra={"fields": {"card_id": request.card_id, "version": version}})
         return rpb.RevokeCardResponse(revocation_list_version=version, already_revoked=already)
 
@@ -258,6 +270,52 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, "no such active device")
         self.state.storage.rotate_key(request.device_id, request.signing_key, request.encryption_key)
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
+
+    # -- admissions and escort permits (registry/escort.py) ---------------------------------------------
+    def _escort(self, context: grpc.ServicerContext, action):
+        try:
+            return action(self.escort)
+        except EscortRefused as exc:
+            context.set_trailing_metadata((("edge-reason", exc.code),))
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.code == "invalid_request" else \
+                grpc.StatusCode.FAILED_PRECONDITION
+            context.abort(code, exc.message)
+
+    def _admission_reply(self, patient_id: str, ended: list[str]) -> rpb.AdmissionResponse:
+        admission = self.state.storage.admission(patient_id)
+        version = (self.state.storage.document("revocations") or (0, ""))[0]
+        return rpb.AdmissionResponse(patient_id=patient_id, ward=admission.ward if admission else "",
+                                     ended_permits=ended, revocation_list_version=version)
+
+    def AdmitPatient(self, request, context):
+        self._require(context, hospital=True)
+        self._escort(context, lambda e: e.admit(request.patient_id, request.site, request.ward, request.expected_days))
+        return self._admission_reply(request.patient_id, [])
+
+    def TransferPatient(self, request, context):
+        self._require(context, hospital=True)
+        ended = self._escort(context, lambda e: e.transfer(request.patient_id, request.ward))
+        return self._admission_reply(request.patient_id, ended)
+
+    def DischargePatient(self, request, context):
+        self._require(context, hospital=True)
+        ended = self._escort(context, lambda e: e.discharge(request.patient_id))
+        log.warning("patient discharged", extra={"fields": {"permits_ended": len(ended)}})
+        return self._admission_reply(request.patient_id, ended)
+
+    def IssueEscortPermit(self, request, context):
+        self._require(context, hospital=True)
+        if request.age_band and request.age_band not in ("child", "minor", "adult"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "age_band is child, minor or adult")
+        if request.holder and len(request.holder) != 16:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "holder is a 16-byte pseudonym")
+        permit = self._escort(context, lambda e: e.issue(
+            patient_id=request.patient_id, template_sha256=request.template_sha256,
+            model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None,
+            condition_until=request.condition_until or None, replace=request.replace,
+            holder=request.holder or None))
+        return rpb.IssueEscortPermitResponse(card_id=permit.card_id, qr_text=permit.qr_text,
+                                             expires_at=permit.expires_at, replaced=permit.replaced)
 
     def AuditHistory(self, request, context):
         self._require(context, admin=True)

@@ -51,6 +51,13 @@ MIGRATIONS: list[list[str]] = [
      "DROP TABLE tokens",
      "ALTER TABLE tokens_v2 RENAME TO tokens",
      "CREATE INDEX IF NOT EXISTS tokens_by_card_v2 ON tokens (card_id, iat)"],
+    # 3: admissions from the hospital's system and the escort permits tied to them.
+    ["CREATE TABLE admissions (patient_id TEXT PRIMARY KEY, site TEXT NOT NULL, ward TEXT NOT NULL, "
+     "admitted DOUBLE PRECISION NOT NULL, expected_until DOUBLE PRECISION NOT NULL, discharged DOUBLE PRECISION)",
+     "CREATE TABLE permits (card_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, site TEXT NOT NULL, "
+     "ward TEXT NOT NULL, issued DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL, "
+     "ended DOUBLE PRECISION, end_reason TEXT)",
+     "CREATE INDEX permits_by_patient ON permits (patient_id, ended)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -63,6 +70,18 @@ class DeviceRecord:
     site: str
     state: str = "active"  # active | suspended | retired
     state_since: float | None = None  # unix seconds when it stopped being active
+
+
+@dataclass(frozen=True, kw_only=True)
+class Admission:
+    """A patient's stay as the hospital's system reports it: a pseudonymous id, never a name."""
+
+    patient_id: str
+    site: str
+    ward: str
+    admitted: float
+    expected_until: float
+    discharged: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,6 +244,40 @@ class Storage:
                                 "WHERE card_id = ?", (card_id,)).fetchone()
         return CardRecord(card_id=row[0], site=row[1], card_type=row[2], commitment=bytes(row[3]), model_id=row[4],
                           issued=float(row[5]), expires=float(row[6])) if row else None
+
+    # admissions and escort permits
+    def admission(self, patient_id: str) -> Admission | None:
+        with self._lock:
+            row = self._execute("SELECT patient_id, site, ward, admitted, expected_until, discharged FROM admissions "
+                                "WHERE patient_id = ?", (patient_id,)).fetchone()
+        return Admission(patient_id=row[0], site=row[1], ward=row[2], admitted=float(row[3]),
+                         expected_until=float(row[4]), discharged=None if row[5] is None else float(row[5])) \
+            if row else None
+
+    def put_admission(self, admission: Admission) -> None:
+        with self._lock:
+            self._execute("INSERT INTO admissions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_id) DO UPDATE SET "
+                          "site = excluded.site, ward = excluded.ward, admitted = excluded.admitted, "
+                          "expected_until = excluded.expected_until, discharged = excluded.discharged",
+                          (admission.patient_id, admission.site, admission.ward, admission.admitted,
+                           admission.expected_until, admission.discharged))
+
+    def put_permit(self, card_id: str, patient_id: str, site: str, ward: str, issued: float, expires: float) -> None:
+        with self._lock:
+            self._execute("INSERT INTO permits VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                          (card_id, patient_id, site, ward, issued, expires))
+
+    def active_permits(self, patient_id: str, now: float) -> list[str]:
+        """Card ids of the patient's permits that have not ended or expired, oldest first."""
+        with self._lock:
+            rows = self._execute("SELECT card_id FROM permits WHERE patient_id = ? AND ended IS NULL AND expires > ? "
+                                 "ORDER BY issued", (patient_id, now)).fetchall()
+        return [r[0] for r in rows]
+
+    def end_permit(self, card_id: str, reason: str, now: float) -> None:
+        with self._lock:
+            self._execute("UPDATE permits SET ended = ?, end_reason = ? WHERE card_id = ? AND ended IS NULL",
+                          (now, reason, card_id))
 
     def record_revocation(self, card_id: str, reason: str) -> bool:
         """Remember that a card was revoked; False when it already was."""

@@ -28,18 +28,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
     s.add_argument("--port-file", type=Path)
     s.add_argument("--max-token-age-s", type=int, default=14 * 86400)
+    s.add_argument("--escort-policy", type=Path, help="TOML: [default] and [sites.SITE] escort permit rules "
+                                                      "(max_escorts, allow_swap, max_days, require_adult, "
+                                                      "require_condition); docs/ESCORT.md")
     s.set_defaults(func=run_serve)
 
     for name, help_text in (("register-device", "register a device's keys and site"),
                             ("audit", "a card's verification history"),
                             ("revoke-card", "revoke a card (reaches every gate with the next sync)"),
                             ("device-state", "suspend, reactivate or retire a device"),
-                            ("rotate-key", "register a device's new keys (older tokens stay valid)")):
+                            ("rotate-key", "register a device's new keys (older tokens stay valid)"),
+                            ("admit", "admit a patient (pseudonymous id) to a ward"),
+                            ("transfer", "move a patient to another ward (their escort permits end)"),
+                            ("discharge", "discharge a patient (their escort permits end)"),
+                            ("issue-permit", "issue an escort permit for an admitted patient")):
         c = cmds.add_parser(name, help=help_text)
         c.add_argument("--address", required=True)
         c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
         c.add_argument("--plaintext", action="store_true")
-        if name in ("register-device", "rotate-key"):
+        c.add_argument("--name", default="admin", help="client certificate base name in --tls-dir (a hospital "
+                                                      "system's certificate for admit/transfer/discharge/issue-permit)")
+        if name in ("admit", "transfer", "discharge", "issue-permit"):
+            c.add_argument("patient_id")
+            c.add_argument("--json", action="store_true")
+            if name == "admit":
+                c.add_argument("--site", required=True)
+                c.add_argument("--ward", required=True)
+                c.add_argument("--expected-days", type=float, required=True)
+            elif name == "transfer":
+                c.add_argument("--ward", required=True)
+            elif name == "issue-permit":
+                c.add_argument("--template-sha256", required=True, help="the escort's face commitment, hex")
+                c.add_argument("--age-band", choices=["child", "minor", "adult"])
+                c.add_argument("--condition-until", type=int, default=0, help="unix seconds; 0 = none")
+                c.add_argument("--replace", action="store_true", help="replace the oldest permit at the limit")
+            c.set_defaults(func=run_escort)
+        elif name in ("register-device", "rotate-key"):
             c.add_argument("device_id")
             c.add_argument("--signing-key", required=True, help="raw Ed25519 public key, hex")
             c.add_argument("--encryption-key", required=True, help="raw X25519 public key, hex")
@@ -94,10 +118,10 @@ def _ca_issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def admin_channel(address: str, tls_dir: Path | None, plaintext: bool) -> grpc.Channel:
+def admin_channel(address: str, tls_dir: Path | None, plaintext: bool, name: str = "admin") -> grpc.Channel:
     if tls_dir is not None:
-        creds = grpc.ssl_channel_credentials((tls_dir / "ca.pem").read_bytes(), (tls_dir / "admin.key").read_bytes(),
-                                             (tls_dir / "admin.pem").read_bytes())
+        creds = grpc.ssl_channel_credentials((tls_dir / "ca.pem").read_bytes(), (tls_dir / f"{name}.key").read_bytes(),
+                                             (tls_dir / f"{name}.pem").read_bytes())
         return grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "registry")])
     if not plaintext:
         raise ValueError("give --tls-dir (admin certificate) or --plaintext")
@@ -105,6 +129,32 @@ def admin_channel(address: str, tls_dir: Path | None, plaintext: bool) -> grpc.C
 
 
 ADMIN_METADATA = (("x-edge-identity", "admin"),)
+
+
+def load_escort_policies(path: Path) -> dict:
+    """``[default]`` and ``[sites.SITE]`` tables of escort rules; a bad key is a ConfigError naming it."""
+    import tomllib
+
+    from edge.errors import ConfigError
+    from registry.escort import EscortPolicy
+
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read escort policy {path}: {exc}") from exc
+    policies = {}
+    default = raw.get("default", {})
+    for site, rules in raw.get("sites", {}).items():
+        try:
+            policies[site] = EscortPolicy.from_dict({**default, **rules})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: sites.{site}: {exc}", key=f"sites.{site}") from exc
+    if default:
+        try:
+            policies["*"] = EscortPolicy.from_dict(default)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: default: {exc}", key="default") from exc
+    return policies
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -117,6 +167,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     state = RegistryState.open(open_storage(args.db), args.state)
     state.max_token_age_s = args.max_token_age_s
+    if args.escort_policy is not None:
+        state.escort_policies = load_escort_policies(args.escort_policy)
     server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,
                             allow_plaintext=args.plaintext)
     port = server.start(args.address)
@@ -148,12 +200,36 @@ def _admin(args: argparse.Namespace, method: str, request: object) -> object | N
     """One admin call; a refusal is a message and None, never a traceback."""
     from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 
-    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
+    with admin_channel(args.address, args.tls_dir, args.plaintext, getattr(args, "name", "admin")) as channel:
         try:
             return getattr(rpb_grpc.RegistryStub(channel), method)(request, timeout=10)
         except grpc.RpcError as exc:
-            fail(f"registry refused {method}: {exc.code().name}: {exc.details()}")
+            reason = dict(exc.trailing_metadata() or ()).get("edge-reason", "")
+            fail(f"registry refused {method}: {exc.code().name}{f' ({reason})' if reason else ''}: {exc.details()}")
             return None
+
+
+def run_escort(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    command = args.registry_command
+    if command == "admit":
+        reply = _admin(args, "AdmitPatient", rpb.AdmitPatientRequest(
+            patient_id=args.patient_id, site=args.site, ward=args.ward, expected_days=args.expected_days))
+    elif command == "transfer":
+        reply = _admin(args, "TransferPatient", rpb.TransferPatientRequest(patient_id=args.patient_id, ward=args.ward))
+    elif command == "discharge":
+        reply = _admin(args, "DischargePatient", rpb.DischargePatientRequest(patient_id=args.patient_id))
+    else:
+        reply = _admin(args, "IssueEscortPermit", rpb.IssueEscortPermitRequest(
+            patient_id=args.patient_id, template_sha256=bytes.fromhex(args.template_sha256),
+            age_band=args.age_band or "", condition_until=args.condition_until, replace=args.replace))
+    if reply is None:
+        return EXIT_DENIED
+    from google.protobuf.json_format import MessageToDict
+
+    emit(MessageToDict(reply, preserving_proto_field_name=True))
+    return EXIT_OK
 
 
 def run_revoke(args: argparse.Namespace) -> int:

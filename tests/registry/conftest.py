@@ -33,6 +33,7 @@ def pki(tmp_path_factory) -> Path:
     issue_cert(folder, "edge-device", server=True)  # the device daemon's own listener
     issue_cert(folder, "gate-controller", role="controller")
     issue_cert(folder, "operator", role="operator")
+    issue_cert(folder, "hospital-feed", role="hospital")  # the hospital's admission system
     return folder
 
 

@@ -220,3 +220,71 @@ class RotateDeviceKeyRequest(_message.Message):
     signing_key: bytes
     encryption_key: bytes
     def __init__(self, device_id: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., encryption_key: _Optional[bytes] = ...) -> None: ...
+
+class AdmitPatientRequest(_message.Message):
+    __slots__ = ("patient_id", "site", "ward", "expected_days")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    WARD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DAYS_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    site: str
+    ward: str
+    expected_days: float
+    def __init__(self, patient_id: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., expected_days: _Optional[float] = ...) -> None: ...
+
+class TransferPatientRequest(_message.Message):
+    __slots__ = ("patient_id", "ward")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WARD_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    ward: str
+    def __init__(self, patient_id: _Optional[str] = ..., ward: _Optional[str] = ...) -> None: ...
+
+class DischargePatientRequest(_message.Message):
+    __slots__ = ("patient_id",)
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
+
+class AdmissionResponse(_message.Message):
+    __slots__ = ("patient_id", "ward", "ended_permits", "revocation_list_version")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WARD_FIELD_NUMBER: _ClassVar[int]
+    ENDED_PERMITS_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    ward: str
+    ended_permits: _containers.RepeatedScalarFieldContainer[str]
+    revocation_list_version: int
+    def __init__(self, patient_id: _Optional[str] = ..., ward: _Optional[str] = ..., ended_permits: _Optional[_Iterable[str]] = ..., revocation_list_version: _Optional[int] = ...) -> None: ...
+
+class IssueEscortPermitRequest(_message.Message):
+    __slots__ = ("patient_id", "template_sha256", "model_id", "age_band", "condition_until", "replace", "holder")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    template_sha256: bytes
+    model_id: str
+    age_band: str
+    condition_until: int
+    replace: bool
+    holder: bytes
+    def __init__(self, patient_id: _Optional[str] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., age_band: _Optional[str] = ..., condition_until: _Optional[int] = ..., replace: _Optional[bool] = ..., holder: _Optional[bytes] = ...) -> None: ...
+
+class IssueEscortPermitResponse(_message.Message):
+    __slots__ = ("card_id", "qr_text", "expires_at", "replaced")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    QR_TEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    qr_text: str
+    expires_at: int
+    replaced: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ..., expires_at: _Optional[int] = ..., replaced: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -89,6 +89,26 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
                 _registered_method=True)
+        self.AdmitPatient = channel.unary_unary(
+                '/registry.v1.Registry/AdmitPatient',
+                request_serializer=registry_dot_v1_dot_registry__pb2.AdmitPatientRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+                _registered_method=True)
+        self.TransferPatient = channel.unary_unary(
+                '/registry.v1.Registry/TransferPatient',
+                request_serializer=registry_dot_v1_dot_registry__pb2.TransferPatientRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+                _registered_method=True)
+        self.DischargePatient = channel.unary_unary(
+                '/registry.v1.Registry/DischargePatient',
+                request_serializer=registry_dot_v1_dot_registry__pb2.DischargePatientRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+                _registered_method=True)
+        self.IssueEscortPermit = channel.unary_unary(
+                '/registry.v1.Registry/IssueEscortPermit',
+                request_serializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -171,6 +191,37 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdmitPatient(self, request, context):
+        """Refusals are FAILED_PRECONDITION (or INVALID_ARGUMENT) with trailing metadata edge-reason: patient_not_admitted,
+        already_admitted, escort_limit, swap_forbidden, escort_not_adult, condition_required, condition_expired,
+        admission_ended, invalid_request.
+        hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferPatient(self, request, context):
+        """hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DischargePatient(self, request, context):
+        """hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueEscortPermit(self, request, context):
+        """hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +279,26 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.RotateDeviceKey,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.SerializeToString,
+            ),
+            'AdmitPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdmitPatient,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.AdmitPatientRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.SerializeToString,
+            ),
+            'TransferPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferPatient,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.TransferPatientRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.SerializeToString,
+            ),
+            'DischargePatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.DischargePatient,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.DischargePatientRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.SerializeToString,
+            ),
+            'IssueEscortPermit': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueEscortPermit,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -527,6 +598,114 @@ class Registry:
             '/registry.v1.Registry/RotateDeviceKey',
             registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdmitPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/AdmitPatient',
+            registry_dot_v1_dot_registry__pb2.AdmitPatientRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/TransferPatient',
+            registry_dot_v1_dot_registry__pb2.TransferPatientRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DischargePatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/DischargePatient',
+            registry_dot_v1_dot_registry__pb2.DischargePatientRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueEscortPermit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/IssueEscortPermit',
+            registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.FromString,
             options,
             channel_credentials,
             insecure,

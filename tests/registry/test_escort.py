@@ -1,0 +1,168 @@
+"""Escort permits at the registry, on both storage backends over mutual TLS (issue 11): admissions from the
+hospital's system, every issuance rule and refusal reason, the events that end permits, and roles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import grpc
+import pytest
+
+from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+from edge.credential.trust import RevocationList
+from edge.credential.verifier import parse_claims
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from registry.escort import EscortPolicy
+from registry.service import RegistryServer, RegistryState, TLSFiles
+from registry.storage import open_storage
+
+from .conftest import admin_stub, register
+
+pytestmark = pytest.mark.slow
+FACE = hashlib.sha256(b"escort template").digest()
+
+
+def stub_as(port: int, pki, name: str) -> rpb_grpc.RegistryStub:
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / f"{name}.key").read_bytes(),
+                                         (pki / f"{name}.pem").read_bytes())
+    return rpb_grpc.RegistryStub(grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[
+        ("grpc.ssl_target_name_override", "registry")]))
+
+
+@pytest.fixture
+def registry(tmp_path, db_url, pki):
+    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
+    state.escort_policies = {"ward-7": EscortPolicy(max_escorts=1, allow_swap=True, max_days=7),
+                             "icu": EscortPolicy(max_escorts=2, allow_swap=False, require_condition=True,
+                                                 require_adult=False)}
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    yield state, stub_as(port, pki, "hospital-feed"), port
+    server.stop(0.5)
+
+
+def refusal(call) -> tuple[str, str]:
+    with pytest.raises(grpc.RpcError) as e:
+        call()
+    return e.value.code().name, dict(e.value.trailing_metadata())["edge-reason"]
+
+
+def card_of(text: str):
+    return parse_claims(loads_exact(parse_cose_sign1(unwrap(text)).payload), kid=b"", alg=-7)
+
+
+def revoked(state) -> RevocationList:
+    return RevocationList.from_json(json.loads(state.storage.document("revocations")[1]))
+
+
+def test_a_permit_is_scoped_to_the_patients_ward_and_stay(registry):
+    state, hospital, _ = registry
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0001", site="ward-7", ward="paediatrics",
+                                                  expected_days=3), timeout=10)
+    reply = hospital.IssueEscortPermit(rpb.IssueEscortPermitRequest(patient_id="pat-0001", template_sha256=FACE,
+                                                                    age_band="adult"), timeout=10)
+    card = card_of(reply.qr_text)
+    assert card.card_type == "escort_permit" and card.scope.ward == "paediatrics" and card.scope.site == "ward-7"
+    assert card.age_band == "adult" and abs(card.expires_at - (time.time() + 3 * 86400)) < 60  # the stay
+    condition = int(time.time()) + 86400
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0002", site="ward-7", ward="paediatrics",
+                                                  expected_days=30), timeout=10)
+    short = hospital.IssueEscortPermit(rpb.IssueEscortPermitRequest(
+        patient_id="pat-0002", template_sha256=FACE, age_band="adult", condition_until=condition), timeout=10)
+    assert card_of(short.qr_text).expires_at == condition  # the health condition ends it first
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0003", site="ward-7", ward="paediatrics",
+                                                  expected_days=30), timeout=10)
+    capped = hospital.IssueEscortPermit(rpb.IssueEscortPermitRequest(patient_id="pat-0003", template_sha256=FACE,
+                                                                     age_band="adult"), timeout=10)
+    assert abs(card_of(capped.qr_text).expires_at - (time.time() + 7 * 86400)) < 60  # the site's maximum
+
+
+def test_every_refusal_has_its_reason(registry):
+    state, hospital, _ = registry
+    permit = rpb.IssueEscortPermitRequest
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-none", template_sha256=FACE,
+                                                             age_band="adult"), timeout=10)) == \
+        ("FAILED_PRECONDITION", "patient_not_admitted")
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0100", site="ward-7", ward="paediatrics",
+                                                  expected_days=2), timeout=10)
+    assert refusal(lambda: hospital.AdmitPatient(rpb.AdmitPatientRequest(
+        patient_id="pat-0100", site="ward-7", ward="paediatrics", expected_days=2), timeout=10)) == \
+        ("FAILED_PRECONDITION", "already_admitted")
+    assert refusal(lambda: hospital.AdmitPatient(rpb.AdmitPatientRequest(
+        patient_id="Jane Doe!", site="ward-7", ward="x", expected_days=2), timeout=10)) == \
+        ("INVALID_ARGUMENT", "invalid_request")  # a name is not a pseudonymous id
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0100", template_sha256=FACE,
+                                                             age_band="minor"), timeout=10)) == \
+        ("FAILED_PRECONDITION", "escort_not_adult")
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(
+        patient_id="pat-0100", template_sha256=FACE, age_band="adult", condition_until=int(time.time()) - 5),
+        timeout=10)) == ("FAILED_PRECONDITION", "condition_expired")
+    first = hospital.IssueEscortPermit(permit(patient_id="pat-0100", template_sha256=FACE, age_band="adult"),
+                                       timeout=10)
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0100", template_sha256=FACE,
+                                                             age_band="adult"), timeout=10)) == \
+        ("FAILED_PRECONDITION", "escort_limit")  # one patient, one escort
+    swapped = hospital.IssueEscortPermit(permit(patient_id="pat-0100", template_sha256=FACE, age_band="adult",
+                                                replace=True), timeout=10)
+    assert list(swapped.replaced) == [first.card_id]
+    assert revoked(state).is_revoked(bytes.fromhex(first.card_id))  # changing the escort revokes the old permit
+    # The ICU: two escorts, no swaps, an attested condition required, minors allowed.
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0200", site="icu", ward="icu-1", expected_days=5),
+                          timeout=10)
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
+                                                             age_band="minor"), timeout=10)) == \
+        ("FAILED_PRECONDITION", "condition_required")
+    until = int(time.time()) + 86400
+    for _ in range(2):
+        hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE, age_band="minor",
+                                          condition_until=until), timeout=10)
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
+                                                             condition_until=until, replace=True), timeout=10)) == \
+        ("FAILED_PRECONDITION", "swap_forbidden")
+
+
+def test_discharge_and_transfer_end_the_permits_through_the_revocation_list(registry):
+    state, hospital, _ = registry
+    permit = rpb.IssueEscortPermitRequest
+    for patient in ("pat-0300", "pat-0301"):
+        hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id=patient, site="ward-7", ward="paediatrics",
+                                                      expected_days=2), timeout=10)
+    a = hospital.IssueEscortPermit(permit(patient_id="pat-0300", template_sha256=FACE, age_band="adult"), timeout=10)
+    b = hospital.IssueEscortPermit(permit(patient_id="pat-0301", template_sha256=FACE, age_band="adult"), timeout=10)
+    version = revoked(state).version
+    discharged = hospital.DischargePatient(rpb.DischargePatientRequest(patient_id="pat-0300"), timeout=10)
+    assert list(discharged.ended_permits) == [a.card_id] and discharged.revocation_list_version == version + 1
+    moved = hospital.TransferPatient(rpb.TransferPatientRequest(patient_id="pat-0301", ward="oncology"), timeout=10)
+    assert list(moved.ended_permits) == [b.card_id] and moved.ward == "oncology"
+    assert all(revoked(state).is_revoked(bytes.fromhex(c)) for c in (a.card_id, b.card_id))
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0300", template_sha256=FACE,
+                                                             age_band="adult"), timeout=10)) == \
+        ("FAILED_PRECONDITION", "patient_not_admitted")
+    new = hospital.IssueEscortPermit(permit(patient_id="pat-0301", template_sha256=FACE, age_band="adult"),
+                                     timeout=10)
+    assert card_of(new.qr_text).scope.ward == "oncology"  # after the transfer, a permit for the new ward
+
+
+def test_roles_come_from_the_certificate(registry, pki, tmp_path):
+    state, hospital, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    device = stub_as(port, pki, "dev-a")
+    admit = rpb.AdmitPatientRequest(patient_id="pat-0400", site="ward-7", ward="paediatrics", expected_days=1)
+    with pytest.raises(grpc.RpcError) as e:
+        device.AdmitPatient(admit, timeout=10)  # a device cannot admit ...
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        device.IssueEscortPermit(rpb.IssueEscortPermitRequest(patient_id="pat-0400"), timeout=10)  # ... or issue
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        device.RevokeCard(rpb.RevokeCardRequest(card_id="ab" * 16), timeout=10)  # ... or revoke
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        hospital.IngestTokens(rpb.IngestTokensRequest(tokens=[]), timeout=10)  # the hospital delivers no tokens
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    admin.AdmitPatient(admit, timeout=10)  # an operator may stand in for the feed
+    assert state.storage.admission("pat-0400").ward == "paediatrics"
