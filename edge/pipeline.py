@@ -98,6 +98,18 @@ class Outcome:
         return [MESSAGES.get(r, r) for r in self.reasons]
 
 
+@dataclass(frozen=True)
+class OverrideLink:
+    """What a staff override refers to: the refused session (its token id, or ``card:<id>`` for a RETRY,
+    which had no token), the refused person's card id, the reason picked, and the check that the staff
+    member has not used up their overrides (returns a sentence when they have)."""
+
+    refused: str
+    card_id: str
+    reason: str
+    staff_limit: Callable[[str], str | None] = lambda staff_card_id: None
+
+
 class SessionTimeout(Exception):
     pass
 
@@ -142,8 +154,22 @@ class VerificationPipeline:
         self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
         return outcome
 
+    def override(self, frames: Iterator[TimedFrame], *, nonce: bytes, link: OverrideLink,
+                 staff_card_text: str | None = None, deadline: float | None = None,
+                 on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
+        """A staff member's own session (staff card, liveness, face); if it ALLOWs, the override token."""
+        wait = self.limiter.blocked_for()
+        if wait > 0:
+            return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
+                           prompts=[f"Please wait {int(wait) + 1} s before trying again"])
+        outcome = self._session(frames, nonce=nonce, card_text=staff_card_text, deadline=deadline, on_event=on_event,
+                                cancelled=cancelled, staff=link)
+        self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
+        return outcome
+
     def _session(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None, deadline: float | None,
-                 on_event: EventSink | None, cancelled: Callable[[], bool] | None) -> Outcome:
+                 on_event: EventSink | None, cancelled: Callable[[], bool] | None,
+                 staff: OverrideLink | None = None) -> Outcome:
         start = time.monotonic()
         budget_end = start + self.policy.session_budget_s
         deadline = min(deadline, budget_end) if deadline is not None else budget_end
@@ -177,14 +203,14 @@ class VerificationPipeline:
             began = time.monotonic()
             card: Card | None = None
             try:
-                card = self.cards.verify(card_text)
+                card = self.cards.verify(card_text, accepted_types=("staff_card",) if staff else None)
             except CredentialError as exc:
                 stage_done("card", began)
                 reason = CARD_REASONS.get(exc.code, "CARD_INVALID")
                 card_id = str(exc.details.get("card_id", ""))  # set only when the signature held
                 return self._finish("DENY", [reason], card_id, card_text, b"", nonce, {"card": exc.code}, timings)
             stage_done("card", began)
-            refusal = self.entries.refusal(card.card_id.hex()) if self.entries is not None else None
+            refusal = self.entries.refusal(card.card_id.hex()) if self.entries is not None and not staff else None
             if refusal is not None:
                 return self._finish("DENY", ["ENTRY_LIMIT"], card.card_id.hex(), card_text, card.kid, nonce,
                                     {"card": "ok", "entries": refusal}, timings, prompts=[refusal])
@@ -227,6 +253,9 @@ class VerificationPipeline:
             threshold = self.matcher.threshold
             checks.update({"face_score": round(score, 4), "face_threshold": threshold, "model": self.model_id})
             decision, reasons = ("ALLOW", ["OK"]) if score >= threshold else ("DENY", ["FACE_MISMATCH"])
+            if decision == "ALLOW" and staff is not None:
+                return self._override_token(staff, card, card_text, nonce, checks, timings, prompts, result.score,
+                                            score)
             if decision == "ALLOW" and self.entries is not None:
                 self.entries.record(card.card_id.hex())
             return self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
@@ -237,6 +266,26 @@ class VerificationPipeline:
             return Outcome("RETRY", ["CANCELLED"], timings=timings)
         finally:
             timings["total"] = round((time.monotonic() - start) * 1000.0, 2)
+
+    def _override_token(self, link: OverrideLink, staff_card: Card, card_text: str, nonce: bytes, checks: dict,
+                        timings: dict[str, float], prompts: list[str], liveness: float, score: float) -> Outcome:
+        """The staff member was verified: sign the override, linked to the refused session, once."""
+        staff_id = staff_card.card_id.hex()
+        refusal = link.staff_limit(staff_id)
+        if refusal is not None:
+            return self._finish("DENY", ["RATE_LIMITED"], staff_id, card_text, staff_card.kid, nonce,
+                                {**checks, "override": "staff_limit"}, timings, prompts=[refusal], liveness=liveness,
+                                score=score)
+        if self.entries is not None and not self.entries.record_override(link.refused, staff_id):
+            return Outcome("DENY", ["ENTRY_LIMIT"], card_id=link.card_id, timings=timings,
+                           prompts=["This refusal was already overridden"])
+        override = {"refused": link.refused, "staff_card": staff_id, "reason": link.reason}
+        outcome = self._finish("ALLOW", ["STAFF_OVERRIDE"], link.card_id, card_text, staff_card.kid, nonce,
+                               {**checks, "override": override}, timings, prompts=prompts, liveness=liveness,
+                               score=score)
+        if outcome.decision == "ALLOW" and self.entries is not None:
+            self.entries.record(link.card_id)
+        return outcome
 
     def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None]) -> str | None:
         until = time.monotonic() + self.policy.card_timeout_s

@@ -10,6 +10,9 @@ reason code, never exception text. In order:
   device's registered site (``wrong_site``);
 - the device's state: a suspended or retired device's tokens are accepted only if signed before it stopped
   being active, and only with a key that was valid at their ``iat`` (``device_inactive``, ``unknown_key``);
+- a staff override (reason STAFF_OVERRIDE): the staff card must be one the registry issued as a staff card for
+  the device's site, the refused session a DENY token of the same device (or, for a RETRY, a card id), not
+  overridden before (``override_invalid``, ``override_used``);
 - time: ``iat`` within ``max_age_s`` in the past (the devices' staleness bound: tokens queue through
   outages) and at most ``future_skew_s`` ahead (``stale_iat``: a clock is wrong, the device retries later);
   ``exp`` bounds a relying party's use of the token, not its delivery, so it must only be coherent
@@ -81,9 +84,32 @@ def claims_problem(named: dict[str, Any], *, audience: str) -> str | None:
     return None
 
 
+def override_link(storage: Storage, named: dict[str, Any], *, device_id: str, site: str,
+                  batch: dict[str, TokenRow]) -> dict[str, str] | str:
+    """The checked link of an override token, or the rejection code."""
+    checks = named.get("checks")
+    link = checks.get("override") if isinstance(checks, dict) else None
+    if not isinstance(link, dict) or not all(isinstance(link.get(k), str) for k in ("refused", "staff_card", "reason")):
+        return "override_invalid"
+    staff = storage.card(link["staff_card"])
+    if staff is None or staff.card_type != "staff_card" or staff.site != site:
+        return "override_invalid"
+    refused = link["refused"]
+    if refused.startswith("card:"):
+        if not HEX_CARD.match(refused[5:]) or refused[5:] != named["sub"]:
+            return "override_invalid"
+    else:
+        earlier = batch.get(refused) or storage.token(device_id, refused)
+        if earlier is None or earlier.decision != "DENY" or earlier.card_id != named["sub"]:
+            return "override_invalid"
+    if storage.override_of(device_id, refused) is not None:
+        return "override_used"
+    return {"refused": refused, "staff_card": link["staff_card"], "reason": link["reason"][:64]}
+
+
 def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float | None = None,
-          max_age_s: int = 14 * 86400, future_skew_s: int = 300,
-          audience: str = "registry") -> IngestOutcome | TokenRow:
+          max_age_s: int = 14 * 86400, future_skew_s: int = 300, audience: str = "registry",
+          batch: dict[str, TokenRow] | None = None) -> IngestOutcome | TokenRow:
     """Verify one token: a TokenRow to store, or the rejection."""
     now = time.time() if now is None else now
     if not isinstance(token, bytes) or len(token) > MAX_TOKEN_BYTES:
@@ -108,6 +134,7 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
     if key is None:
         return IngestOutcome(token_id, "rejected", "unknown_key")
     raw_key, valid_from, valid_until = key
+    batch = batch or {}
     try:
         named = verify_token(token, ed25519.Ed25519PublicKey.from_public_bytes(raw_key))
     except SecurityError as exc:
@@ -127,17 +154,29 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
         return IngestOutcome(token_id, "rejected", "unknown_key")  # signed with a key after its rotation
     if iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
+    override: dict[str, str] | None = None
+    if "STAFF_OVERRIDE" in named["reasons"]:
+        link = override_link(storage, named, device_id=issuer, site=device.site, batch=batch)
+        if isinstance(link, str):
+            return IngestOutcome(token_id, "rejected", link)
+        override = link
     return TokenRow(token_id=token_id, token=token, device_id=issuer, card_id=named["sub"], iat=iat,
                     decision=named["decision"], reasons=list(named["reasons"]), sequence=int(named["sequence"]),
-                    site=named["site"], gate=named["gate"])
+                    site=named["site"], gate=named["gate"], override=override)
 
 
 def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,
                  max_age_s: int = 14 * 86400, future_skew_s: int = 300,
                  audience: str = "registry") -> list[IngestOutcome]:
     """Verify each token, then store the accepted ones in one transaction; outcomes in input order."""
-    checked = [check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s, future_skew_s=future_skew_s,
-                     audience=audience) for t in tokens]
+    checked: list[IngestOutcome | TokenRow] = []
+    accepted: dict[str, TokenRow] = {}  # an override may refer to a refusal delivered in the same call
+    for t in tokens:
+        result = check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s,
+                       future_skew_s=future_skew_s, audience=audience, batch=accepted)
+        if isinstance(result, TokenRow):
+            accepted[result.token_id] = result
+        checked.append(result)
     rows = [c for c in checked if isinstance(c, TokenRow)]
     stored = iter(storage.store_tokens(rows)) if rows else iter(())
     outcomes = []
@@ -145,9 +184,9 @@ def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | No
         if isinstance(c, IngestOutcome):
             outcomes.append(c)
             continue
-        result = next(stored)
-        outcomes.append(IngestOutcome(c.token_id, "rejected", "cti_conflict") if result == "conflict"
-                        else IngestOutcome(c.token_id, result))
+        status = next(stored)
+        outcomes.append(IngestOutcome(c.token_id, "rejected", "cti_conflict") if status == "conflict"
+                        else IngestOutcome(c.token_id, status))
     return outcomes
 
 

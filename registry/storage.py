@@ -58,6 +58,9 @@ MIGRATIONS: list[list[str]] = [
      "ward TEXT NOT NULL, issued DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL, "
      "ended DOUBLE PRECISION, end_reason TEXT)",
      "CREATE INDEX permits_by_patient ON permits (patient_id, ended)"],
+    # 4: staff overrides, one per refused session of a device
+    ["CREATE TABLE overrides (device_id TEXT NOT NULL, refused TEXT NOT NULL, token_id TEXT NOT NULL, "
+     "staff_card TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (device_id, refused))"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -114,9 +117,10 @@ class StoredToken:
 
 @dataclass(frozen=True, kw_only=True)
 class TokenRow(StoredToken):
-    """A verified token ready to store."""
+    """A verified token ready to store (``override``: the link of a staff override token)."""
 
     token: bytes
+    override: dict[str, str] | None = None
 
 
 class Storage:
@@ -298,12 +302,31 @@ class Storage:
                     "DO NOTHING", (r.device_id, r.token_id, r.card_id, r.iat, r.decision, json.dumps(r.reasons),
                                    r.sequence, r.site, r.gate, r.token, time.time()))
                 if cursor.rowcount == 1:
+                    if r.override is not None:
+                        self._execute("INSERT INTO overrides VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, refused) "
+                                      "DO NOTHING", (r.device_id, r.override["refused"], r.token_id,
+                                                     r.override["staff_card"], r.override["reason"]))
                     results.append("stored")
                     continue
                 row = self._execute("SELECT token FROM tokens WHERE device_id = ? AND token_id = ?",
                                     (r.device_id, r.token_id)).fetchone()
                 results.append("duplicate" if row and bytes(row[0]) == r.token else "conflict")
         return results
+
+    def token(self, device_id: str, token_id: str) -> StoredToken | None:
+        with self._lock:
+            row = self._execute("SELECT token_id, device_id, card_id, iat, decision, reasons, sequence, site, gate "
+                                "FROM tokens WHERE device_id = ? AND token_id = ?", (device_id, token_id)).fetchone()
+        return StoredToken(token_id=row[0], device_id=row[1], card_id=row[2], iat=int(row[3]), decision=row[4],
+                           reasons=json.loads(row[5]), sequence=int(row[6]), site=row[7] or "",
+                           gate=row[8] or "") if row else None
+
+    def override_of(self, device_id: str, refused: str) -> str | None:
+        """The token id that overrode this refusal of the device, if any."""
+        with self._lock:
+            row = self._execute("SELECT token_id FROM overrides WHERE device_id = ? AND refused = ?",
+                                (device_id, refused)).fetchone()
+        return row[0] if row else None
 
     def token_count(self) -> int:
         with self._lock:

@@ -18,7 +18,10 @@ from edge.errors import StorageError
 from edge.sqlite_schema import open_versioned
 
 MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at REAL NOT NULL)",
-               "CREATE INDEX IF NOT EXISTS entries_by_card ON entries (card_id, at)"]]
+               "CREATE INDEX IF NOT EXISTS entries_by_card ON entries (card_id, at)"],
+              # 2: staff overrides: one per refused session, counted per staff member and for the gate
+              ["CREATE TABLE overrides (refused TEXT PRIMARY KEY, staff TEXT NOT NULL, at REAL NOT NULL)"]]
+HOUR_S = 3600.0
 DAY_S = 86400.0
 
 
@@ -33,6 +36,7 @@ class EntryLog:
 
     @property
     def enforced(self) -> bool:
+        """Whether entry limits apply (overrides are always recorded)."""
         return bool(self.per_day or self.min_interval_s)
 
     def refusal(self, card_id: str) -> str | None:
@@ -59,6 +63,28 @@ class EntryLog:
         with self._lock:
             self._db.execute("INSERT INTO entries VALUES (?, ?)", (card_id, now))
             self._db.execute("DELETE FROM entries WHERE at < ?", (now - 2 * DAY_S,))
+
+    # -- staff overrides ---------------------------------------------------------------------------------
+    def overridden(self, refused: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM overrides WHERE refused = ?", (refused,)).fetchone() is not None
+
+    def overrides_last_hour(self, staff: str | None = None) -> int:
+        since = self.clock() - HOUR_S
+        with self._lock:
+            if staff is None:
+                row = self._db.execute("SELECT COUNT(*) FROM overrides WHERE at > ?", (since,)).fetchone()
+            else:
+                row = self._db.execute("SELECT COUNT(*) FROM overrides WHERE at > ? AND staff = ?",
+                                       (since, staff)).fetchone()
+        return int(row[0])
+
+    def record_override(self, refused: str, staff: str) -> bool:
+        """False when the refused session was overridden already (one override each)."""
+        with self._lock:
+            cursor = self._db.execute("INSERT INTO overrides VALUES (?, ?, ?) ON CONFLICT (refused) DO NOTHING",
+                                      (refused, staff, self.clock()))
+        return cursor.rowcount == 1
 
     def close(self) -> None:
         self._db.close()

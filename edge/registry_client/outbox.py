@@ -129,6 +129,12 @@ class Outbox:
             except sqlite3.DatabaseError as exc:
                 raise StorageError(f"the audit log in {self.path} is damaged ({exc})") from exc
 
+    def decision_of(self, token_id: str) -> tuple[str, str] | None:
+        """(card id, decision) of a token this device issued, from its audit entry; None if unknown."""
+        with self._lock:
+            row = self._db.execute("SELECT card_id, decision FROM audit WHERE token_id = ?", (token_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def all_tokens(self) -> list[bytes]:
         with self._lock:
             return [bytes(r[0]) for r in self._db.execute("SELECT token FROM tokens ORDER BY sequence")]

@@ -30,11 +30,11 @@ from edge.camera.feed import CameraFeed, ReplayFeed
 from edge.config import EdgeConfig, ServerConfig
 from edge.errors import ConfigError
 from edge.liveness import kernels
-from edge.pipeline import Outcome
+from edge.pipeline import Outcome, OverrideLink
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.clock import ClockGuard
-from edge.server.errors import Busy
+from edge.server.errors import Busy, InvalidRequest, OverrideRefused
 from edge.server.interceptors import EdgeInterceptor
 from edge.server.metrics import Metrics
 from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServicer, VerificationServicer
@@ -123,7 +123,8 @@ class EdgeDaemon:
         self.notifier = notifier or Notifier()
         server_config = config.server
         self.interceptor = EdgeInterceptor(
-            {"Verify": server_config.verify_concurrency, "VerifySession": server_config.verify_concurrency},
+            {"Verify": server_config.verify_concurrency, "VerifySession": server_config.verify_concurrency,
+             "Override": server_config.verify_concurrency},
             server_config.other_concurrency, plaintext=server_config.plaintext, local_role=server_config.local_role,
             sessions_per_min=server_config.caller_sessions_per_min)
         self.listeners = Listeners(server_config, self.interceptor)
@@ -197,8 +198,14 @@ class EdgeDaemon:
         with self._inflight_lock:
             self._inflight += 1
         try:
+            link = kwargs.pop("override", None)
             with self.parts.camera.session(deadline) as frames:  # type: ignore[arg-type]
-                outcome = self.parts.pipeline.verify(frames, **kwargs)  # type: ignore[arg-type]
+                if link is None:
+                    outcome = self.parts.pipeline.verify(frames, **kwargs)  # type: ignore[arg-type]
+                else:
+                    card_text = kwargs.pop("card_text", None)
+                    outcome = self.parts.pipeline.override(frames, link=link,  # type: ignore[arg-type]
+                                                           staff_card_text=card_text, **kwargs)  # type: ignore[arg-type]
             self.metrics.observe(outcome)
             log.info("session", extra={"fields": {"decision": outcome.decision, "reasons": outcome.reasons,
                                                   "ms": outcome.timings}})
@@ -208,6 +215,34 @@ class EdgeDaemon:
             with self._inflight_lock:
                 self._inflight -= 1
                 self._inflight_lock.notify_all()
+
+    def run_override(self, *, refused_token_id: str, refused_card_id: str, reason: str, **kwargs: object) -> Outcome:
+        """Check what the override refers to and the gate's limits, then run the staff member's session."""
+        site = self.config.site
+        if reason not in site.override_reasons:
+            raise InvalidRequest(f"override reason must be one of {list(site.override_reasons)}")
+        entries = self.parts.entries
+        if refused_token_id:
+            known = self.parts.outbox.decision_of(refused_token_id)
+            if known is None or known[1] != "DENY":
+                raise OverrideRefused("this device made no DENY token with that id", code="override_unknown")
+            refused, card_id = refused_token_id, known[0]
+        elif len(refused_card_id) == 32 and all(c in "0123456789abcdef" for c in refused_card_id):
+            refused, card_id = f"card:{refused_card_id}", refused_card_id
+        else:
+            raise InvalidRequest("give refused_token_id (a DENY) or refused_card_id (32 hex, for a RETRY)")
+        if entries.overridden(refused):
+            raise OverrideRefused("this refusal was already overridden", code="override_used")
+        if entries.overrides_last_hour() >= site.overrides_per_gate_per_hour:
+            raise Busy("this gate has had its overrides for the hour; call the supervisor", retry_after_ms=60_000)
+
+        def staff_limit(staff_card_id: str) -> str | None:
+            if entries.overrides_last_hour(staff_card_id) >= site.overrides_per_staff_per_hour:
+                return "You have made the most overrides allowed in an hour; ask a colleague or the supervisor"
+            return None
+
+        link = OverrideLink(refused=refused, card_id=card_id, reason=reason, staff_limit=staff_limit)
+        return self.run_session(override=link, **kwargs)
 
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]:
         self._acquire_camera(deadline)

@@ -40,6 +40,12 @@ class DeadlineExceeded(EdgeError):
     code = "deadline_exceeded"
 
 
+class OverrideRefused(EdgeError):
+    """A staff override that refers to no refusal of this device, or to one already overridden."""
+
+    code = "override_unknown"
+
+
 def status_for(error: BaseException) -> grpc.StatusCode:
     if isinstance(error, InvalidRequest | ImageError | CredentialError):
         return grpc.StatusCode.INVALID_ARGUMENT
@@ -49,7 +55,7 @@ def status_for(error: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     if isinstance(error, CameraError | RegistryUnavailable):
         return grpc.StatusCode.UNAVAILABLE
-    if isinstance(error, ModelError | ConfigError | StorageError):
+    if isinstance(error, ModelError | ConfigError | StorageError | OverrideRefused):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, SecurityError):
         if error.code in ("unauthenticated", "identity_ambiguous", "identity_invalid"):

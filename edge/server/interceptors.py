@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 METHOD_ROLES: dict[str, frozenset[str]] = {
     "/edge.v1.VerificationService/Verify": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.VerificationService/VerifySession": frozenset({CONTROLLER, OPERATOR}),
+    "/edge.v1.VerificationService/Override": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.CardService/DecodeCard": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.DeviceService/GetDeviceInfo": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.EnrollmentService/Enroll": frozenset({OPERATOR}),
 }
 #: Open to any caller that passed the TLS handshake (or reached the unix socket).
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-SESSION_METHODS = ("/edge.v1.VerificationService/Verify", "/edge.v1.VerificationService/VerifySession")
+SESSION_METHODS = ("/edge.v1.VerificationService/Verify", "/edge.v1.VerificationService/VerifySession",
+                   "/edge.v1.VerificationService/Override")
 
 
 class PermissionDenied(SecurityError):

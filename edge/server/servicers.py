@@ -33,6 +33,9 @@ class Daemon(Protocol):
 
     def run_session(self, **kwargs: object) -> Outcome: ...
 
+    def run_override(self, *, refused_token_id: str, refused_card_id: str, reason: str,
+                     **kwargs: object) -> Outcome: ...
+
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]: ...
 
     @property
@@ -126,6 +129,19 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
 
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         return self._run(request, context)
+
+    def Override(self, request: pb.OverrideRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
+        if not 8 <= len(request.nonce) <= 64:
+            raise InvalidRequest(f"nonce must be 8..64 bytes, got {len(request.nonce)}")
+        if len(request.staff_card_text) > MAX_CARD_TEXT or len(request.reason) > 64 or \
+                len(request.refused_token_id) > 64 or len(request.refused_card_id) > 64:
+            raise InvalidRequest("a field of the override request is too long")
+        deadline = rpc_deadline(context)
+        outcome = self.daemon.run_override(
+            refused_token_id=request.refused_token_id, refused_card_id=request.refused_card_id, reason=request.reason,
+            nonce=request.nonce, card_text=request.staff_card_text or None, deadline=deadline,
+            cancelled=lambda: not context.is_active())
+        return to_response(outcome, request.request_id)
 
     def VerifySession(self, request_iterator: Iterator[pb.SessionClientMessage],
                       context: grpc.ServicerContext) -> Iterator[pb.SessionServerMessage]:

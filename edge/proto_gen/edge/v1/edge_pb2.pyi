@@ -123,6 +123,22 @@ class VerifyResponse(_message.Message):
     prompts: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[ReasonCode, str]]] = ..., messages: _Optional[_Iterable[str]] = ..., token: _Optional[bytes] = ..., token_id: _Optional[str] = ..., card_id: _Optional[str] = ..., match_score: _Optional[float] = ..., match_threshold: _Optional[float] = ..., liveness_score: _Optional[float] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., prompts: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class OverrideRequest(_message.Message):
+    __slots__ = ("request_id", "nonce", "refused_token_id", "refused_card_id", "reason", "staff_card_text")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STAFF_CARD_TEXT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    nonce: bytes
+    refused_token_id: str
+    refused_card_id: str
+    reason: str
+    staff_card_text: str
+    def __init__(self, request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., refused_token_id: _Optional[str] = ..., refused_card_id: _Optional[str] = ..., reason: _Optional[str] = ..., staff_card_text: _Optional[str] = ...) -> None: ...
+
 class SessionClientMessage(_message.Message):
     __slots__ = ("start", "cancel")
     START_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class VerificationServiceStub:
                 request_serializer=edge_dot_v1_dot_edge__pb2.SessionClientMessage.SerializeToString,
                 response_deserializer=edge_dot_v1_dot_edge__pb2.SessionServerMessage.FromString,
                 _registered_method=True)
+        self.Override = channel.unary_unary(
+                '/edge.v1.VerificationService/Override',
+                request_serializer=edge_dot_v1_dot_edge__pb2.OverrideRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_edge__pb2.VerifyResponse.FromString,
+                _registered_method=True)
 
 
 class VerificationServiceServicer:
@@ -63,6 +68,14 @@ class VerificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Override(self, request, context):
+        """Gate controllers and operators; FAILED_PRECONDITION (edge-reason override_used, override_unknown) when the
+        refused session is unknown here or was already overridden, INVALID_ARGUMENT for a reason not on the list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_VerificationServiceServicer_to_server(servicer, server):
                     servicer.VerifySession,
                     request_deserializer=edge_dot_v1_dot_edge__pb2.SessionClientMessage.FromString,
                     response_serializer=edge_dot_v1_dot_edge__pb2.SessionServerMessage.SerializeToString,
+            ),
+            'Override': grpc.unary_unary_rpc_method_handler(
+                    servicer.Override,
+                    request_deserializer=edge_dot_v1_dot_edge__pb2.OverrideRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_edge__pb2.VerifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class VerificationService:
             '/edge.v1.VerificationService/VerifySession',
             edge_dot_v1_dot_edge__pb2.SessionClientMessage.SerializeToString,
             edge_dot_v1_dot_edge__pb2.SessionServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Override(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge.v1.VerificationService/Override',
+            edge_dot_v1_dot_edge__pb2.OverrideRequest.SerializeToString,
+            edge_dot_v1_dot_edge__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
