@@ -102,7 +102,8 @@ def override_link(storage: Storage, named: dict[str, Any], *, device_id: str, si
         earlier = batch.get(refused) or storage.token(device_id, refused)
         if earlier is None or earlier.decision != "DENY" or earlier.card_id != named["sub"]:
             return "override_invalid"
-    if storage.override_of(device_id, refused) is not None:
+    if storage.override_of(device_id, refused) is not None or any(
+            row.override is not None and row.override["refused"] == refused for row in batch.values()):
         return "override_used"
     return {"refused": refused, "staff_card": link["staff_card"], "reason": link["reason"][:64]}
 

@@ -166,3 +166,40 @@ def test_roles_come_from_the_certificate(registry, pki, tmp_path):
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     admin.AdmitPatient(admit, timeout=10)  # an operator may stand in for the feed
     assert state.storage.admission("pat-0400").ward == "paediatrics"
+
+
+def test_override_tokens_need_a_real_staff_card_and_a_real_refusal_and_count_once(registry, pki, tmp_path):
+    from edge.registry_client.transport import GrpcTransport
+    from edge.security.keys import DeviceKey
+    from edge.security.tokens import CLAIM_CHECKS, CLAIM_DECISION, CLAIM_REASONS
+
+    from .test_ingest_rules import make_token
+
+    state, hospital, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    key = DeviceKey.load_or_create(tmp_path / "a")
+    staff = admin.IssueCard(rpb.IssueCardRequest(card_type="staff_card", site="ward-7", template_sha256=FACE),
+                            timeout=10).card_id
+    person = "9f" * 16
+    refused = make_token(key, "dev-a", card=person, claims={CLAIM_DECISION: "DENY", CLAIM_REASONS: ["FACE_MISMATCH"]})
+    refused_id = loads_exact(parse_cose_sign1(refused).payload)[7].hex()
+
+    def override(staff_card: str, refused_ref: str) -> bytes:
+        link = {"refused": refused_ref, "staff_card": staff_card, "reason": "face_not_recognised"}
+        return make_token(key, "dev-a", card=person, claims={CLAIM_DECISION: "ALLOW", CLAIM_REASONS: ["STAFF_OVERRIDE"],
+                                                             CLAIM_CHECKS: {"override": link}})
+
+    transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem", pki / "dev-a.key"),
+                              server_name="registry")
+    results = transport.ingest([override("ab" * 16, refused_id),  # a staff card the registry never issued
+                                override(staff, "cd" * 16),  # a refusal that never happened
+                                refused, override(staff, refused_id),  # the real thing, in one delivery
+                                override(staff, refused_id)])  # a second override of the same refusal
+    assert [(r.status, r.reason) for r in results] == [
+        ("rejected", "override_invalid"), ("rejected", "override_invalid"), ("stored", ""), ("stored", ""),
+        ("rejected", "override_used")]
+    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=person), timeout=10).entries
+    assert [(e.decision, list(e.reasons)) for e in history] == [("DENY", ["FACE_MISMATCH"]),
+                                                               ("ALLOW", ["STAFF_OVERRIDE"])]
+    transport.close()
