@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc
 
-from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, emit, fail
+from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, EXIT_USAGE, emit, fail
 from edge.cli.token import jsonable
 from edge.config import config_from_dict, load_config
 
@@ -34,11 +34,22 @@ from edge.config import config_from_dict, load_config
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole flow end to end on the embedded defaults")
     p.add_argument("--workdir", type=Path, help="keep the demo's files here (default: a temporary folder)")
-    p.add_argument("--json", action="store_true", help="one JSON object with the outcome on stdout")
+    p.add_argument("--json", action="store_true", help="one JSON object with the outcome on stdout (with "
+                                                      "--scenario: one object per step)")
+    p.add_argument("--scenario", choices=["escort", "vaccination"],
+                   help="a place's story end to end: escort (ward gate) or vaccination (station)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenario == "escort":
+        from edge.cli import escort_demo
+
+        return escort_demo.run(args)
+    if args.scenario == "vaccination":
+        fail("the vaccination scenario is not part of this release yet (guardians, delegation and vaccination "
+             "records: issue 12)")
+        return EXIT_USAGE
     from edge.assembly import build_face_stage
     from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
     from edge.imageio import load_image
