@@ -74,6 +74,10 @@ def _wait(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) 
     return False
 
 
+def _has_templates(daemon: Any, count: int) -> Callable[[], bool]:
+    return lambda: bool(daemon.templates.count() >= count)
+
+
 def run(args: argparse.Namespace) -> int:
     from edge.assembly import MODEL_ID, build_face_stage
     from edge.config import config_from_dict, load_config
@@ -170,8 +174,7 @@ def run(args: argparse.Namespace) -> int:
             daemons.append(daemon)
             daemon.start()
         for daemon in daemons:  # the first sync brings the trust list, revocations and both templates
-            templates = daemon.templates
-            _wait(lambda store=templates: bool(store.count() >= 2), 20)
+            _wait(_has_templates(daemon, 2), 20)
         paed, onco = daemons
 
         def verify(daemon: EdgeDaemon, **request: Any) -> Any:
