@@ -203,3 +203,16 @@ def test_override_tokens_need_a_real_staff_card_and_a_real_refusal_and_count_onc
     assert [(e.decision, list(e.reasons)) for e in history] == [("DENY", ["FACE_MISMATCH"]),
                                                                ("ALLOW", ["STAFF_OVERRIDE"])]
     transport.close()
+
+
+def test_a_permit_is_refused_once_the_expected_stay_has_passed(registry):
+    from registry.escort import EscortRefused, EscortRules
+
+    state, hospital, _ = registry
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0500", site="ward-7", ward="paediatrics",
+                                                  expected_days=1), timeout=10)
+    rules = EscortRules(state, state.escort_policies)
+    with pytest.raises(EscortRefused) as e:  # two days later, nobody updated the admission
+        rules.issue(patient_id="pat-0500", template_sha256=FACE, model_id="m", age_band="adult",
+                    condition_until=None, now=time.time() + 2 * 86400)
+    assert e.value.code == "admission_ended"
