@@ -2,6 +2,11 @@
 
 Both take a contiguous grey uint8 image and return every QR code they read. Library errors are caught
 here and logged: a decoder that fails on an odd frame returns nothing, it never raises into the stage.
+
+Text: zxing-cpp decodes each segment by its mode and ECI (byte mode in UTF-8, ISO-8859-1 or Shift_JIS, Kanji
+mode, ECI-declared charsets), so its ``text`` is the text as encoded and its ``bytes`` the raw payload. zbar
+hands back text it already converted to UTF-8 by its own charset guess (it reads UTF-8 without an ECI as
+Shift_JIS), so a code only zbar could read carries zbar's text and those UTF-8 bytes.
 pyzbar needs the system library libzbar0; its absence is a typed ``QRError`` that says how to install it.
 """
 
@@ -64,8 +69,8 @@ class ZXingDecoder:
             p = barcode.position
             corners = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
                        (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)]
-            data = bytes(barcode.bytes)
-            codes.append(QRCode(data=data, text=_text(data), corners=_four_corners(corners), decoder=self.name))
+            codes.append(QRCode(data=bytes(barcode.bytes), text=barcode.text, corners=_four_corners(corners),
+                                decoder=self.name))
         return codes
 
 

@@ -103,3 +103,31 @@ def test_stage_reads_at_least_what_each_decoder_reads(stage, testdata):
             assert stage_hit or not hit, (sample.category, decoder.name)
     assert totals["clean"]["stage"] == 5
     assert sum(t["stage"] for t in totals.values()) > max(sum(t[d] for t in totals.values()) for d in ("zxing", "zbar"))
+
+
+CHARSET_CASES = [
+    ("UTF-8 ümlaut 日本", {"encoding": "utf-8"}),
+    ("café ISO-8859-1", {"encoding": "iso-8859-1"}),
+    ("日本語テキスト", {"encoding": "shift_jis"}),
+    ("ｱｲｳ half-width kana", {"encoding": "shift_jis"}),
+    ("日本語", {"mode": "kanji"}),
+    ("Grüße €", {"encoding": "utf-8", "eci": True}),
+    ("Ελληνικά", {"encoding": "iso-8859-7", "eci": True}),
+]
+
+
+@pytest.mark.parametrize(("text", "options"), CHARSET_CASES, ids=[o.get("mode") or o["encoding"] + ("+eci" if
+                                                                   o.get("eci") else "") for _, o in CHARSET_CASES])
+def test_text_comes_back_exactly_as_encoded(text, options):
+    """Issue 14: the stage used to re-decode zxing's raw bytes as UTF-8 (Shift_JIS came out as mojibake)."""
+    import io
+
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(text, micro=False, **options).save(buffer, kind="png", scale=6, border=4)
+    grey = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    [code] = QRStage().decode(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    assert code.text == text
+    if options.get("encoding") and not options.get("eci"):
+        assert code.data == text.encode(options["encoding"])  # bytes_b64 keeps the raw payload
