@@ -53,7 +53,7 @@ def build_face_stage(config: EdgeConfig) -> FaceStage:
     return FaceStage.from_models(config.models.dir, threads=config.models.threads,
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
-                                 retry_max_side=face.detect_retry_max_side)
+                                 retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena)
 
 
 def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:

@@ -36,6 +36,8 @@ class ModelsConfig(_Strict):
     dir: Path | None = Field(None, description="Folder of fetched models; default $EDGE_MODEL_DIR or "
                                                "~/.local/share/edge/models.")
     threads: int = Field(2, ge=1, le=16, description="onnxruntime intra-op threads per model session.")
+    memory_arena: bool = Field(False, description="Keep onnxruntime's CPU memory arena (slightly faster; the "
+                                                  "arena never shrinks, so off on small boards).")
 
 
 class FaceConfig(_Strict):
@@ -167,6 +169,8 @@ class ServerConfig(_Strict):
     metrics_address: str | None = Field(None, description="host:port for Prometheus metrics (off when unset).")
     watchdog_s: float | None = Field(None, gt=0, description="systemd watchdog period; default: from "
                                                              "$WATCHDOG_USEC when systemd sets it.")
+    trim_after_session: bool = Field(True, description="Return freed heap to the system after each session "
+                                                       "(glibc malloc_trim): the frames of a session are tens of MB.")
 
 
 class RegistryConfig(_Strict):

@@ -47,6 +47,24 @@ __all__ = ["MODEL_ID", "EdgeDaemon"]
 SourceFactory = Callable[[], FrameSource]
 
 
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's malloc_trim(0): hand freed heap pages back to the system (no-op where there is no glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+release_free_memory = _malloc_trim()
+
+
 class Listeners:
     """The gRPC server with its ports bound (not yet started). SO_REUSEPORT is off: a second daemon on
     the same port is refused instead of silently sharing it (calls would alternate between two keys)."""
@@ -209,6 +227,8 @@ class EdgeDaemon:
             self.metrics.observe(outcome)
             log.info("session", extra={"fields": {"decision": outcome.decision, "reasons": outcome.reasons,
                                                   "ms": outcome.timings}})
+            if self.config.server.trim_after_session:
+                release_free_memory()
             return outcome
         finally:
             self.camera_lock.release()

@@ -29,10 +29,12 @@ class OnnxBackend:
     """An onnxruntime CPU session with explicit threading.
 
     ``threads`` is the intra-op thread count. Spinning is disabled so idle workers do not burn the cores
-    that Numba and the camera need (DESIGN.md, target boards).
+    that Numba and the camera need (DESIGN.md, target boards). ``memory_arena`` keeps onnxruntime's CPU arena
+    and memory-pattern planning: a little faster, but the arena only grows (bench/daemon_memory.py); off by
+    default for a 1 GB board.
     """
 
-    def __init__(self, path: Path, *, threads: int = 2) -> None:
+    def __init__(self, path: Path, *, threads: int = 2, memory_arena: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -41,6 +43,8 @@ class OnnxBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = memory_arena
+        options.enable_mem_pattern = memory_arena
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped exceptions

@@ -1,0 +1,102 @@
+"""The daemon's resident memory over many sessions: a real `edge serve` (mutual TLS, replay camera with the
+card and 45 frames of the holder), ``SESSIONS`` Verify calls one after another, RSS (VmRSS) read every 50.
+
+Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
+and onnxruntime defaults) and the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim``
+after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it).
+
+    .venv/bin/python bench/daemon_memory.py [SESSIONS]      (default 1000; results/daemon_memory.json)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import grpc_load
+from common import DATA, save
+
+from edge.assembly import MODEL_ID, build_face_stage
+from edge.config import load_config
+from edge.demo import HOLDER_PORTRAIT, DevIssuer, speaker_frames, write_scene
+from edge.imageio import load_image
+from edge.proto_gen.edge.v1 import edge_pb2 as pb
+from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.ca import init_ca, issue_cert
+from edge.security.templates import TemplateStore, template_digest
+
+VARIANTS = {
+    "baseline": ({"memory_arena": "true"}, {"trim": "false"}, {}),
+    "shipped": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}),
+}
+
+
+def main() -> None:
+    sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    work = Path(tempfile.mkdtemp(prefix="edge-mem-"))
+    grpc_load.PKI["dir"] = work / "pki"
+    init_ca(grpc_load.PKI["dir"])
+    issue_cert(grpc_load.PKI["dir"], "edge-device", server=True)
+    issue_cert(grpc_load.PKI["dir"], "bench", role="controller")
+    issuer = DevIssuer(work / "issuer")
+    template = build_face_stage(load_config()).embed_image(load_image(DATA / HOLDER_PORTRAIT)).vector
+    text, card_id = issuer.issue(template_digest(template), site="bench")
+    scene = write_scene(work / "scene", text, speaker_frames(DATA))
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "sessions": sessions, "variants": {}}
+    for name, (models, server, env) in VARIANTS.items():
+        data = work / f"device-{name}"
+        store = TemplateStore(data / "templates.sqlite", data / "keys")
+        store.put(card_id.hex(), template, MODEL_ID)
+        store.close()
+        config = work / f"{name}.toml"
+        config.write_text(f"""
+[models]
+memory_arena = {models['memory_arena']}
+[device]
+data_dir = "{data}"
+[card]
+trust_list = "{issuer.trust_path}"
+[site]
+id = "bench"
+require_challenge = false
+max_failures = 100000
+[camera]
+source = "replay:{scene}"
+[server]
+address = "127.0.0.1:0"
+tls_dir = "{grpc_load.PKI['dir']}"
+server_cert = "edge-device"
+caller_sessions_per_min = 1000000
+trim_after_session = {server['trim']}
+""")
+        os.environ.update(env)
+        try:
+            proc, port, _ = grpc_load.start_daemon(config, tempfile.mkdtemp(), work / f"{name}.port")
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
+        curve = [(0, grpc_load.rss_mb(proc.pid))]
+        with grpc_load.channel_to(port) as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+            for index in range(1, sessions + 1):
+                reply = stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=120)
+                assert reply.decision == pb.ALLOW, list(reply.reasons)
+                if index % 50 == 0:
+                    curve.append((index, grpc_load.rss_mb(proc.pid)))
+        proc.terminate()
+        proc.wait(30)
+        after_warmup = [rss for count, rss in curve if count >= 100]
+        results["variants"][name] = {"rss_mb_every_50": curve, "start_mb": curve[0][1], "end_mb": curve[-1][1],
+                                     "max_mb": max(rss for _, rss in curve),
+                                     "growth_after_100_mb": round(after_warmup[-1] - after_warmup[0], 1)
+                                     if len(after_warmup) > 1 else None}
+        print(name, results["variants"][name]["start_mb"], "->", results["variants"][name]["end_mb"], flush=True)
+    print(save("daemon_memory", results))
+
+
+if __name__ == "__main__":
+    main()
