@@ -59,6 +59,8 @@ class _StateCollector(Collector):
                                     "Unix time of the last complete registry sync", value=p.syncer.last_sync)
         if p.deliverer is not None:
             stats = p.deliverer.stats
+            yield CounterMetricFamily("edge_delivery_clock_rejections", "Tokens the registry refused for their time "
+                                      "(kept for retry: a clock is wrong)", value=stats.clock_rejections)
             family = GaugeMetricFamily("edge_delivery_last_success_timestamp_seconds",
                                        "Unix time of the last successful delivery round")
             if stats.last_success:
