@@ -12,34 +12,30 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import x25519
-
-from edge.camera.base import FrameSource
-from edge.camera.feed import CameraFeed, LiveFeed, ReplayFeed
-from edge.camera.sources import open_source
 from edge.config import CameraConfig, EdgeConfig
-from edge.credential.trust import RevocationList, TrustList
-from edge.credential.verifier import CardVerifier
 from edge.errors import ConfigError
-from edge.gate.entries import EntryLog
-from edge.liveness.checker import LivenessChecker, LivenessThresholds
-from edge.liveness.pad import PADModel
-from edge.liveness.ratelimit import FailureLimiter
-from edge.pipeline import SitePolicy, VerificationPipeline
-from edge.qr.stage import QRStage
-from edge.registry_client.delivery import Deliverer
-from edge.registry_client.outbox import Outbox
-from edge.registry_client.sync import Syncer
-from edge.registry_client.transport import GrpcTransport
-from edge.security.clock import ClockGuard
-from edge.security.keys import DeviceKey
-from edge.security.sealing import load_or_create_x25519
-from edge.security.templates import TemplateStore
-from edge.security.tokens import TokenSigner
 from edge.vision.face_stage import FaceStage
-from edge.vision.matcher import CosineMatcher
 from edge.vision.quality import QualityLimits
+
+if TYPE_CHECKING:  # the parts below are imported where they are built: `edge match` needs none of them
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from edge.camera.base import FrameSource
+    from edge.camera.feed import CameraFeed
+    from edge.credential.verifier import CardVerifier
+    from edge.gate.entries import EntryLog
+    from edge.liveness.checker import LivenessChecker
+    from edge.pipeline import VerificationPipeline
+    from edge.registry_client.delivery import Deliverer
+    from edge.registry_client.outbox import Outbox
+    from edge.registry_client.sync import Syncer
+    from edge.registry_client.transport import GrpcTransport
+    from edge.security.clock import ClockGuard
+    from edge.security.keys import DeviceKey
+    from edge.security.templates import TemplateStore
+    from edge.security.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 MODEL_ID = "sface-2021dec-fp32"
@@ -57,6 +53,9 @@ def build_face_stage(config: EdgeConfig) -> FaceStage:
 
 
 def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
+    from edge.liveness.checker import LivenessChecker, LivenessThresholds
+    from edge.liveness.pad import PADModel
+
     lv = config.liveness
     pad = PADModel.from_dir(lv.pad_models) if lv.pad_models else None
     thresholds = LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
@@ -69,6 +68,9 @@ def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
 def build_card_verifier(config: EdgeConfig) -> CardVerifier:
     """The verifier over the local trust and revocation files (the registry's synced copies replace them
     when the Syncer loads its persisted state)."""
+    from edge.credential.trust import RevocationList, TrustList
+    from edge.credential.verifier import CardVerifier
+
     card = config.card
     trust = TrustList.load(Path(card.trust_list)) if card.trust_list and Path(card.trust_list).exists() \
         else TrustList()
@@ -78,6 +80,8 @@ def build_card_verifier(config: EdgeConfig) -> CardVerifier:
 
 
 def camera_opener(camera: CameraConfig) -> Callable[[], FrameSource]:
+    from edge.camera.sources import open_source
+
     live = camera.source.startswith("v4l2:") or camera.source == "picamera2"
     if live and camera.helper_python:
         from edge.camera.remote import HelperSource
@@ -101,6 +105,8 @@ def camera_opener(camera: CameraConfig) -> Callable[[], FrameSource]:
 
 def build_camera(camera: CameraConfig) -> CameraFeed:
     """A live camera gets one owner for the daemon's lifetime; a recording is replayed per session."""
+    from edge.camera.feed import LiveFeed, ReplayFeed
+
     opener = camera_opener(camera)
     if camera.source.startswith("v4l2:") or camera.source == "picamera2":
         return LiveFeed(opener, buffer_frames=camera.buffer_frames, frame_timeout_s=camera.frame_timeout_s,
@@ -109,6 +115,8 @@ def build_camera(camera: CameraConfig) -> CameraFeed:
 
 
 def build_transport(config: EdgeConfig) -> GrpcTransport | None:
+    from edge.registry_client.transport import GrpcTransport
+
     reg = config.registry
     if not reg.address:
         if config.card.trust_list is None:
@@ -156,6 +164,20 @@ class Components:
 
 def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: ClockGuard | None = None) -> Components:
     """Build the daemon's components. Anything opened before a failure is closed again before it raises."""
+    from edge.gate.entries import EntryLog
+    from edge.liveness.ratelimit import FailureLimiter
+    from edge.pipeline import SitePolicy, VerificationPipeline
+    from edge.qr.stage import QRStage
+    from edge.registry_client.delivery import Deliverer
+    from edge.registry_client.outbox import Outbox
+    from edge.registry_client.sync import Syncer
+    from edge.security.clock import ClockGuard
+    from edge.security.keys import DeviceKey
+    from edge.security.sealing import load_or_create_x25519
+    from edge.security.templates import TemplateStore
+    from edge.security.tokens import TokenSigner
+    from edge.vision.matcher import CosineMatcher
+
     transport = build_transport(config)  # config errors first: nothing is created on disk before them
     data = config.device.data_dir
     keys = data / "keys"

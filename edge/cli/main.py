@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from edge import __version__
-from edge.cli import calibrate, card, client, demo, liveness, match, models, qr, registry, serve, token
 from edge.cli.common import EXIT_USAGE, exit_code_for, fail
 from edge.errors import EdgeError
 from edge.log import configure_logging
 
-SUBCOMMANDS = [match, qr, card, liveness, token, serve, client, registry, demo, calibrate, models]
+#: Each command's module, imported only when that command runs (or for the full help): `edge match` must not
+#: pay for Numba, gRPC or the liveness code at start-up.
+COMMANDS = {"match": "match", "qr": "qr", "card": "card", "liveness": "liveness", "eval": "liveness",
+            "token": "token", "serve": "serve", "client": "client", "registry": "registry", "ca": "registry",
+            "audit": "registry", "demo": "demo", "calibrate": "calibrate", "models": "models"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     parser.add_argument("--log-level", default=os.environ.get("EDGE_LOG_LEVEL", "warning"),
                         choices=["debug", "info", "warning", "error"], help="stderr log level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(sub)
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    chosen = COMMANDS.get(words[0]) if words else None
+    modules = [chosen] if chosen else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"edge.cli.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(f"edge {__version__}")
+        return 0
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     if not getattr(args, "func", None):
