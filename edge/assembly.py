@@ -209,7 +209,8 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         policy = SitePolicy(site=site.id, gate_id=site.gate_id, require_challenge=site.require_challenge,
                             card_timeout_s=site.card_timeout_s, liveness_frames=site.liveness_frames,
                             session_budget_s=site.session_budget_s, staleness_s=reg.staleness_s,
-                            stale_policy=reg.stale_policy)
+                            stale_policy=reg.stale_policy,
+                            face_policy={str(band): str(subject) for band, subject in site.face_policy.items()})
         pipeline = VerificationPipeline(
             qr=QRStage(budget_ms=config.qr.budget_ms), cards=cards, templates=templates, faces=faces,
             liveness=liveness, matcher=CosineMatcher(config.face.match_threshold), signer=signer, outbox=outbox,

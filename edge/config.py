@@ -22,7 +22,11 @@ DEFAULT_MATCH_THRESHOLD = 0.52
 __all__ = ["SFACE_PUBLISHED_THRESHOLD", "EdgeConfig", "load_config"]
 
 
-CardType = Literal["health_card", "escort_permit", "vaccination_appointment", "staff_card"]
+CardType = Literal["health_card", "escort_permit", "vaccination_appointment", "staff_card", "delegation"]
+AgeBand = Literal["child", "minor", "adult"]
+FaceSubject = Literal["guardian", "either", "holder"]
+#: Children under 14: the guardian; 14-17: either; adults: only themselves (docs/VACCINATION.md).
+DEFAULT_FACE_POLICY: dict[AgeBand, FaceSubject] = {"child": "guardian", "minor": "either", "adult": "holder"}
 #: Reasons a staff member may pick for an override (docs/ESCORT.md); a site may narrow the list.
 OVERRIDE_REASONS = ("face_not_recognised", "liveness_not_passed", "card_problem", "device_problem",
                     "clinical_need", "emergency")
@@ -97,6 +101,12 @@ class SiteConfig(_Strict):
     overrides_per_staff_per_hour: int = Field(10, ge=0, description="Overrides one staff member may make in an "
                                                                   "hour.")
     overrides_per_gate_per_hour: int = Field(30, ge=0, description="Overrides this gate accepts in an hour.")
+    face_policy: dict[AgeBand, FaceSubject] = Field(
+        default_factory=lambda: dict(DEFAULT_FACE_POLICY),
+        description="Per age band on the card, whose face is verified: the guardian's (with a delegation), "
+                    "either, or only the holder's. Cards without an age band: the holder's.")
+    record_window_s: float = Field(900.0, gt=0, description="A vaccination record must follow its ALLOW within "
+                                                           "this many seconds.")
 
 
 class LivenessConfig(_Strict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +61,13 @@ MESSAGES = {
     "CONDITION_EXPIRED": "The health check on this permit has expired; please see staff",
     "ENTRY_LIMIT": "This permit cannot be used again yet; please see staff",
     "STAFF_OVERRIDE": "Let through by staff",
+    "DELEGATION_REQUIRED": "This child's card needs the guardian's delegation too",
+    "DELEGATION_INVALID": "The guardian's delegation is not valid",
+    "DELEGATION_EXPIRED": "The guardian's delegation has expired",
+    "DELEGATION_REVOKED": "The guardian's delegation has been withdrawn",
+    "DELEGATION_MISMATCH": "The delegation is for another child",
+    "DELEGATION_NOT_ACCEPTED": "An adult's card: the card holder must verify in person",
+    "VACCINATION_RECORD": "Vaccination recorded",
 }
 #: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
 MAX_WINDOW_FRAMES = 150
@@ -78,6 +85,8 @@ class SitePolicy:
     session_budget_s: float = 12.0
     staleness_s: float = 86400.0
     stale_policy: str = "deny"
+    face_policy: Mapping[str, str] = field(default_factory=lambda: {"child": "guardian", "minor": "either",
+                                                                    "adult": "holder"})
 
 
 @dataclass
@@ -143,14 +152,14 @@ class VerificationPipeline:
 
     def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None,
                deadline: float | None = None, on_event: EventSink | None = None,
-               cancelled: Callable[[], bool] | None = None) -> Outcome:
+               cancelled: Callable[[], bool] | None = None, delegation_text: str | None = None) -> Outcome:
         """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
         wait = self.limiter.blocked_for()
         if wait > 0:
             return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
                            prompts=[f"Please wait {int(wait) + 1} s before trying again"])
         outcome = self._session(frames, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event,
-                                cancelled=cancelled)
+                                cancelled=cancelled, delegation_text=delegation_text)
         self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
         return outcome
 
@@ -169,7 +178,7 @@ class VerificationPipeline:
 
     def _session(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None, deadline: float | None,
                  on_event: EventSink | None, cancelled: Callable[[], bool] | None,
-                 staff: OverrideLink | None = None) -> Outcome:
+                 staff: OverrideLink | None = None, delegation_text: str | None = None) -> Outcome:
         start = time.monotonic()
         budget_end = start + self.policy.session_budget_s
         deadline = min(deadline, budget_end) if deadline is not None else budget_end
@@ -189,6 +198,7 @@ class VerificationPipeline:
         try:
             began = time.monotonic()
             emit("card", "reading card")
+            from_camera = card_text is None  # a caller that sends the card text sends the delegation with it
             if card_text is None:
                 card_text = self._read_card(frames, check_time)
             stage_done("qr", began)
@@ -214,11 +224,25 @@ class VerificationPipeline:
             if refusal is not None:
                 return self._finish("DENY", ["ENTRY_LIMIT"], card.card_id.hex(), card_text, card.kid, nonce,
                                     {"card": "ok", "entries": refusal}, timings, prompts=[refusal])
+            face_card: Card = card  # whose face is checked: the holder's, or a guardian's under a delegation
+            acting: dict[str, str] = {}
+            if not staff:
+                if from_camera and delegation_text is None and self.policy.face_policy.get(
+                        card.age_band or "adult") in ("guardian", "either"):
+                    delegation_text = self._read_another_card(frames, check_time, card_text, card)
+                chosen = self._face_subject(card, delegation_text)
+                if isinstance(chosen, str):
+                    return self._finish("DENY", [chosen], card.card_id.hex(), card_text, card.kid, nonce,
+                                        {"card": "ok", "delegation": chosen.lower()}, timings)
+                face_card = chosen
+                if chosen is not card:
+                    acting = {"delegation": chosen.card_id.hex(),
+                              "guardian_card": chosen.guardian_card.hex() if chosen.guardian_card else ""}
 
             began = time.monotonic()
             try:
-                template = self.templates.get(card.card_id.hex(), commitment=card.face.template_sha256,
-                                              model_id=card.face.model_id)
+                template = self.templates.get(face_card.card_id.hex(), commitment=face_card.face.template_sha256,
+                                              model_id=face_card.face.model_id)
             except SecurityError as exc:
                 stage_done("template", began)
                 reason = "TEMPLATE_MISSING" if exc.code == "template_missing" else "TEMPLATE_MISMATCH"
@@ -235,8 +259,10 @@ class VerificationPipeline:
             result = self.liveness.decide(detections, images, challenge=challenge)
             stage_done("liveness", began)
             prompts = ([challenge.prompt] if challenge else []) + result.prompts
-            checks = {"card": "ok", "liveness_score": round(result.score, 4), "liveness_method":
-                      "challenge" if challenge else "passive", "liveness_reasons": result.reasons}
+            checks: dict[str, object] = {"card": "ok", "liveness_score": round(result.score, 4), "liveness_method":
+                                         "challenge" if challenge else "passive", "liveness_reasons": result.reasons}
+            if acting:
+                checks["guardian_acted"] = acting
             if stale:
                 checks["stale_data"] = True
             if not result.live:
@@ -258,14 +284,49 @@ class VerificationPipeline:
                                             score)
             if decision == "ALLOW" and self.entries is not None:
                 self.entries.record(card.card_id.hex())
-            return self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
-                                prompts=prompts, liveness=result.score, score=score)
+            outcome = self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
+                                   prompts=prompts, liveness=result.score, score=score)
+            if outcome.decision == "ALLOW" and outcome.token_id and self.entries is not None:
+                self.entries.remember_allow(outcome.token_id, card.card_id.hex(), card.card_type)
+            return outcome
         except SessionTimeout:
             return Outcome("RETRY", ["TIME_BUDGET"], timings=timings)
         except SessionCancelled:
             return Outcome("RETRY", ["CANCELLED"], timings=timings)
         finally:
             timings["total"] = round((time.monotonic() - start) * 1000.0, 2)
+
+    def _face_subject(self, card: Card, delegation_text: str | None) -> Card | str:
+        """The card whose face is checked (the child's card's own, or a guardian's delegation), or a reason."""
+        mode = self.policy.face_policy.get(card.age_band or "adult", "holder") if card.age_band else "holder"
+        if delegation_text is None:
+            return "DELEGATION_REQUIRED" if mode == "guardian" else card
+        if mode == "holder":
+            return "DELEGATION_NOT_ACCEPTED"
+        try:
+            delegation = self.cards.verify(delegation_text, accepted_types=("delegation",))
+        except CredentialError as exc:
+            return {"card_expired": "DELEGATION_EXPIRED", "card_revoked": "DELEGATION_REVOKED"}.get(
+                exc.code, "DELEGATION_INVALID")
+        if delegation.acts_for != card.card_id:
+            return "DELEGATION_MISMATCH"
+        return delegation
+
+    def _read_another_card(self, frames: Iterator[TimedFrame], check_time: Callable[[], None], seen: str,
+                           card: Card) -> str | None:
+        """The camera path of a two-code presentation: keep reading for a second, different QR code (the
+        guardian's delegation) for up to the card timeout, or one second where the holder may verify alone."""
+        wait = self.policy.card_timeout_s if self.policy.face_policy.get(card.age_band or "adult") == "guardian" \
+            else 1.0
+        until = time.monotonic() + wait
+        for _, frame in frames:
+            check_time()
+            for code in self.qr.decode(frame):
+                if code.text != seen:
+                    return code.text
+            if time.monotonic() > until:
+                return None
+        return None
 
     def _override_token(self, link: OverrideLink, staff_card: Card, card_text: str, nonce: bytes, checks: dict,
                         timings: dict[str, float], prompts: list[str], liveness: float, score: float) -> Outcome:

@@ -13,6 +13,9 @@ reason code, never exception text. In order:
 - a staff override (reason STAFF_OVERRIDE): the staff card must be one the registry issued as a staff card for
   the device's site, the refused session a DENY token of the same device (or, for a RETRY, a card id), not
   overridden before (``override_invalid``, ``override_used``);
+- a vaccination record (reason VACCINATION_RECORD): registry/vaccination.py (``record_unbound``,
+  ``appointment_used``, ``vaccine_unknown``, ``lot_invalid``, ``lot_expired``, ``dose_out_of_series``,
+  ``route_or_site_invalid``, ``performer_invalid``, ``record_invalid``);
 - time: ``iat`` within ``max_age_s`` in the past (the devices' staleness bound: tokens queue through
   outages) and at most ``future_skew_s`` ahead (``stale_iat``: a clock is wrong, the device retries later);
   ``exp`` bounds a relying party's use of the token, not its delivery, so it must only be coherent
@@ -35,6 +38,7 @@ from edge.credential.codec import loads_exact, parse_cose_sign1
 from edge.errors import SecurityError
 from edge.security.tokens import verify_token
 from registry.storage import Storage, TokenRow
+from registry.vaccination import record_link
 
 MAX_TOKEN_BYTES = 2048
 MAX_LIFETIME_S = 86400
@@ -155,6 +159,13 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
         return IngestOutcome(token_id, "rejected", "unknown_key")  # signed with a key after its rotation
     if iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
+    record: dict[str, Any] | None = None
+    if "VACCINATION_RECORD" in named["reasons"]:
+        checked = record_link(storage, named, device_id=issuer, site=device.site, record_id=token_id, batch=batch,
+                              now=now)
+        if isinstance(checked, str):
+            return IngestOutcome(token_id, "rejected", checked)
+        record = checked
     override: dict[str, str] | None = None
     if "STAFF_OVERRIDE" in named["reasons"]:
         link = override_link(storage, named, device_id=issuer, site=device.site, batch=batch)
@@ -163,7 +174,7 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
         override = link
     return TokenRow(token_id=token_id, token=token, device_id=issuer, card_id=named["sub"], iat=iat,
                     decision=named["decision"], reasons=list(named["reasons"]), sequence=int(named["sequence"]),
-                    site=named["site"], gate=named["gate"], override=override)
+                    site=named["site"], gate=named["gate"], override=override, record=record)
 
 
 def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,

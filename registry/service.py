@@ -39,6 +39,7 @@ from edge.security.templates import check_template
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
 from registry.storage import CardRecord, DeviceRecord, Storage
+from registry.vaccination import history_bundle
 
 log = logging.getLogger(__name__)
 ADMIN = "admin"
@@ -152,19 +153,56 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
 
     def IssueCard(self, request, context):
         self._require(context, admin=True)
+        if request.card_type == "delegation":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delegations are issued with IssueDelegation")
         try:
             text, card = self.state.issuer.issue(
                 card_type=request.card_type, holder=request.holder or os.urandom(16), site=request.site,
                 ward=request.ward or None, station=request.station or None,
                 valid_for_s=request.valid_for_s or 365 * 86400, template_sha256=request.template_sha256,
-                model_id=request.model_id or "sface-2021dec-fp32")
+                model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self.state.storage.put_card(CardRecord(
             card_id=card.card_id.hex(), site=request.site, card_type=request.card_type,
             commitment=request.template_sha256, model_id=card.face.model_id, issued=float(card.issued_at),
-            expires=float(card.expires_at)))
+            expires=float(card.expires_at), holder=card.holder.hex(), age_band=card.age_band))
         return rpb.IssueCardResponse(card_id=card.card_id.hex(), qr_text=text)
+
+    def IssueDelegation(self, request, context):
+        self._require(context, hospital=True)
+        child = self.state.storage.card(request.child_card_id) if CARD_ID.match(request.child_card_id) else None
+        if child is None or child.card_type == "delegation":
+            context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no such child's card")
+            raise AssertionError("abort raises")
+        if child.age_band == "adult":
+            context.set_trailing_metadata((("edge-reason", "holder_is_adult"),))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "an adult's card takes no guardian")
+        now = int(time.time())
+        until = min(int(request.valid_until or 0), int(child.expires))
+        if until <= now or len(request.template_sha256) != 32:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a future valid_until and the guardian's 32-byte face "
+                                                            "commitment are needed")
+        guardian = bytes.fromhex(request.guardian_card_id) if CARD_ID.match(request.guardian_card_id) else None
+        text, card = self.state.issuer.issue(
+            card_type="delegation", holder=request.holder or os.urandom(16), site=child.site,
+            template_sha256=request.template_sha256, model_id=request.model_id or "sface-2021dec-fp32",
+            valid_for_s=until - now, now=now, acts_for=bytes.fromhex(child.card_id), guardian_card=guardian)
+        storage = self.state.storage
+        storage.put_card(CardRecord(card_id=card.card_id.hex(), site=child.site, card_type="delegation",
+                                    commitment=request.template_sha256, model_id=card.face.model_id, issued=now,
+                                    expires=float(card.expires_at), holder=card.holder.hex(), age_band="adult"))
+        storage.put_delegation(card.card_id.hex(), child.card_id, card.holder.hex(), float(card.expires_at))
+        return rpb.IssueDelegationResponse(card_id=card.card_id.hex(), qr_text=text, expires_at=card.expires_at)
+
+    def ImmunizationHistory(self, request, context):
+        self._require(context, hospital=True)
+        card = self.state.storage.card(request.card_id) if CARD_ID.match(request.card_id) else None
+        if card is None or card.holder is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such card")
+            raise AssertionError("abort raises")
+        bundle = history_bundle(self.state.storage, card.holder)
+        return rpb.Document(version=len(bundle.get("entry", [])), json=json.dumps(bundle))
 
     def StoreTemplate(self, request, context):
         who = self._require(context)
@@ -176,6 +214,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if card is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no card with this id")
             raise AssertionError("abort raises")
+        if card.age_band == "child":  # infants' faces change within months; a guardian's face is checked instead
+            context.set_trailing_metadata((("edge-reason", "no_child_template"),))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no face template is kept for a child under 14")
         device = self.state.storage.device(who)
         if who != ADMIN and (device is None or card.site != device.site):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "the card belongs to another site")

@@ -61,6 +61,15 @@ MIGRATIONS: list[list[str]] = [
     # 4: staff overrides, one per refused session of a device
     ["CREATE TABLE overrides (device_id TEXT NOT NULL, refused TEXT NOT NULL, token_id TEXT NOT NULL, "
      "staff_card TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (device_id, refused))"],
+    # 5: children and guardians (age band and holder of issued cards, delegations), and vaccinations recorded
+    #    as FHIR Immunization resources, one per appointment.
+    ["ALTER TABLE cards ADD COLUMN holder TEXT",
+     "ALTER TABLE cards ADD COLUMN age_band TEXT",
+     "CREATE TABLE delegations (card_id TEXT PRIMARY KEY, child_card TEXT NOT NULL, guardian TEXT NOT NULL, "
+     "valid_until DOUBLE PRECISION NOT NULL)",
+     "CREATE TABLE immunizations (appointment TEXT PRIMARY KEY, holder TEXT NOT NULL, device_id TEXT NOT NULL, "
+     "token_id TEXT NOT NULL, resource TEXT NOT NULL, recorded DOUBLE PRECISION NOT NULL)",
+     "CREATE INDEX immunizations_by_holder ON immunizations (holder)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -98,6 +107,8 @@ class CardRecord:
     model_id: str
     issued: float
     expires: float
+    holder: str | None = None  # hex pseudonym
+    age_band: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +132,7 @@ class TokenRow(StoredToken):
 
     token: bytes
     override: dict[str, str] | None = None
+    record: dict[str, Any] | None = None  # a vaccination record: its FHIR resource and the holder
 
 
 class Storage:
@@ -238,16 +250,33 @@ class Storage:
     # cards
     def put_card(self, card: CardRecord) -> None:
         with self._lock:
-            self._execute("INSERT INTO cards VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self._execute("INSERT INTO cards (card_id, site, card_type, commitment, model_id, issued, expires, holder, "
+                          "age_band) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           (card.card_id, card.site, card.card_type, card.commitment, card.model_id, card.issued,
-                           card.expires))
+                           card.expires, card.holder, card.age_band))
 
     def card(self, card_id: str) -> CardRecord | None:
         with self._lock:
-            row = self._execute("SELECT card_id, site, card_type, commitment, model_id, issued, expires FROM cards "
-                                "WHERE card_id = ?", (card_id,)).fetchone()
+            row = self._execute("SELECT card_id, site, card_type, commitment, model_id, issued, expires, holder, "
+                                "age_band FROM cards WHERE card_id = ?", (card_id,)).fetchone()
         return CardRecord(card_id=row[0], site=row[1], card_type=row[2], commitment=bytes(row[3]), model_id=row[4],
-                          issued=float(row[5]), expires=float(row[6])) if row else None
+                          issued=float(row[5]), expires=float(row[6]), holder=row[7], age_band=row[8]) if row else None
+
+    # delegations and immunizations
+    def put_delegation(self, card_id: str, child_card: str, guardian: str, valid_until: float) -> None:
+        with self._lock:
+            self._execute("INSERT INTO delegations VALUES (?, ?, ?, ?)", (card_id, child_card, guardian, valid_until))
+
+    def immunization_for(self, appointment: str) -> dict | None:
+        with self._lock:
+            row = self._execute("SELECT resource FROM immunizations WHERE appointment = ?", (appointment,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def immunizations_of(self, holder: str) -> list[dict]:
+        with self._lock:
+            rows = self._execute("SELECT resource FROM immunizations WHERE holder = ? ORDER BY recorded",
+                                 (holder,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     # admissions and escort permits
     def admission(self, patient_id: str) -> Admission | None:
@@ -302,6 +331,10 @@ class Storage:
                     "DO NOTHING", (r.device_id, r.token_id, r.card_id, r.iat, r.decision, json.dumps(r.reasons),
                                    r.sequence, r.site, r.gate, r.token, time.time()))
                 if cursor.rowcount == 1:
+                    if r.record is not None:
+                        self._execute("INSERT INTO immunizations VALUES (?, ?, ?, ?, ?, ?)",
+                                      (r.card_id, r.record["holder"], r.device_id, r.token_id,
+                                       json.dumps(r.record["resource"]), time.time()))
                     if r.override is not None:
                         self._execute("INSERT INTO overrides VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, refused) "
                                       "DO NOTHING", (r.device_id, r.override["refused"], r.token_id,

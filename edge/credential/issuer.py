@@ -35,11 +35,14 @@ class CardIssuer:
               valid_for_s: int = 365 * 86400, ward: str | None = None, station: str | None = None,
               window: tuple[int, int] | None = None, now: float | None = None,
               card_id: bytes | None = None, age_band: str | None = None,
-              condition_until: int | None = None) -> tuple[str, Card]:
+              condition_until: int | None = None, acts_for: bytes | None = None,
+              guardian_card: bytes | None = None) -> tuple[str, Card]:
         if card_type not in CARD_TYPES:
             raise ValueError(f"unknown card type {card_type!r}; one of {sorted(CARD_TYPES)}")
         if len(template_sha256) != 32:
             raise ValueError("template_sha256 must be 32 bytes")
+        if (card_type == "delegation") != (acts_for is not None):
+            raise ValueError("a delegation, and only a delegation, names the child's card (acts_for)")
         if age_band is not None and age_band not in AGE_BANDS:
             raise ValueError(f"unknown age band {age_band!r}; one of {sorted(AGE_BANDS)}")
         issued = int(now if now is not None else time.time())
@@ -47,7 +50,8 @@ class CardIssuer:
                     scope=Scope(site=site, ward=ward, station=station, window=window),
                     face=FaceCommitment(template_sha256=template_sha256, model_id=model_id),
                     issued_at=issued, not_before=issued, expires_at=issued + valid_for_s, kid=self.kid,
-                    alg=ALG_IDS[self.alg], age_band=age_band, condition_until=condition_until)
+                    alg=ALG_IDS[self.alg], age_band=age_band, condition_until=condition_until, acts_for=acts_for,
+                    guardian_card=guardian_card)
         return self.sign(card), card
 
 

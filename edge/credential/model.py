@@ -12,6 +12,8 @@ Claim map (integers keep the QR small):
              6 age band (optional: 1 child under 14, 2 minor 14-17, 3 adult; never a date of birth)
              7 condition valid until (optional, unix seconds: an attested test or health status the site
                requires; checked offline at the gate)
+             8 acts for (delegation only: the child's card id, 16 bytes)
+             9 guardian's own card id (delegation, optional, 16 bytes)
 
 The template itself is never in the QR: anyone who scans the code could read it, and it would not fit.
 """
@@ -25,7 +27,8 @@ PROFILE_KEY = 101
 PROFILE_VERSION = 1
 CARD_PREFIX = "EHC1:"
 
-CARD_TYPES = {"health_card": 1, "escort_permit": 2, "vaccination_appointment": 3, "staff_card": 4}
+CARD_TYPES = {"health_card": 1, "escort_permit": 2, "vaccination_appointment": 3, "staff_card": 4,
+              "delegation": 5}
 CARD_TYPE_NAMES = {v: k for k, v in CARD_TYPES.items()}
 AGE_BANDS = {"child": 1, "minor": 2, "adult": 3}
 AGE_BAND_NAMES = {v: k for k, v in AGE_BANDS.items()}
@@ -62,6 +65,8 @@ class Card:
     alg: int = 0
     age_band: str | None = None
     condition_until: int | None = None
+    acts_for: bytes | None = None  # a delegation: the child's card id
+    guardian_card: bytes | None = None  # a delegation: the guardian's own card id
     extra: dict = field(default_factory=dict)
 
     @property
@@ -83,5 +88,9 @@ def claims_of(card: Card) -> dict:
         profile[6] = AGE_BANDS[card.age_band]
     if card.condition_until is not None:
         profile[7] = card.condition_until
+    if card.acts_for is not None:
+        profile[8] = card.acts_for
+    if card.guardian_card is not None:
+        profile[9] = card.guardian_card
     return {1: card.issuer, 4: card.expires_at, 5: card.not_before, 6: card.issued_at, 7: card.card_id,
             HCERT_CLAIM: {PROFILE_KEY: profile}}

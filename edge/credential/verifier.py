@@ -90,6 +90,12 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     band = _get(profile, 6, int, "age band", optional=True)
     if band is not None and band not in AGE_BAND_NAMES:
         raise _claims_error(f"unknown age band {band}")
+    acts_for = _get(profile, 8, bytes, "acts for", optional=True)
+    guardian_card = _get(profile, 9, bytes, "guardian card", optional=True)
+    if any(value is not None and len(value) != 16 for value in (acts_for, guardian_card)):
+        raise _claims_error("a delegation names 16-byte card ids")
+    if (acts_for is None) != (CARD_TYPE_NAMES[type_id] != "delegation"):
+        raise _claims_error("a delegation, and only a delegation, names the card it acts for")
     condition = _get(profile, 7, int, "condition valid until", optional=True)
     if condition is not None and not 0 <= condition < 2**63:
         raise _claims_error("condition valid until is out of range")
@@ -99,7 +105,8 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     return Card(card_id=cti, issuer=issuer, card_type=CARD_TYPE_NAMES[type_id], holder=holder, scope=scope,
                 face=FaceCommitment(template_sha256=digest, model_id=_get(face, 2, str, "model id")),
                 issued_at=iat, not_before=nbf if nbf is not None else iat, expires_at=exp, kid=kid, alg=alg,
-                age_band=AGE_BAND_NAMES[band] if band is not None else None, condition_until=condition)
+                age_band=AGE_BAND_NAMES[band] if band is not None else None, condition_until=condition,
+                acts_for=acts_for, guardian_card=guardian_card)
 
 
 class CardVerifier:

@@ -20,7 +20,11 @@ from edge.sqlite_schema import open_versioned
 MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at REAL NOT NULL)",
                "CREATE INDEX IF NOT EXISTS entries_by_card ON entries (card_id, at)"],
               # 2: staff overrides: one per refused session, counted per staff member and for the gate
-              ["CREATE TABLE overrides (refused TEXT PRIMARY KEY, staff TEXT NOT NULL, at REAL NOT NULL)"]]
+              ["CREATE TABLE overrides (refused TEXT PRIMARY KEY, staff TEXT NOT NULL, at REAL NOT NULL)"],
+              # 3: the ALLOWs a vaccination record may follow, and the appointments already recorded
+              ["CREATE TABLE allowed (token_id TEXT PRIMARY KEY, card_id TEXT NOT NULL, card_type TEXT NOT NULL, "
+               "at REAL NOT NULL)",
+               "CREATE TABLE records (appointment TEXT PRIMARY KEY, record TEXT NOT NULL, at REAL NOT NULL)"]]
 HOUR_S = 3600.0
 DAY_S = 86400.0
 
@@ -84,6 +88,31 @@ class EntryLog:
         with self._lock:
             cursor = self._db.execute("INSERT INTO overrides VALUES (?, ?, ?) ON CONFLICT (refused) DO NOTHING",
                                       (refused, staff, self.clock()))
+        return cursor.rowcount == 1
+
+    # -- vaccination records ----------------------------------------------------------------------------
+    def remember_allow(self, token_id: str, card_id: str, card_type: str) -> None:
+        now = self.clock()
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO allowed VALUES (?, ?, ?, ?)", (token_id, card_id, card_type, now))
+            self._db.execute("DELETE FROM allowed WHERE at < ?", (now - DAY_S,))
+
+    def allowed(self, token_id: str) -> tuple[str, str, float] | None:
+        """(card id, card type, time) of an ALLOW this gate gave, within the last day."""
+        with self._lock:
+            row = self._db.execute("SELECT card_id, card_type, at FROM allowed WHERE token_id = ?",
+                                   (token_id,)).fetchone()
+        return (row[0], row[1], float(row[2])) if row else None
+
+    def recorded(self, appointment: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM records WHERE appointment = ?", (appointment,)).fetchone() \
+                is not None
+
+    def record_vaccination(self, appointment: str, record_id: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (appointment) DO NOTHING",
+                                      (appointment, record_id, self.clock()))
         return cursor.rowcount == 1
 
     def close(self) -> None:

@@ -264,6 +264,38 @@ class EdgeDaemon:
         link = OverrideLink(refused=refused, card_id=card_id, reason=reason, staff_limit=staff_limit)
         return self.run_session(override=link, **kwargs)
 
+    def record_vaccination(self, record: dict) -> tuple[str, bytes]:
+        """Check a vaccination record against the ALLOW it follows, sign it and queue it like any token."""
+        from edge.gate.vaccination import MESSAGES, record_problem
+        from edge.security.tokens import TokenContent
+
+        problem = record_problem(record, now=time.time())
+        if problem is not None:
+            raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)
+        entries = self.parts.entries
+        allowed = entries.allowed(str(record["verification"]))
+        if allowed is None or allowed[1] != "vaccination_appointment" or \
+                time.time() - allowed[2] > self.config.site.record_window_s:
+            raise OverrideRefused("no recent ALLOW of a vaccination appointment at this station with that token "
+                                  "id", code="record_unbound")
+        appointment = allowed[0]
+        if entries.recorded(appointment):
+            raise OverrideRefused("a vaccination was already recorded for this appointment", code="appointment_used")
+        parts = self.parts
+        site = self.config.site
+
+        def sign(sequence: int) -> tuple[bytes, bytes]:
+            return parts.signer.sign(TokenContent(
+                card_id=appointment, qr_text="", card_kid=b"", nonce=bytes.fromhex(str(record["verification"])),
+                decision="ALLOW", reasons=["VACCINATION_RECORD"], checks={"record": record}, site=site.id,
+                gate=site.gate_id, revocation_version=parts.cards.revocations.version, sequence=sequence))
+
+        token, token_id, _ = parts.outbox.issue(sign, card_id=appointment, decision="ALLOW",
+                                                reasons="VACCINATION_RECORD")
+        entries.record_vaccination(appointment, token_id.hex())
+        self.metrics.decisions.labels("ALLOW", "VACCINATION_RECORD").inc()
+        return token_id.hex(), token
+
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]:
         self._acquire_camera(deadline)
         faces = self.parts.faces

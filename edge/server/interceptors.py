@@ -33,6 +33,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/edge.v1.VerificationService/Verify": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.VerificationService/VerifySession": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.VerificationService/Override": frozenset({CONTROLLER, OPERATOR}),
+    "/edge.v1.VerificationService/RecordVaccination": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.CardService/DecodeCard": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.DeviceService/GetDeviceInfo": frozenset({CONTROLLER, OPERATOR}),
     "/edge.v1.EnrollmentService/Enroll": frozenset({OPERATOR}),

@@ -36,6 +36,8 @@ class Daemon(Protocol):
     def run_override(self, *, refused_token_id: str, refused_card_id: str, reason: str,
                      **kwargs: object) -> Outcome: ...
 
+    def record_vaccination(self, record: dict[str, Any]) -> tuple[str, bytes]: ...
+
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]: ...
 
     @property
@@ -66,8 +68,8 @@ MAX_CARD_TEXT = 4296
 def validate_verify(request: pb.VerifyRequest) -> None:
     if not 8 <= len(request.nonce) <= 64:
         raise InvalidRequest(f"nonce must be 8..64 bytes, got {len(request.nonce)}")
-    if len(request.card_text) > MAX_CARD_TEXT:
-        raise InvalidRequest(f"card_text is {len(request.card_text)} characters, above {MAX_CARD_TEXT}")
+    if len(request.card_text) > MAX_CARD_TEXT or len(request.delegation_text) > MAX_CARD_TEXT:
+        raise InvalidRequest(f"card_text and delegation_text are at most {MAX_CARD_TEXT} characters")
     if len(request.gate_id) > 128 or len(request.request_id) > 128:
         raise InvalidRequest("gate_id and request_id are at most 128 characters")
 
@@ -100,6 +102,7 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
         validate_verify(request)
         deadline = rpc_deadline(context)
         outcome = self.daemon.run_session(nonce=request.nonce, card_text=request.card_text or None,
+                                          delegation_text=request.delegation_text or None,
                                           deadline=deadline, on_event=on_event,
                                           cancelled=cancelled or (lambda: not context.is_active()))
         if outcome.reasons == ["TIME_BUDGET"] and deadline is not None and time.monotonic() >= deadline:
@@ -142,6 +145,19 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
             nonce=request.nonce, card_text=request.staff_card_text or None, deadline=deadline,
             cancelled=lambda: not context.is_active())
         return to_response(outcome, request.request_id)
+
+    def RecordVaccination(self, request: pb.VaccinationRecordRequest,
+                          context: grpc.ServicerContext) -> pb.VaccinationRecordResponse:
+        fields = (request.verification_token_id, request.vaccine_code, request.lot_number, request.expiry,
+                  request.route, request.body_site, request.performer_staff_id)
+        if any(len(f) > 128 for f in fields):
+            raise InvalidRequest("a field of the vaccination record is too long")
+        record = {"verification": request.verification_token_id, "vaccine": request.vaccine_code,
+                  "lot": request.lot_number, "expiry": request.expiry, "dose": int(request.dose_number),
+                  "series": int(request.series_doses), "route": request.route, "site": request.body_site,
+                  "performer": request.performer_staff_id, "occurred": int(request.occurred_at or time.time())}
+        record_id, token = self.daemon.record_vaccination(record)
+        return pb.VaccinationRecordResponse(request_id=request.request_id, record_id=record_id, token=token)
 
     def VerifySession(self, request_iterator: Iterator[pb.SessionClientMessage],
                       context: grpc.ServicerContext) -> Iterator[pb.SessionServerMessage]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64ge/v1/edge.proto\x12\x07\x65\x64ge.v1\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"V\n\rVerifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07gate_id\x18\x03 \x01(\t\x12\x11\n\tcard_text\x18\x04 \x01(\t\"\xb1\x02\n\x0eVerifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12#\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x11.edge.v1.Decision\x12$\n\x07reasons\x18\x03 \x03(\x0e\x32\x13.edge.v1.ReasonCode\x12\x10\n\x08messages\x18\x04 \x03(\t\x12\r\n\x05token\x18\x05 \x01(\x0c\x12\x10\n\x08token_id\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x07 \x01(\t\x12\x13\n\x0bmatch_score\x18\x08 \x01(\x01\x12\x17\n\x0fmatch_threshold\x18\t \x01(\x01\x12\x16\n\x0eliveness_score\x18\n \x01(\x01\x12%\n\x07timings\x18\x0b \x03(\x0b\x32\x14.edge.v1.StageTiming\x12\x0f\n\x07prompts\x18\x0c \x03(\t\"\x90\x01\n\x0fOverrideRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x18\n\x10refused_token_id\x18\x03 \x01(\t\x12\x17\n\x0frefused_card_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0fstaff_card_text\x18\x06 \x01(\t\"Y\n\x14SessionClientMessage\x12\'\n\x05start\x18\x01 \x01(\x0b\x32\x16.edge.v1.VerifyRequestH\x00\x12\x10\n\x06\x63\x61ncel\x18\x02 \x01(\x08H\x00\x42\x06\n\x04kind\"*\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x82\x01\n\x14SessionServerMessage\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x11.edge.v1.ProgressH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.edge.v1.VerifyResponseH\x00\x42\x06\n\x04kind\"&\n\x11\x44\x65\x63odeCardRequest\x12\x11\n\tcard_text\x18\x01 \x01(\t\"\x9f\x01\n\x12\x44\x65\x63odeCardResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.edge.v1.ReasonCode\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x04 \x01(\t\x12\x11\n\tcard_type\x18\x05 \x01(\t\x12\x0c\n\x04site\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x03\"0\n\rEnrollRequest\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x05\"e\n\x0e\x45nrollResponse\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x17\n\x0ftemplate_sha256\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x17\n\x0fsealed_template\x18\x04 \x01(\x0c\"\x13\n\x11\x44\x65viceInfoRequest\"\xac\x02\n\nDeviceInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0f\n\x07gate_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x15\n\rclock_trusted\x18\x07 \x01(\x08\x12\x11\n\ttemplates\x18\x08 \x01(\x03\x12\x16\n\x0eoutbox_pending\x18\t \x01(\x03\x12\x13\n\x0b\x63onfig_json\x18\n \x01(\t\x12\x17\n\x0foutbox_rejected\x18\x0b \x01(\x03\x12\x17\n\x0flast_sync_age_s\x18\x0c \x01(\x01\x12\x16\n\x0e\x64\x65livery_error\x18\r \x01(\t\x12\x16\n\x0e\x65ncryption_key\x18\x0e \x01(\x0c*D\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\t\n\x05\x41LLOW\x10\x01\x12\x08\n\x04\x44\x45NY\x10\x02\x12\t\n\x05RETRY\x10\x03*\x91\x04\n\nReasonCode\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0e\x43\x41RD_NOT_FOUND\x10\x02\x12\x10\n\x0c\x43\x41RD_INVALID\x10\x03\x12\x12\n\x0e\x43\x41RD_SIGNATURE\x10\x04\x12\x10\n\x0c\x43\x41RD_EXPIRED\x10\x05\x12\x16\n\x12\x43\x41RD_NOT_YET_VALID\x10\x06\x12\x10\n\x0c\x43\x41RD_REVOKED\x10\x07\x12\x13\n\x0f\x43\x41RD_WRONG_TYPE\x10\x08\x12\x14\n\x10\x43\x41RD_WRONG_SCOPE\x10\t\x12\x14\n\x10TEMPLATE_MISSING\x10\n\x12\x15\n\x11TEMPLATE_MISMATCH\x10\x0b\x12\x0b\n\x07NO_FACE\x10\x0c\x12\x10\n\x0c\x46\x41\x43\x45_QUALITY\x10\r\x12\x13\n\x0fLIVENESS_FAILED\x10\x0e\x12\x14\n\x10\x43HALLENGE_FAILED\x10\x0f\x12\x11\n\rFACE_MISMATCH\x10\x10\x12\x0f\n\x0bTIME_BUDGET\x10\x11\x12\x13\n\x0f\x43LOCK_UNTRUSTED\x10\x12\x12\r\n\tCANCELLED\x10\x13\x12\x10\n\x0c\x46\x41\x43\x45_CHANGED\x10\x14\x12\x0e\n\nDATA_STALE\x10\x15\x12\x10\n\x0cRATE_LIMITED\x10\x16\x12\x13\n\x0f\x43\x41RD_WRONG_WARD\x10\x17\x12\x15\n\x11\x43ONDITION_EXPIRED\x10\x18\x12\x0f\n\x0b\x45NTRY_LIMIT\x10\x19\x12\x12\n\x0eSTAFF_OVERRIDE\x10\x1a\x32\xe2\x01\n\x13VerificationService\x12\x39\n\x06Verify\x12\x16.edge.v1.VerifyRequest\x1a\x17.edge.v1.VerifyResponse\x12Q\n\rVerifySession\x12\x1d.edge.v1.SessionClientMessage\x1a\x1d.edge.v1.SessionServerMessage(\x01\x30\x01\x12=\n\x08Override\x12\x18.edge.v1.OverrideRequest\x1a\x17.edge.v1.VerifyResponse2T\n\x0b\x43\x61rdService\x12\x45\n\nDecodeCard\x12\x1a.edge.v1.DecodeCardRequest\x1a\x1b.edge.v1.DecodeCardResponse2N\n\x11\x45nrollmentService\x12\x39\n\x06\x45nroll\x12\x16.edge.v1.EnrollRequest\x1a\x17.edge.v1.EnrollResponse2Q\n\rDeviceService\x12@\n\rGetDeviceInfo\x12\x1a.edge.v1.DeviceInfoRequest\x1a\x13.edge.v1.DeviceInfoB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64ge/v1/edge.proto\x12\x07\x65\x64ge.v1\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"o\n\rVerifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07gate_id\x18\x03 \x01(\t\x12\x11\n\tcard_text\x18\x04 \x01(\t\x12\x17\n\x0f\x64\x65legation_text\x18\x05 \x01(\t\"\xb1\x02\n\x0eVerifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12#\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x11.edge.v1.Decision\x12$\n\x07reasons\x18\x03 \x03(\x0e\x32\x13.edge.v1.ReasonCode\x12\x10\n\x08messages\x18\x04 \x03(\t\x12\r\n\x05token\x18\x05 \x01(\x0c\x12\x10\n\x08token_id\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x07 \x01(\t\x12\x13\n\x0bmatch_score\x18\x08 \x01(\x01\x12\x17\n\x0fmatch_threshold\x18\t \x01(\x01\x12\x16\n\x0eliveness_score\x18\n \x01(\x01\x12%\n\x07timings\x18\x0b \x03(\x0b\x32\x14.edge.v1.StageTiming\x12\x0f\n\x07prompts\x18\x0c \x03(\t\"\x90\x01\n\x0fOverrideRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x18\n\x10refused_token_id\x18\x03 \x01(\t\x12\x17\n\x0frefused_card_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0fstaff_card_text\x18\x06 \x01(\t\"\x85\x02\n\x18VaccinationRecordRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1d\n\x15verification_token_id\x18\x02 \x01(\t\x12\x14\n\x0cvaccine_code\x18\x03 \x01(\t\x12\x12\n\nlot_number\x18\x04 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x05 \x01(\t\x12\x13\n\x0b\x64ose_number\x18\x06 \x01(\x05\x12\x14\n\x0cseries_doses\x18\x07 \x01(\x05\x12\r\n\x05route\x18\x08 \x01(\t\x12\x11\n\tbody_site\x18\t \x01(\t\x12\x1a\n\x12performer_staff_id\x18\n \x01(\t\x12\x13\n\x0boccurred_at\x18\x0b \x01(\x03\"Q\n\x19VaccinationRecordResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\x0c\"Y\n\x14SessionClientMessage\x12\'\n\x05start\x18\x01 \x01(\x0b\x32\x16.edge.v1.VerifyRequestH\x00\x12\x10\n\x06\x63\x61ncel\x18\x02 \x01(\x08H\x00\x42\x06\n\x04kind\"*\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x82\x01\n\x14SessionServerMessage\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x11.edge.v1.ProgressH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.edge.v1.VerifyResponseH\x00\x42\x06\n\x04kind\"&\n\x11\x44\x65\x63odeCardRequest\x12\x11\n\tcard_text\x18\x01 \x01(\t\"\x9f\x01\n\x12\x44\x65\x63odeCardResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12#\n\x06reason\x18\x02 \x01(\x0e\x32\x13.edge.v1.ReasonCode\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x04 \x01(\t\x12\x11\n\tcard_type\x18\x05 \x01(\t\x12\x0c\n\x04site\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x03\"0\n\rEnrollRequest\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x05\"e\n\x0e\x45nrollResponse\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x17\n\x0ftemplate_sha256\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x17\n\x0fsealed_template\x18\x04 \x01(\x0c\"\x13\n\x11\x44\x65viceInfoRequest\"\xac\x02\n\nDeviceInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0f\n\x07gate_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x15\n\rclock_trusted\x18\x07 \x01(\x08\x12\x11\n\ttemplates\x18\x08 \x01(\x03\x12\x16\n\x0eoutbox_pending\x18\t \x01(\x03\x12\x13\n\x0b\x63onfig_json\x18\n \x01(\t\x12\x17\n\x0foutbox_rejected\x18\x0b \x01(\x03\x12\x17\n\x0flast_sync_age_s\x18\x0c \x01(\x01\x12\x16\n\x0e\x64\x65livery_error\x18\r \x01(\t\x12\x16\n\x0e\x65ncryption_key\x18\x0e \x01(\x0c*D\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\t\n\x05\x41LLOW\x10\x01\x12\x08\n\x04\x44\x45NY\x10\x02\x12\t\n\x05RETRY\x10\x03*\xc0\x05\n\nReasonCode\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0e\x43\x41RD_NOT_FOUND\x10\x02\x12\x10\n\x0c\x43\x41RD_INVALID\x10\x03\x12\x12\n\x0e\x43\x41RD_SIGNATURE\x10\x04\x12\x10\n\x0c\x43\x41RD_EXPIRED\x10\x05\x12\x16\n\x12\x43\x41RD_NOT_YET_VALID\x10\x06\x12\x10\n\x0c\x43\x41RD_REVOKED\x10\x07\x12\x13\n\x0f\x43\x41RD_WRONG_TYPE\x10\x08\x12\x14\n\x10\x43\x41RD_WRONG_SCOPE\x10\t\x12\x14\n\x10TEMPLATE_MISSING\x10\n\x12\x15\n\x11TEMPLATE_MISMATCH\x10\x0b\x12\x0b\n\x07NO_FACE\x10\x0c\x12\x10\n\x0c\x46\x41\x43\x45_QUALITY\x10\r\x12\x13\n\x0fLIVENESS_FAILED\x10\x0e\x12\x14\n\x10\x43HALLENGE_FAILED\x10\x0f\x12\x11\n\rFACE_MISMATCH\x10\x10\x12\x0f\n\x0bTIME_BUDGET\x10\x11\x12\x13\n\x0f\x43LOCK_UNTRUSTED\x10\x12\x12\r\n\tCANCELLED\x10\x13\x12\x10\n\x0c\x46\x41\x43\x45_CHANGED\x10\x14\x12\x0e\n\nDATA_STALE\x10\x15\x12\x10\n\x0cRATE_LIMITED\x10\x16\x12\x13\n\x0f\x43\x41RD_WRONG_WARD\x10\x17\x12\x15\n\x11\x43ONDITION_EXPIRED\x10\x18\x12\x0f\n\x0b\x45NTRY_LIMIT\x10\x19\x12\x12\n\x0eSTAFF_OVERRIDE\x10\x1a\x12\x17\n\x13\x44\x45LEGATION_REQUIRED\x10\x1b\x12\x16\n\x12\x44\x45LEGATION_INVALID\x10\x1c\x12\x16\n\x12\x44\x45LEGATION_EXPIRED\x10\x1d\x12\x16\n\x12\x44\x45LEGATION_REVOKED\x10\x1e\x12\x17\n\x13\x44\x45LEGATION_MISMATCH\x10\x1f\x12\x1b\n\x17\x44\x45LEGATION_NOT_ACCEPTED\x10 \x12\x16\n\x12VACCINATION_RECORD\x10!2\xbe\x02\n\x13VerificationService\x12\x39\n\x06Verify\x12\x16.edge.v1.VerifyRequest\x1a\x17.edge.v1.VerifyResponse\x12Q\n\rVerifySession\x12\x1d.edge.v1.SessionClientMessage\x1a\x1d.edge.v1.SessionServerMessage(\x01\x30\x01\x12=\n\x08Override\x12\x18.edge.v1.OverrideRequest\x1a\x17.edge.v1.VerifyResponse\x12Z\n\x11RecordVaccination\x12!.edge.v1.VaccinationRecordRequest\x1a\".edge.v1.VaccinationRecordResponse2T\n\x0b\x43\x61rdService\x12\x45\n\nDecodeCard\x12\x1a.edge.v1.DecodeCardRequest\x1a\x1b.edge.v1.DecodeCardResponse2N\n\x11\x45nrollmentService\x12\x39\n\x06\x45nroll\x12\x16.edge.v1.EnrollRequest\x1a\x17.edge.v1.EnrollResponse2Q\n\rDeviceService\x12@\n\rGetDeviceInfo\x12\x1a.edge.v1.DeviceInfoRequest\x1a\x13.edge.v1.DeviceInfoB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,42 +32,46 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edge.v1.edge_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_DECISION']._serialized_start=1563
-  _globals['_DECISION']._serialized_end=1631
-  _globals['_REASONCODE']._serialized_start=1634
-  _globals['_REASONCODE']._serialized_end=2163
+  _globals['_DECISION']._serialized_start=1935
+  _globals['_DECISION']._serialized_end=2003
+  _globals['_REASONCODE']._serialized_start=2006
+  _globals['_REASONCODE']._serialized_end=2710
   _globals['_STAGETIMING']._serialized_start=31
   _globals['_STAGETIMING']._serialized_end=71
   _globals['_VERIFYREQUEST']._serialized_start=73
-  _globals['_VERIFYREQUEST']._serialized_end=159
-  _globals['_VERIFYRESPONSE']._serialized_start=162
-  _globals['_VERIFYRESPONSE']._serialized_end=467
-  _globals['_OVERRIDEREQUEST']._serialized_start=470
-  _globals['_OVERRIDEREQUEST']._serialized_end=614
-  _globals['_SESSIONCLIENTMESSAGE']._serialized_start=616
-  _globals['_SESSIONCLIENTMESSAGE']._serialized_end=705
-  _globals['_PROGRESS']._serialized_start=707
-  _globals['_PROGRESS']._serialized_end=749
-  _globals['_SESSIONSERVERMESSAGE']._serialized_start=752
-  _globals['_SESSIONSERVERMESSAGE']._serialized_end=882
-  _globals['_DECODECARDREQUEST']._serialized_start=884
-  _globals['_DECODECARDREQUEST']._serialized_end=922
-  _globals['_DECODECARDRESPONSE']._serialized_start=925
-  _globals['_DECODECARDRESPONSE']._serialized_end=1084
-  _globals['_ENROLLREQUEST']._serialized_start=1086
-  _globals['_ENROLLREQUEST']._serialized_end=1134
-  _globals['_ENROLLRESPONSE']._serialized_start=1136
-  _globals['_ENROLLRESPONSE']._serialized_end=1237
-  _globals['_DEVICEINFOREQUEST']._serialized_start=1239
-  _globals['_DEVICEINFOREQUEST']._serialized_end=1258
-  _globals['_DEVICEINFO']._serialized_start=1261
-  _globals['_DEVICEINFO']._serialized_end=1561
-  _globals['_VERIFICATIONSERVICE']._serialized_start=2166
-  _globals['_VERIFICATIONSERVICE']._serialized_end=2392
-  _globals['_CARDSERVICE']._serialized_start=2394
-  _globals['_CARDSERVICE']._serialized_end=2478
-  _globals['_ENROLLMENTSERVICE']._serialized_start=2480
-  _globals['_ENROLLMENTSERVICE']._serialized_end=2558
-  _globals['_DEVICESERVICE']._serialized_start=2560
-  _globals['_DEVICESERVICE']._serialized_end=2641
+  _globals['_VERIFYREQUEST']._serialized_end=184
+  _globals['_VERIFYRESPONSE']._serialized_start=187
+  _globals['_VERIFYRESPONSE']._serialized_end=492
+  _globals['_OVERRIDEREQUEST']._serialized_start=495
+  _globals['_OVERRIDEREQUEST']._serialized_end=639
+  _globals['_VACCINATIONRECORDREQUEST']._serialized_start=642
+  _globals['_VACCINATIONRECORDREQUEST']._serialized_end=903
+  _globals['_VACCINATIONRECORDRESPONSE']._serialized_start=905
+  _globals['_VACCINATIONRECORDRESPONSE']._serialized_end=986
+  _globals['_SESSIONCLIENTMESSAGE']._serialized_start=988
+  _globals['_SESSIONCLIENTMESSAGE']._serialized_end=1077
+  _globals['_PROGRESS']._serialized_start=1079
+  _globals['_PROGRESS']._serialized_end=1121
+  _globals['_SESSIONSERVERMESSAGE']._serialized_start=1124
+  _globals['_SESSIONSERVERMESSAGE']._serialized_end=1254
+  _globals['_DECODECARDREQUEST']._serialized_start=1256
+  _globals['_DECODECARDREQUEST']._serialized_end=1294
+  _globals['_DECODECARDRESPONSE']._serialized_start=1297
+  _globals['_DECODECARDRESPONSE']._serialized_end=1456
+  _globals['_ENROLLREQUEST']._serialized_start=1458
+  _globals['_ENROLLREQUEST']._serialized_end=1506
+  _globals['_ENROLLRESPONSE']._serialized_start=1508
+  _globals['_ENROLLRESPONSE']._serialized_end=1609
+  _globals['_DEVICEINFOREQUEST']._serialized_start=1611
+  _globals['_DEVICEINFOREQUEST']._serialized_end=1630
+  _globals['_DEVICEINFO']._serialized_start=1633
+  _globals['_DEVICEINFO']._serialized_end=1933
+  _globals['_VERIFICATIONSERVICE']._serialized_start=2713
+  _globals['_VERIFICATIONSERVICE']._serialized_end=3031
+  _globals['_CARDSERVICE']._serialized_start=3033
+  _globals['_CARDSERVICE']._serialized_end=3117
+  _globals['_ENROLLMENTSERVICE']._serialized_start=3119
+  _globals['_ENROLLMENTSERVICE']._serialized_end=3197
+  _globals['_DEVICESERVICE']._serialized_start=3199
+  _globals['_DEVICESERVICE']._serialized_end=3280
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,13 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONDITION_EXPIRED: _ClassVar[ReasonCode]
     ENTRY_LIMIT: _ClassVar[ReasonCode]
     STAFF_OVERRIDE: _ClassVar[ReasonCode]
+    DELEGATION_REQUIRED: _ClassVar[ReasonCode]
+    DELEGATION_INVALID: _ClassVar[ReasonCode]
+    DELEGATION_EXPIRED: _ClassVar[ReasonCode]
+    DELEGATION_REVOKED: _ClassVar[ReasonCode]
+    DELEGATION_MISMATCH: _ClassVar[ReasonCode]
+    DELEGATION_NOT_ACCEPTED: _ClassVar[ReasonCode]
+    VACCINATION_RECORD: _ClassVar[ReasonCode]
 DECISION_UNSPECIFIED: Decision
 ALLOW: Decision
 DENY: Decision
@@ -74,6 +81,13 @@ CARD_WRONG_WARD: ReasonCode
 CONDITION_EXPIRED: ReasonCode
 ENTRY_LIMIT: ReasonCode
 STAFF_OVERRIDE: ReasonCode
+DELEGATION_REQUIRED: ReasonCode
+DELEGATION_INVALID: ReasonCode
+DELEGATION_EXPIRED: ReasonCode
+DELEGATION_REVOKED: ReasonCode
+DELEGATION_MISMATCH: ReasonCode
+DELEGATION_NOT_ACCEPTED: ReasonCode
+VACCINATION_RECORD: ReasonCode
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")
@@ -84,16 +98,18 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("request_id", "nonce", "gate_id", "card_text")
+    __slots__ = ("request_id", "nonce", "gate_id", "card_text", "delegation_text")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     GATE_ID_FIELD_NUMBER: _ClassVar[int]
     CARD_TEXT_FIELD_NUMBER: _ClassVar[int]
+    DELEGATION_TEXT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     nonce: bytes
     gate_id: str
     card_text: str
-    def __init__(self, request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., gate_id: _Optional[str] = ..., card_text: _Optional[str] = ...) -> None: ...
+    delegation_text: str
+    def __init__(self, request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., gate_id: _Optional[str] = ..., card_text: _Optional[str] = ..., delegation_text: _Optional[str] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("request_id", "decision", "reasons", "messages", "token", "token_id", "card_id", "match_score", "match_threshold", "liveness_score", "timings", "prompts")
@@ -138,6 +154,42 @@ class OverrideRequest(_message.Message):
     reason: str
     staff_card_text: str
     def __init__(self, request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., refused_token_id: _Optional[str] = ..., refused_card_id: _Optional[str] = ..., reason: _Optional[str] = ..., staff_card_text: _Optional[str] = ...) -> None: ...
+
+class VaccinationRecordRequest(_message.Message):
+    __slots__ = ("request_id", "verification_token_id", "vaccine_code", "lot_number", "expiry", "dose_number", "series_doses", "route", "body_site", "performer_staff_id", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    VACCINE_CODE_FIELD_NUMBER: _ClassVar[int]
+    LOT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    DOSE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SERIES_DOSES_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    BODY_SITE_FIELD_NUMBER: _ClassVar[int]
+    PERFORMER_STAFF_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    verification_token_id: str
+    vaccine_code: str
+    lot_number: str
+    expiry: str
+    dose_number: int
+    series_doses: int
+    route: str
+    body_site: str
+    performer_staff_id: str
+    occurred_at: int
+    def __init__(self, request_id: _Optional[str] = ..., verification_token_id: _Optional[str] = ..., vaccine_code: _Optional[str] = ..., lot_number: _Optional[str] = ..., expiry: _Optional[str] = ..., dose_number: _Optional[int] = ..., series_doses: _Optional[int] = ..., route: _Optional[str] = ..., body_site: _Optional[str] = ..., performer_staff_id: _Optional[str] = ..., occurred_at: _Optional[int] = ...) -> None: ...
+
+class VaccinationRecordResponse(_message.Message):
+    __slots__ = ("request_id", "record_id", "token")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    record_id: str
+    token: bytes
+    def __init__(self, request_id: _Optional[str] = ..., record_id: _Optional[str] = ..., token: _Optional[bytes] = ...) -> None: ...
 
 class SessionClientMessage(_message.Message):
     __slots__ = ("start", "cancel")

@@ -49,6 +49,11 @@ class VerificationServiceStub:
                 request_serializer=edge_dot_v1_dot_edge__pb2.OverrideRequest.SerializeToString,
                 response_deserializer=edge_dot_v1_dot_edge__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.RecordVaccination = channel.unary_unary(
+                '/edge.v1.VerificationService/RecordVaccination',
+                request_serializer=edge_dot_v1_dot_edge__pb2.VaccinationRecordRequest.SerializeToString,
+                response_deserializer=edge_dot_v1_dot_edge__pb2.VaccinationRecordResponse.FromString,
+                _registered_method=True)
 
 
 class VerificationServiceServicer:
@@ -76,6 +81,12 @@ class VerificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordVaccination(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +104,11 @@ def add_VerificationServiceServicer_to_server(servicer, server):
                     servicer.Override,
                     request_deserializer=edge_dot_v1_dot_edge__pb2.OverrideRequest.FromString,
                     response_serializer=edge_dot_v1_dot_edge__pb2.VerifyResponse.SerializeToString,
+            ),
+            'RecordVaccination': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordVaccination,
+                    request_deserializer=edge_dot_v1_dot_edge__pb2.VaccinationRecordRequest.FromString,
+                    response_serializer=edge_dot_v1_dot_edge__pb2.VaccinationRecordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +192,33 @@ class VerificationService:
             '/edge.v1.VerificationService/Override',
             edge_dot_v1_dot_edge__pb2.OverrideRequest.SerializeToString,
             edge_dot_v1_dot_edge__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordVaccination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge.v1.VerificationService/RecordVaccination',
+            edge_dot_v1_dot_edge__pb2.VaccinationRecordRequest.SerializeToString,
+            edge_dot_v1_dot_edge__pb2.VaccinationRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

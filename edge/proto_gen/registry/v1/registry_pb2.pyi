@@ -48,7 +48,7 @@ class RegisterDeviceResponse(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class IssueCardRequest(_message.Message):
-    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder")
+    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder", "age_band")
     CARD_TYPE_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
     WARD_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class IssueCardRequest(_message.Message):
     TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_FIELD_NUMBER: _ClassVar[int]
     card_type: str
     site: str
     ward: str
@@ -65,7 +66,8 @@ class IssueCardRequest(_message.Message):
     template_sha256: bytes
     model_id: str
     holder: bytes
-    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ...) -> None: ...
+    age_band: str
+    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ..., age_band: _Optional[str] = ...) -> None: ...
 
 class IssueCardResponse(_message.Message):
     __slots__ = ("card_id", "qr_text")
@@ -288,3 +290,35 @@ class IssueEscortPermitResponse(_message.Message):
     expires_at: int
     replaced: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ..., expires_at: _Optional[int] = ..., replaced: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IssueDelegationRequest(_message.Message):
+    __slots__ = ("child_card_id", "template_sha256", "model_id", "valid_until", "holder", "guardian_card_id")
+    CHILD_CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    GUARDIAN_CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    child_card_id: str
+    template_sha256: bytes
+    model_id: str
+    valid_until: int
+    holder: bytes
+    guardian_card_id: str
+    def __init__(self, child_card_id: _Optional[str] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., valid_until: _Optional[int] = ..., holder: _Optional[bytes] = ..., guardian_card_id: _Optional[str] = ...) -> None: ...
+
+class IssueDelegationResponse(_message.Message):
+    __slots__ = ("card_id", "qr_text", "expires_at")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    QR_TEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    qr_text: str
+    expires_at: int
+    def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ..., expires_at: _Optional[int] = ...) -> None: ...
+
+class ImmunizationHistoryRequest(_message.Message):
+    __slots__ = ("card_id",)
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    def __init__(self, card_id: _Optional[str] = ...) -> None: ...

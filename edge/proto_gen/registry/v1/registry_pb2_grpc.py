@@ -109,6 +109,16 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.FromString,
                 _registered_method=True)
+        self.IssueDelegation = channel.unary_unary(
+                '/registry.v1.Registry/IssueDelegation',
+                request_serializer=registry_dot_v1_dot_registry__pb2.IssueDelegationRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.IssueDelegationResponse.FromString,
+                _registered_method=True)
+        self.ImmunizationHistory = channel.unary_unary(
+                '/registry.v1.Registry/ImmunizationHistory',
+                request_serializer=registry_dot_v1_dot_registry__pb2.ImmunizationHistoryRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.Document.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -222,6 +232,21 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueDelegation(self, request, context):
+        """hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImmunizationHistory(self, request, context):
+        """A person's immunizations as a FHIR R4 (R4B) searchset Bundle in Document.json.
+        hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -299,6 +324,16 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.IssueEscortPermit,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.SerializeToString,
+            ),
+            'IssueDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueDelegation,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.IssueDelegationRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.IssueDelegationResponse.SerializeToString,
+            ),
+            'ImmunizationHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImmunizationHistory,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.ImmunizationHistoryRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.Document.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -706,6 +741,60 @@ class Registry:
             '/registry.v1.Registry/IssueEscortPermit',
             registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.IssueEscortPermitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/IssueDelegation',
+            registry_dot_v1_dot_registry__pb2.IssueDelegationRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.IssueDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImmunizationHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/ImmunizationHistory',
+            registry_dot_v1_dot_registry__pb2.ImmunizationHistoryRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.Document.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,73 @@
+"""What a vaccination station may record, checked the same way on the device (before signing) and at the
+registry (before storing): a vaccine from the site's list, a lot number, an expiry not before the day of the
+vaccination, a dose within its series, a route and body site from FHIR's code systems, the performer's staff id.
+Each problem is a reason code with a sentence a nurse understands (``MESSAGES``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+#: Vaccines a station may record: CVX code -> display (CDC's vaccine codes, as FHIR's http://hl7.org/fhir/sid/cvx).
+VACCINES = {
+    "208": "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose",
+    "141": "Influenza, seasonal, injectable",
+    "03": "MMR",
+    "20": "DTaP",
+    "08": "Hep B, adolescent or pediatric",
+    "10": "IPV",
+    "133": "Pneumococcal conjugate PCV 13",
+    "116": "Rotavirus, pentavalent",
+    "21": "Varicella",
+    "62": "HPV, quadrivalent",
+}
+#: FHIR v3 RouteOfAdministration and ActSite codes a station may send.
+ROUTES = {"IM": "Injection, intramuscular", "SC": "Injection, subcutaneous", "ID": "Injection, intradermal",
+          "PO": "Swallow, oral", "NASINHLC": "Inhalation, nasal"}
+SITES = {"LA": "left arm", "RA": "right arm", "LD": "left deltoid", "RD": "right deltoid", "LT": "left thigh",
+         "RT": "right thigh", "LVL": "left vastus lateralis", "RVL": "right vastus lateralis"}
+LOT = re.compile(r"^[A-Za-z0-9-]{1,20}$")
+STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def record_problem(record: Any, *, now: float) -> str | None:
+    """The reason code for a record whose fields are not acceptable, or None (also checked on the device)."""
+    if not isinstance(record, dict):
+        return "record_invalid"
+    if record.get("vaccine") not in VACCINES:
+        return "vaccine_unknown"
+    if not isinstance(record.get("lot"), str) or not LOT.match(record["lot"]):
+        return "lot_invalid"
+    expiry = record.get("expiry")
+    try:
+        expires = dt.date.fromisoformat(expiry) if isinstance(expiry, str) else None
+    except ValueError:
+        expires = None
+    occurred = record.get("occurred")
+    if expires is None or not isinstance(occurred, int) or expires < dt.datetime.fromtimestamp(
+            occurred, dt.UTC).date():
+        return "lot_expired"
+    dose, series = record.get("dose"), record.get("series")
+    if not isinstance(dose, int) or not isinstance(series, int) or not 1 <= dose <= series <= 10:
+        return "dose_out_of_series"
+    if record.get("route") not in ROUTES or record.get("site") not in SITES:
+        return "route_or_site_invalid"
+    if not isinstance(record.get("performer"), str) or not STAFF.match(record["performer"]):
+        return "performer_invalid"
+    if occurred > now + 300:
+        return "record_invalid"
+    return None
+
+
+
+MESSAGES = {
+    "record_invalid": "The vaccination details are incomplete",
+    "vaccine_unknown": "This vaccine is not on the station's list",
+    "lot_invalid": "The lot number is not valid (letters, digits and dashes, at most 20)",
+    "lot_expired": "This lot had expired on the day of the vaccination",
+    "dose_out_of_series": "The dose number is outside the vaccine's series",
+    "route_or_site_invalid": "The route or body site is not one of the known codes",
+    "performer_invalid": "The staff id of the vaccinator is missing or not valid",
+}

@@ -1,0 +1,120 @@
+"""A vaccination station (issue 12): a guardian acts for a child through a delegation, per age band, and the
+vaccination is recorded once, signed and bound to the ALLOW it follows. A real daemon over mutual TLS; the
+station's app sends the card texts it scanned (the camera shows the person's face)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import grpc
+import pytest
+
+from edge.demo import speaker_frames, write_scene
+from edge.proto_gen.edge.v1 import edge_pb2 as pb
+from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+from edge.security.templates import template_digest
+from edge.security.tokens import verify_token
+
+from .conftest import Camera, EdgeDaemon, connect, make_config
+
+pytestmark = pytest.mark.slow
+MODEL = "sface-2021dec-fp32"
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory, world, testdata):
+    """Cards of a family: an infant's appointment (no template), a 16-year-old's, an adult's; the guardian's
+    delegation for the infant (the guardian's face is the recorded speaker's)."""
+    issuer = world.issuer.issuer
+    face = template_digest(world.holder_template)
+    now = int(time.time())
+    cards = {}
+    for name, band in (("infant", "child"), ("teen", "minor"), ("adult", "adult"), ("other_child", "child")):
+        text, card = issuer.issue(card_type="vaccination_appointment", holder=os.urandom(16), site="ward-7",
+                                  template_sha256=face, model_id=MODEL, age_band=band, valid_for_s=86400)
+        cards[name] = (text, card)
+    for name, acts_for, valid in (("delegation", "infant", 86400), ("expired", "infant", 60),
+                                  ("other", "other_child", 86400)):
+        text, card = issuer.issue(card_type="delegation", holder=os.urandom(16), site="ward-7",
+                                  template_sha256=face, model_id=MODEL, acts_for=cards[acts_for][1].card_id,
+                                  valid_for_s=valid, now=now - (3600 if name == "expired" else 0))
+        cards[name] = (text, card)
+    config = make_config(tmp_path_factory.mktemp("station"), world.issuer)
+    config = config.model_copy(update={"card": config.card.model_copy(update={
+        "accepted_types": ("vaccination_appointment", "health_card")})})
+    scene = write_scene(tmp_path_factory.mktemp("face") / "scene", None, speaker_frames(testdata))
+    daemon = EdgeDaemon(config, source_factory=Camera(scene=scene))
+    for name in ("teen", "adult", "delegation", "expired", "other"):  # no template for the infant
+        daemon.templates.put(cards[name][1].card_id.hex(), world.holder_template, MODEL)
+    daemon.start()
+    yield daemon, {k: v[0] for k, v in cards.items()}, {k: v[1].card_id.hex() for k, v in cards.items()}
+    daemon.stop(1.0)
+
+
+def verify(daemon, card, delegation=""):
+    with connect(daemon) as channel:
+        reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(
+            nonce=os.urandom(16), card_text=card, delegation_text=delegation), timeout=60)
+    return reply, pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]
+
+
+def test_the_guardian_verifies_for_an_infant_and_the_token_says_so(station):
+    daemon, texts, ids = station
+    reply, decision, reasons = verify(daemon, texts["infant"], texts["delegation"])
+    assert (decision, reasons) == ("ALLOW", ["OK"])
+    claims = verify_token(reply.token, daemon.key.public_key, now=time.time())
+    assert claims["sub"] == ids["infant"]  # the token is about the child's card ...
+    assert claims["checks"]["guardian_acted"] == {"delegation": ids["delegation"], "guardian_card": ""}
+
+
+@pytest.mark.parametrize(("card", "delegation", "reason"), [
+    ("infant", None, "DELEGATION_REQUIRED"),  # a baby's face is never the check
+    ("infant", "expired", "DELEGATION_EXPIRED"),
+    ("infant", "other", "DELEGATION_MISMATCH"),  # a delegation for another child
+    ("adult", "delegation", "DELEGATION_NOT_ACCEPTED"),  # from 18 only the holder
+])
+def test_delegation_rules_per_age_band(station, card, delegation, reason):
+    daemon, texts, _ = station
+    _, decision, reasons = verify(daemon, texts[card], texts[delegation] if delegation else "")
+    assert (decision, reasons) == ("DENY", [reason])
+
+
+def test_a_sixteen_year_old_verifies_alone(station):
+    daemon, texts, _ = station
+    assert verify(daemon, texts["teen"])[1:] == ("ALLOW", ["OK"])
+
+
+def record(daemon, token_id, **fields):
+    values = {"vaccine_code": "208", "lot_number": "FK1234", "expiry": "2099-12-31", "dose_number": 1,
+              "series_doses": 2, "route": "IM", "body_site": "LD", "performer_staff_id": "nurse-17", **fields}
+    with connect(daemon) as channel:
+        return pb_grpc.VerificationServiceStub(channel).RecordVaccination(pb.VaccinationRecordRequest(
+            verification_token_id=token_id, **values), timeout=30)
+
+
+def refusal(call):
+    with pytest.raises(grpc.RpcError) as e:
+        call()
+    return e.value.code().name, dict(e.value.trailing_metadata())["edge-reason"], e.value.details()
+
+
+def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
+    daemon, texts, ids = station
+    allow, decision, _ = verify(daemon, texts["infant"], texts["delegation"])
+    assert decision == "ALLOW"
+    assert refusal(lambda: record(daemon, allow.token_id, vaccine_code="999"))[:2] == (
+        "INVALID_ARGUMENT", "vaccine_unknown")
+    code, reason, message = refusal(lambda: record(daemon, allow.token_id, dose_number=3))
+    assert (code, reason) == ("INVALID_ARGUMENT", "dose_out_of_series") and "series" in message
+    assert refusal(lambda: record(daemon, allow.token_id, expiry="2020-01-01"))[1] == "lot_expired"
+    assert refusal(lambda: record(daemon, allow.token_id, lot_number="lot with spaces"))[1] == "lot_invalid"
+    assert refusal(lambda: record(daemon, "ab" * 16))[:2] == ("FAILED_PRECONDITION", "record_unbound")
+    done = record(daemon, allow.token_id)
+    claims = verify_token(done.token, daemon.key.public_key, now=time.time())
+    assert claims["sub"] == ids["infant"] and claims["reasons"] == ["VACCINATION_RECORD"]
+    written = claims["checks"]["record"]
+    assert written["verification"] == allow.token_id and written["lot"] == "FK1234"
+    again, _, _ = verify(daemon, texts["infant"], texts["delegation"])  # a second ALLOW, same appointment
+    assert refusal(lambda: record(daemon, again.token_id))[:2] == ("FAILED_PRECONDITION", "appointment_used")
+    assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
