@@ -160,14 +160,17 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
     if iat > now + future_skew_s or iat < now - max_age_s:
         return IngestOutcome(token_id, "rejected", "stale_iat")
     record: dict[str, Any] | None = None
-    if "VACCINATION_RECORD" in named["reasons"]:
+    # A redelivered token is answered DUPLICATE (or cti_conflict) by the store; its links were checked when it
+    # was first stored, and checking them again would find them used.
+    redelivered = storage.token(issuer, token_id) is not None
+    if "VACCINATION_RECORD" in named["reasons"] and not redelivered:
         checked = record_link(storage, named, device_id=issuer, site=device.site, record_id=token_id, batch=batch,
                               now=now)
         if isinstance(checked, str):
             return IngestOutcome(token_id, "rejected", checked)
         record = checked
     override: dict[str, str] | None = None
-    if "STAFF_OVERRIDE" in named["reasons"]:
+    if "STAFF_OVERRIDE" in named["reasons"] and not redelivered:
         link = override_link(storage, named, device_id=issuer, site=device.site, batch=batch)
         if isinstance(link, str):
             return IngestOutcome(token_id, "rejected", link)

@@ -29,7 +29,8 @@ def immunization(record: dict[str, Any], *, holder: str, appointment: str, devic
     occurred = dt.datetime.fromtimestamp(record["occurred"], dt.UTC).isoformat()
     resource = Immunization.model_validate({
         "resourceType": "Immunization", "id": record_id, "status": "completed",
-        "identifier": [{"system": "urn:edge:vaccination-record", "value": record_id}],
+        "identifier": [{"system": "urn:edge:vaccination-record", "value": record_id},
+                       {"system": "urn:edge:appointment", "value": appointment}],
         "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": record["vaccine"],
                                     "display": VACCINES[record["vaccine"]]}]},
         "patient": {"identifier": {"system": "urn:edge:holder", "value": holder}},
@@ -42,7 +43,6 @@ def immunization(record: dict[str, Any], *, holder: str, appointment: str, devic
         "performer": [{"actor": {"identifier": {"system": "urn:edge:staff", "value": record["performer"]}}}],
         "protocolApplied": [{"doseNumberPositiveInt": record["dose"], "seriesDosesPositiveInt": record["series"]}],
         "location": {"identifier": {"system": "urn:edge:device", "value": device_id}},
-        "supportingInformation": [{"identifier": {"system": "urn:edge:appointment", "value": appointment}}],
     })
     return json.loads(resource.model_dump_json(exclude_none=True))
 
@@ -70,8 +70,12 @@ def record_link(storage: Storage, named: dict[str, Any], *, device_id: str, site
             row.record is not None and row.card_id == named["sub"] for row in batch.values()):
         return "appointment_used"
     holder = appointment.holder or appointment.card_id
-    return {"holder": holder, "resource": immunization(record, holder=holder, appointment=named["sub"],
-                                                       device_id=device_id, record_id=record_id)}
+    try:
+        resource = immunization(record, holder=holder, appointment=named["sub"], device_id=device_id,
+                                record_id=record_id)
+    except ValueError:  # pydantic's ValidationError: a field FHIR does not accept
+        return "record_invalid"
+    return {"holder": holder, "resource": resource}
 
 
 def history_bundle(storage: Storage, holder: str) -> dict[str, Any]:

@@ -1,0 +1,119 @@
+"""Vaccination records at the registry, on both storage backends (issue 12): a record token becomes a FHIR
+Immunization (validated), bound to the ALLOW it follows, once per appointment; a person's history is a FHIR
+Bundle for the hospital system; no face template is kept for a child; delegations are the hospital's to issue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from edge.security.keys import DeviceKey
+from edge.security.sealing import seal
+from edge.security.tokens import CLAIM_CHECKS, CLAIM_REASONS
+from registry.service import RegistryServer, RegistryState, TLSFiles
+from registry.storage import open_storage
+
+from .conftest import admin_stub, register
+from .test_escort import stub_as
+from .test_ingest_rules import device_transport, make_token
+
+pytestmark = pytest.mark.slow
+FACE = hashlib.sha256(b"guardian").digest()
+RECORD = {"vaccine": "208", "lot": "FK1234", "expiry": "2099-12-31", "dose": 1, "series": 2, "route": "IM",
+          "site": "LD", "performer": "nurse-17"}
+
+
+@pytest.fixture
+def registry(tmp_path, db_url, pki):
+    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    yield state, port, admin, DeviceKey.load_or_create(tmp_path / "a")
+    server.stop(0.5)
+
+
+def record_token(key, appointment: str, verification: str, **changes) -> bytes:
+    record = {**RECORD, "verification": verification, "occurred": int(time.time()), **changes}
+    return make_token(key, "dev-a", card=appointment, claims={CLAIM_REASONS: ["VACCINATION_RECORD"],
+                                                              CLAIM_CHECKS: {"record": record}})
+
+
+def token_id(token: bytes) -> str:
+    from edge.credential.codec import loads_exact, parse_cose_sign1
+
+    return loads_exact(parse_cose_sign1(token).payload)[7].hex()
+
+
+def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
+    state, port, admin, key = registry
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+                                                  template_sha256=FACE, age_band="child"), timeout=10)
+    allow = make_token(key, "dev-a", card=infant.card_id)
+    transport = device_transport(port, pki, "dev-a")
+    first = record_token(key, infant.card_id, token_id(allow))
+    results = transport.ingest([
+        record_token(key, infant.card_id, "ef" * 16),  # no such verification
+        allow,
+        record_token(key, infant.card_id, token_id(allow), vaccine="999"),  # a code not on the list
+        record_token(key, infant.card_id, token_id(allow), dose=3),  # dose 3 of a 2-dose series
+        first,
+        record_token(key, infant.card_id, token_id(allow))])  # a second record, same appointment
+    assert [(r.status, r.reason) for r in results] == [
+        ("rejected", "record_unbound"), ("stored", ""), ("rejected", "vaccine_unknown"),
+        ("rejected", "dose_out_of_series"), ("stored", ""), ("rejected", "appointment_used")]
+    assert transport.ingest([first])[0].status == "duplicate"  # redelivery: stored once
+    resource = state.storage.immunization_for(infant.card_id)
+    from fhir.resources.R4B.immunization import Immunization
+
+    parsed = Immunization.model_validate(resource)  # what is stored is a valid FHIR Immunization
+    assert parsed.status == "completed" and parsed.lotNumber == "FK1234"
+    assert parsed.vaccineCode.coding[0].code == "208" and parsed.protocolApplied[0].doseNumberPositiveInt == 1
+    assert "name" not in json.dumps(resource) and "birthDate" not in json.dumps(resource)  # pseudonyms only
+    hospital = stub_as(port, pki, "hospital-feed")
+    bundle = json.loads(hospital.ImmunizationHistory(rpb.ImmunizationHistoryRequest(card_id=infant.card_id),
+                                                     timeout=10).json)
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 1
+    assert bundle["entry"][0]["resource"]["id"] == token_id(first)
+    with pytest.raises(grpc.RpcError) as e:  # a device may not read anyone's history
+        stub_as(port, pki, "dev-a").ImmunizationHistory(rpb.ImmunizationHistoryRequest(card_id=infant.card_id),
+                                                        timeout=10)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_no_template_for_a_child_and_delegations_name_the_child(registry, pki):
+    state, port, admin, _ = registry
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+                                                  template_sha256=FACE, age_band="child"), timeout=10)
+    vector = np.random.default_rng(2).normal(size=128).astype("<f4")
+    vector = (vector / np.linalg.norm(vector)).astype("<f4")
+    with pytest.raises(grpc.RpcError) as e:
+        admin.StoreTemplate(rpb.StoreTemplateRequest(card_id=infant.card_id, model_id="sface-2021dec-fp32",
+                                                     sealed_template=seal(state.template_public_key, vector.tobytes(),
+                                                                          infant.card_id.encode())), timeout=10)
+    assert dict(e.value.trailing_metadata())["edge-reason"] == "no_child_template"
+    hospital = stub_as(port, pki, "hospital-feed")
+    delegation = hospital.IssueDelegation(rpb.IssueDelegationRequest(
+        child_card_id=infant.card_id, template_sha256=FACE, valid_until=int(time.time()) + 86400), timeout=10)
+    from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+    from edge.credential.verifier import parse_claims
+
+    card = parse_claims(loads_exact(parse_cose_sign1(unwrap(delegation.qr_text)).payload), kid=b"", alg=-7)
+    assert card.card_type == "delegation" and card.acts_for.hex() == infant.card_id
+    adult = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                 age_band="adult"), timeout=10)
+    with pytest.raises(grpc.RpcError) as e:
+        hospital.IssueDelegation(rpb.IssueDelegationRequest(child_card_id=adult.card_id, template_sha256=FACE,
+                                                            valid_until=int(time.time()) + 86400), timeout=10)
+    assert dict(e.value.trailing_metadata())["edge-reason"] == "holder_is_adult"
+    with pytest.raises(grpc.RpcError) as e:  # a device cannot issue delegations
+        stub_as(port, pki, "dev-a").IssueDelegation(rpb.IssueDelegationRequest(child_card_id=infant.card_id),
+                                                    timeout=10)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
