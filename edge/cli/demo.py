@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc
 
-from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, EXIT_USAGE, emit, fail
+from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, emit, fail
 from edge.cli.token import jsonable
 from edge.config import config_from_dict, load_config
 
@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
         return escort_demo.run(args)
     if args.scenario == "vaccination":
-        fail("the vaccination scenario is not part of this release yet (guardians, delegation and vaccination "
-             "records: issue 12)")
-        return EXIT_USAGE
+        from edge.cli import vaccination_demo
+
+        return vaccination_demo.run(args)
     from edge.assembly import build_face_stage
     from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
     from edge.imageio import load_image

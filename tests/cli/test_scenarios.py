@@ -1,4 +1,5 @@
-"""`edge demo --scenario escort --json` from the command line: every step gives its expected outcome."""
+"""`edge demo --scenario escort|vaccination --json` from the command line: every step gives its expected
+outcome."""
 
 from __future__ import annotations
 
@@ -28,7 +29,14 @@ def test_the_escort_story_runs_green(testdata, tmp_path):
     assert by_step["second_permit_refused"]["reasons"] == ["escort_limit"]
 
 
-def test_the_vaccination_scenario_says_it_is_not_there_yet():
-    result = subprocess.run([sys.executable, "-m", "edge", "demo", "--scenario", "vaccination"], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 2 and "issue 12" in result.stderr
+def test_the_vaccination_story_runs_green(testdata, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "edge", "demo", "--scenario", "vaccination", "--json",
+                             "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "EDGE_TESTDATA": str(testdata)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = {s["step"]: s for s in map(json.loads, result.stdout.splitlines())}
+    assert list(steps) == ["no_infant_template", "delegation_issued", "guardian_for_infant", "vaccination_recorded",
+                           "second_record_refused", "teen_alone", "expired_delegation_refused"]
+    assert all(s["expected"] for s in steps.values())
+    assert steps["vaccination_recorded"]["fhir_vaccine"]["system"] == "http://hl7.org/fhir/sid/cvx"
+    assert steps["expired_delegation_refused"]["reasons"] == ["DELEGATION_EXPIRED"]

@@ -1,0 +1,174 @@
+"""``edge demo --scenario vaccination``: a guardian, an infant and a teenager at a vaccination station, through
+the real embedded registry and a real daemon, every call over mutual TLS.
+
+Steps: an infant's appointment card (age band child: no face template may exist for it); the guardian's
+delegation for the infant; the guardian verifies for the infant (the station's app sends both codes); the
+vaccination is recorded, signed, delivered, and stored at the registry as a FHIR Immunization; a second record
+for the same appointment is refused; a 16-year-old verifies alone; an expired delegation is refused.
+
+The shared data has one live video, so the same recorded person plays the guardian and the teenager; their
+cards and enrolled templates are their own records all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, fail
+from edge.cli.escort_demo import Scene, Steps, _channel, _has_templates, _wait
+
+SITE = "st-mary-vaccination"
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.assembly import MODEL_ID, build_face_stage
+    from edge.config import config_from_dict, load_config
+    from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
+    from edge.imageio import load_image
+    from edge.proto_gen.edge.v1 import edge_pb2 as pb
+    from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+    from edge.security.ca import init_ca, issue_cert
+    from edge.security.keys import DeviceKey
+    from edge.security.sealing import load_or_create_x25519, raw_public, seal
+    from edge.security.templates import template_digest
+    from edge.server.daemon import EdgeDaemon
+    from registry.service import RegistryServer, RegistryState, TLSFiles
+    from registry.storage import SQLiteStorage
+
+    try:
+        data = data_dir()
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        return EXIT_SETUP
+    steps = Steps(args.json)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="edge-vaccination-"))
+    pki = work / "pki"
+    init_ca(pki)
+    for name, role in (("admin", None), ("hospital-ehr", "hospital"), ("station-app", "controller"),
+                       ("vax-desk-1", None)):
+        issue_cert(pki, name, role=role)
+    issue_cert(pki, "registry", server=True)
+    issue_cert(pki, "edge-device", server=True)
+    state = RegistryState.open(SQLiteStorage(work / "registry" / "registry.sqlite"), work / "registry" / "state",
+                               issuer_name="st-mary-hospital")
+    registry = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    rport = registry.start("127.0.0.1:0")
+    admin = rpb_grpc.RegistryStub(_channel(rport, pki, "admin", "registry"))
+    hospital = rpb_grpc.RegistryStub(_channel(rport, pki, "hospital-ehr", "registry"))
+    daemon: EdgeDaemon | None = None
+    try:
+        face = build_face_stage(load_config()).embed_image(load_image(data / HOLDER_PORTRAIT)).vector
+        commitment = template_digest(face)
+
+        def store_template(card_id: str) -> str:
+            sealed = seal(state.template_public_key, face.astype("<f4").tobytes(), card_id.encode())
+            try:
+                admin.StoreTemplate(rpb.StoreTemplateRequest(card_id=card_id, sealed_template=sealed,
+                                                             model_id=MODEL_ID), timeout=10)
+                return "stored"
+            except grpc.RpcError as exc:
+                return dict(exc.trailing_metadata() or ()).get("edge-reason", exc.code().name)
+
+        # 1. The infant's appointment: age band "child"; no face template may be kept for it.
+        infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
+                                                      template_sha256=commitment, age_band="child",
+                                                      valid_for_s=86400), timeout=10)
+        refused = store_template(infant.card_id)
+        steps.record("no_infant_template", None, [refused], refused == "no_child_template")
+        # 2. The guardian's delegation for the infant (the guardian's own enrolled face), and an expired one.
+        delegation = hospital.IssueDelegation(rpb.IssueDelegationRequest(
+            child_card_id=infant.card_id, template_sha256=commitment, model_id=MODEL_ID,
+            valid_until=int(time.time()) + 86400), timeout=10)
+        lapses_at = int(time.time()) + 2
+        lapsing = hospital.IssueDelegation(rpb.IssueDelegationRequest(
+            child_card_id=infant.card_id, template_sha256=commitment, model_id=MODEL_ID, valid_until=lapses_at),
+            timeout=10)
+        teen = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
+                                                    template_sha256=commitment, age_band="minor",
+                                                    valid_for_s=86400), timeout=10)
+        stored = [store_template(c) for c in (delegation.card_id, lapsing.card_id, teen.card_id)]
+        steps.record("delegation_issued", None, [], stored == ["stored"] * 3, delegation=delegation.card_id)
+
+        keys = work / "vax-desk-1" / "keys"
+        key, enc = DeviceKey.load_or_create(keys), load_or_create_x25519(keys)
+        admin.RegisterDevice(rpb.RegisterDeviceRequest(device_id="vax-desk-1", signing_key=key.public_raw,
+                                                       encryption_key=raw_public(enc.public_key()), site=SITE),
+                             timeout=10)
+        scene = write_scene(work / "scene-face", None, speaker_frames(data))
+        config = config_from_dict({
+            "device": {"id": "vax-desk-1", "data_dir": str(work / "vax-desk-1")},
+            "site": {"id": SITE, "gate_id": "vax-desk-1", "require_challenge": False},
+            # A 1 s clock tolerance so that the delegation made to lapse in 2 s is seen to lapse (default 300 s).
+            "card": {"accepted_types": ["vaccination_appointment", "health_card"], "clock_skew_s": 1},
+            "server": {"address": "127.0.0.1:0", "grace_s": 2, "tls_dir": str(pki), "server_cert": "edge-device"},
+            "registry": {"address": f"127.0.0.1:{rport}", "tls_dir": str(pki), "sync_interval_s": 1,
+                         "delivery_idle_s": 0.2},
+        }, "vaccination demo")
+        daemon = EdgeDaemon(config, source_factory=Scene(scene))
+        daemon.start()
+        _wait(_has_templates(daemon, 3), 20)
+        station = _channel(daemon.port or 0, pki, "station-app", "edge-device")
+        stub = pb_grpc.VerificationServiceStub(station)
+
+        def verify(card: str, delegation_text: str = "") -> Any:
+            return stub.Verify(pb.VerifyRequest(nonce=os.urandom(16), card_text=card,
+                                                delegation_text=delegation_text), timeout=60)
+
+        def names(reply: Any) -> tuple[str, list[str]]:
+            return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]
+
+        # 3. The guardian verifies for the infant: both codes, the guardian's live face.
+        allow = verify(infant.qr_text, delegation.qr_text)
+        decision, reasons = names(allow)
+        steps.record("guardian_for_infant", decision, reasons, decision == "ALLOW")
+        # 4. The nurse records the vaccination: signed, bound to that ALLOW, delivered, a FHIR Immunization.
+        request = dict(verification_token_id=allow.token_id, vaccine_code="08", lot_number="HB2291",
+                       expiry="2099-06-30", dose_number=1, series_doses=3, route="IM", body_site="LVL",
+                       performer_staff_id="nurse-17")
+        done = stub.RecordVaccination(pb.VaccinationRecordRequest(**request), timeout=30)
+        _wait(lambda: state.storage.immunization_for(infant.card_id) is not None, 20)
+        history = json.loads(hospital.ImmunizationHistory(rpb.ImmunizationHistoryRequest(card_id=infant.card_id),
+                                                          timeout=10).json)
+        resource = history["entry"][0]["resource"] if history.get("entry") else {}
+        steps.record("vaccination_recorded", "ALLOW", ["VACCINATION_RECORD"],
+                     resource.get("resourceType") == "Immunization" and resource.get("lotNumber") == "HB2291",
+                     record_id=done.record_id, fhir_vaccine=resource.get("vaccineCode", {}).get("coding", [{}])[0])
+        # 5. One appointment, one vaccination: a second record is refused.
+        again = verify(infant.qr_text, delegation.qr_text)
+        try:
+            stub.RecordVaccination(pb.VaccinationRecordRequest(**{**request, "verification_token_id":
+                                                                   again.token_id}), timeout=30)
+            steps.record("second_record_refused", None, [], False)
+        except grpc.RpcError as exc:
+            reason = dict(exc.trailing_metadata() or ()).get("edge-reason", "")
+            steps.record("second_record_refused", None, [reason], reason == "appointment_used")
+        # 6. A 16-year-old verifies alone.
+        decision, reasons = names(verify(teen.qr_text))
+        steps.record("teen_alone", decision, reasons, decision == "ALLOW")
+        # 7. An expired delegation is refused (it was issued to lapse two seconds after issue).
+        time.sleep(max(0.0, lapses_at + 1.5 - time.time()))
+        decision, reasons = names(verify(infant.qr_text, lapsing.qr_text))
+        steps.record("expired_delegation_refused", decision, reasons, reasons == ["DELEGATION_EXPIRED"])
+        station.close()
+    except grpc.RpcError as exc:
+        fail(f"the vaccination scenario stopped: {exc.code().name}: {exc.details()}")
+        return EXIT_ERROR
+    finally:
+        if daemon is not None:
+            daemon.stop(1.0)
+        registry.stop(0.5)
+    failed = [r["step"] for r in steps.results if not r["expected"]]
+    if failed:
+        fail(f"vaccination scenario: unexpected outcome at {', '.join(failed)}")
+        return EXIT_ERROR
+    return EXIT_OK
