@@ -228,7 +228,7 @@ class VerificationPipeline:
             acting: dict[str, str] = {}
             if not staff:
                 if from_camera and delegation_text is None and self.policy.face_policy.get(
-                        card.age_band or "adult") in ("guardian", "either"):
+                        card.age_band or "adult") == "guardian":
                     delegation_text = self._read_another_card(frames, check_time, card_text, card)
                 chosen = self._face_subject(card, delegation_text)
                 if isinstance(chosen, str):
@@ -314,11 +314,11 @@ class VerificationPipeline:
 
     def _read_another_card(self, frames: Iterator[TimedFrame], check_time: Callable[[], None], seen: str,
                            card: Card) -> str | None:
-        """The camera path of a two-code presentation: keep reading for a second, different QR code (the
-        guardian's delegation) for up to the card timeout, or one second where the holder may verify alone."""
-        wait = self.policy.card_timeout_s if self.policy.face_policy.get(card.age_band or "adult") == "guardian" \
-            else 1.0
-        until = time.monotonic() + wait
+        """The camera path of a two-code presentation: where only a guardian may verify, keep reading for a
+        second, different QR code (the delegation) for up to the card timeout. Where either may, the camera
+        path does not wait (it would eat the liveness frames): the holder verifies, and a guardian acting for a
+        14-17-year-old has the station's app send both codes."""
+        until = time.monotonic() + self.policy.card_timeout_s
         for _, frame in frames:
             check_time()
             for code in self.qr.decode(frame):

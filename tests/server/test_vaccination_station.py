@@ -44,7 +44,9 @@ def station(tmp_path_factory, world, testdata):
     config = config.model_copy(update={"card": config.card.model_copy(update={
         "accepted_types": ("vaccination_appointment", "health_card")})})
     scene = write_scene(tmp_path_factory.mktemp("face") / "scene", None, speaker_frames(testdata))
-    daemon = EdgeDaemon(config, source_factory=Camera(scene=scene))
+    camera = Camera(scene=scene)
+    daemon = EdgeDaemon(config, source_factory=camera)
+    daemon.test_camera = camera
     for name in ("teen", "adult", "delegation", "expired", "other"):  # no template for the infant
         daemon.templates.put(cards[name][1].card_id.hex(), world.holder_template, MODEL)
     daemon.start()
@@ -118,3 +120,29 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     again, _, _ = verify(daemon, texts["infant"], texts["delegation"])  # a second ALLOW, same appointment
     assert refusal(lambda: record(daemon, again.token_id))[:2] == ("FAILED_PRECONDITION", "appointment_used")
     assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
+
+
+def test_the_camera_reads_the_childs_card_and_then_the_delegation(station, testdata, tmp_path):
+    """The two-code presentation at the camera: the child's card, then the guardian's delegation, then the face."""
+    import cv2
+
+    from edge.demo import phone_qr_frame
+
+    daemon, texts, _ = station
+    folder = tmp_path / "two-codes"
+    folder.mkdir()
+    frames = [phone_qr_frame(texts["infant"], seed=i) for i in range(3)]
+    frames += [phone_qr_frame(texts["delegation"], seed=i) for i in range(3)]
+    frames += speaker_frames(testdata)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    previous, daemon.test_camera.scene = daemon.test_camera.scene, folder
+    try:
+        with connect(daemon) as channel:
+            reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)),
+                                                                    timeout=60)
+    finally:
+        daemon.test_camera.scene = previous
+    assert pb.Decision.Name(reply.decision) == "ALLOW", list(reply.reasons)
+    claims = verify_token(reply.token, daemon.key.public_key, now=time.time())
+    assert "guardian_acted" in claims["checks"]
