@@ -22,7 +22,7 @@ import numpy as np
 from edge.camera.base import TimedFrame
 from edge.credential.codec import loads_exact
 from edge.credential.model import Card
-from edge.credential.verifier import CardVerifier
+from edge.credential.verifier import CardVerifier, parse_claims
 from edge.errors import CredentialError, SecurityError
 from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
@@ -201,6 +201,9 @@ class VerificationPipeline:
             from_camera = card_text is None  # a caller that sends the card text sends the delegation with it
             if card_text is None:
                 card_text = self._read_card(frames, check_time)
+                if card_text is not None and not staff and self._is_delegation(card_text):
+                    # The guardian showed the delegation first: the child's card comes next.
+                    delegation_text, card_text = card_text, self._read_card(frames, check_time, skip=card_text)
             stage_done("qr", began)
             if card_text is None:
                 return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings)
@@ -348,14 +351,24 @@ class VerificationPipeline:
             self.entries.record(link.card_id)
         return outcome
 
-    def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None]) -> str | None:
+    def _is_delegation(self, text: str) -> bool:
+        """A signed delegation (valid or not: a lapsed one is refused as a delegation later, with its reason)."""
+        try:
+            payload, _, kid, alg = self.cards.check_signature(text)
+            return parse_claims(loads_exact(payload), kid=kid, alg=alg).card_type == "delegation"
+        except Exception:  # not a card we can read: the card check below says why
+            return False
+
+    def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
+                   skip: str | None = None) -> str | None:
         until = time.monotonic() + self.policy.card_timeout_s
         first_time: float | None = None
         for t, frame in frames:
             check_time()
             first_time = t if first_time is None else first_time
             for code in self.qr.decode(frame):
-                return code.text
+                if code.text != skip:
+                    return code.text
             if time.monotonic() > until or t - first_time > self.policy.card_timeout_s:
                 return None
         return None

@@ -122,8 +122,10 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
 
 
-def test_the_camera_reads_the_childs_card_and_then_the_delegation(station, testdata, tmp_path):
-    """The two-code presentation at the camera: the child's card, then the guardian's delegation, then the face."""
+@pytest.mark.parametrize("delegation_first", [False, True])
+def test_the_camera_reads_both_codes_in_either_order(station, testdata, tmp_path, delegation_first):
+    """The two-code presentation at the camera: the child's card and the guardian's delegation, in either order,
+    then the guardian's face."""
     import cv2
 
     from edge.demo import phone_qr_frame
@@ -131,8 +133,9 @@ def test_the_camera_reads_the_childs_card_and_then_the_delegation(station, testd
     daemon, texts, _ = station
     folder = tmp_path / "two-codes"
     folder.mkdir()
-    frames = [phone_qr_frame(texts["infant"], seed=i) for i in range(3)]
-    frames += [phone_qr_frame(texts["delegation"], seed=i) for i in range(3)]
+    order = ["delegation", "infant"] if delegation_first else ["infant", "delegation"]
+    frames = [phone_qr_frame(texts[order[0]], seed=i) for i in range(3)]
+    frames += [phone_qr_frame(texts[order[1]], seed=i) for i in range(3)]
     frames += speaker_frames(testdata)
     for index, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{index:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
