@@ -313,6 +313,8 @@ class VerificationPipeline:
                 exc.code, "DELEGATION_INVALID")
         if delegation.acts_for != card.card_id:
             return "DELEGATION_MISMATCH"
+        if delegation.guardian_card is not None and self.cards.revocations.is_revoked(delegation.guardian_card):
+            return "DELEGATION_REVOKED"  # the guardian's own card was withdrawn
         return delegation
 
     def _read_another_card(self, frames: Iterator[TimedFrame], check_time: Callable[[], None], seen: str,
