@@ -3,7 +3,8 @@ card and 45 frames of the holder), ``SESSIONS`` Verify calls one after another, 
 
 Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
 and onnxruntime defaults) and the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim``
-after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it).
+after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it). Both start with a warm Numba cache,
+as a board does after its first start (a cold cache costs ~40 MB more of JIT memory, once).
 
     .venv/bin/python bench/daemon_memory.py [SESSIONS]      (default 1000; results/daemon_memory.json)
 """
@@ -11,6 +12,7 @@ after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +49,9 @@ def main() -> None:
     text, card_id = issuer.issue(template_digest(template), site="bench")
     scene = write_scene(work / "scene", text, speaker_frames(DATA))
     results: dict = {"date": time.strftime("%Y-%m-%d"), "sessions": sessions, "variants": {}}
+    cache = tempfile.mkdtemp(prefix="numba-cache-")
+    subprocess.run([sys.executable, "-c", "from edge.liveness import kernels; kernels.warm_up()"], check=True,
+                   env={**os.environ, "NUMBA_CACHE_DIR": cache})
     for name, (models, server, env) in VARIANTS.items():
         data = work / f"device-{name}"
         store = TemplateStore(data / "templates.sqlite", data / "keys")
@@ -75,7 +80,7 @@ trim_after_session = {server['trim']}
 """)
         os.environ.update(env)
         try:
-            proc, port, _ = grpc_load.start_daemon(config, tempfile.mkdtemp(), work / f"{name}.port")
+            proc, port, _ = grpc_load.start_daemon(config, cache, work / f"{name}.port")
         finally:
             for key in env:
                 os.environ.pop(key, None)
