@@ -106,8 +106,26 @@ def to_bgr8(image: np.ndarray, source: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, BMP, WebP, TIFF...) to BGR uint8."""
+REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def jpeg_reduction(data: bytes, min_side: int) -> int:
+    """The largest JPEG DCT scaling (2, 4 or 8) that keeps the long side at least ``min_side``; 1 for none."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    size = _jpeg_size(data)
+    if size is None:
+        return 1
+    for factor in (8, 4, 2):
+        if max(size) // factor >= min_side:
+            return factor
+    return 1
+
+
+def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS,
+                 reduce: int = 1) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, BMP, WebP, TIFF...) to BGR uint8. ``reduce`` (2, 4, 8; JPEG only)
+    decodes at that fraction of the size through libjpeg's DCT scaling, with EXIF orientation applied."""
     if not data:
         raise ImageError(f"{source}: empty file (0 bytes)", code="image_empty")
     size = header_size(data)
@@ -118,6 +136,8 @@ def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PI
     # orientation tags live, so those decode with orientation applied (depth and colour kept).
     oriented = data[:2] == b"\xff\xd8" or data[:4] in (b"II*\x00", b"MM\x00*")
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if oriented else cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH
+    if reduce in REDUCED_FLAGS and data[:2] == b"\xff\xd8":
+        flags = REDUCED_FLAGS[reduce]
     try:
         image = cv2.imdecode(buffer, flags)
     except cv2.error as exc:
@@ -129,8 +149,8 @@ def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PI
     return to_bgr8(image, source)
 
 
-def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file into BGR uint8; raises ImageError with a reason code on any failure."""
+def read_image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes; ImageError with a reason code when it cannot be read."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -144,4 +164,9 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{path}: no such file", code="image_unreadable") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied", code="image_unreadable") from None
-    return decode_image(data, str(path), max_pixels=max_pixels)
+    return data
+
+
+def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file into BGR uint8; raises ImageError with a reason code on any failure."""
+    return decode_image(read_image_bytes(path), str(path), max_pixels=max_pixels)

@@ -17,7 +17,7 @@ from typing import Any
 from edge.assembly import build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
 from edge.errors import EdgeError, ImageError
-from edge.imageio import load_image
+from edge.imageio import read_image_bytes
 from edge.vision.face_stage import FaceStage
 from edge.vision.matcher import CosineMatcher
 from edge.vision.types import FaceEmbedding
@@ -49,7 +49,7 @@ class PairMatcher:
     def embedding(self, path: str) -> FaceEmbedding:
         if path not in self._cache:
             try:
-                embedding = self.stage.embed_image(load_image(path, max_pixels=self.max_pixels))
+                embedding = self.stage.embed_photograph(read_image_bytes(path), path, max_pixels=self.max_pixels)
                 if embedding.faces_found > 1:
                     log.warning("several faces; chose the largest", extra={"fields": {
                         "path": path, "faces": embedding.faces_found, "rule": "largest_box"}})

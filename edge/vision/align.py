@@ -39,6 +39,16 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Downscale to ``size`` (w, h) with area averaging, fast: Gaussian halvings (pyrDown) while the image is
+    at least twice the target, then INTER_AREA for the rest. INTER_AREA alone costs time in proportion to the
+    source (7 ms for a 2048 px photograph to 640 px here, 3 ms this way); the result differs by about one grey
+    level on average (bench/face.py)."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        image = cv2.pyrDown(image)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def transform_scale(matrix: np.ndarray) -> float:
     """Uniform scale of a similarity matrix (output pixels per input pixel)."""
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
@@ -62,8 +72,7 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZ
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             factor = 2.0 * scale
             region = image[y0:y1, x0:x1]
-            small = cv2.resize(region, (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))),
-                               interpolation=cv2.INTER_AREA)
+            small = shrink(region, (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))))
             fx, fy = small.shape[1] / (x1 - x0), small.shape[0] / (y1 - y0)
             local = (landmarks - [x0, y0]) * [fx, fy]
             matrix = similarity_transform(local, template)

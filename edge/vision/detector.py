@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from edge.errors import ModelError
+from edge.vision.align import shrink
 from edge.vision.runtime import InferenceBackend
 from edge.vision.types import Face
 
@@ -109,7 +109,7 @@ class FaceDetector:
         scale = min(1.0, (max_side or self.max_side) / max(height, width))
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            image = shrink(image, size)
         h, w = image.shape[:2]
         pw, ph = padded_size(w, h)
         tensor = np.zeros((1, 3, ph, pw), dtype=np.float32)
