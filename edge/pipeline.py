@@ -28,7 +28,8 @@ from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import Challenge
-from edge.qr.stage import QRStage
+from edge.qr.advice import SHOW_CARD, CardAdvisor
+from edge.qr.stage import QRStage, to_grey
 from edge.registry_client.outbox import Outbox
 from edge.security.templates import TemplateStore
 from edge.security.tokens import TokenContent, TokenSigner
@@ -149,6 +150,8 @@ class VerificationPipeline:
         self.data_age = data_age
         self.limiter = limiter or FailureLimiter()
         self.entries = entries
+        self.advisor = CardAdvisor()
+        self._card_advice: str | None = None
 
     def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None,
                deadline: float | None = None, on_event: EventSink | None = None,
@@ -206,7 +209,8 @@ class VerificationPipeline:
                     delegation_text, card_text = card_text, self._read_card(frames, check_time, skip=card_text)
             stage_done("qr", began)
             if card_text is None:
-                return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings)
+                return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings,
+                               prompts=[self._card_advice or SHOW_CARD])
 
             stale = self.data_age is not None and self.data_age() > self.policy.staleness_s
             if stale and self.policy.stale_policy == "deny":
@@ -363,14 +367,19 @@ class VerificationPipeline:
 
     def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                    skip: str | None = None) -> str | None:
+        """The first QR text in view (other than ``skip``) within the card timeout. Every eighth unreadable
+        frame, the advisor looks for a visible but unreadable code, to say what to do about it."""
         until = time.monotonic() + self.policy.card_timeout_s
         first_time: float | None = None
-        for t, frame in frames:
+        self._card_advice = None
+        for index, (t, frame) in enumerate(frames):
             check_time()
             first_time = t if first_time is None else first_time
             for code in self.qr.decode(frame):
                 if code.text != skip:
                     return code.text
+            if index % 8 == 0:
+                self._card_advice = self.advisor.advise(to_grey(frame)) or self._card_advice
             if time.monotonic() > until or t - first_time > self.policy.card_timeout_s:
                 return None
         return None
