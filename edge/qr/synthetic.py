@@ -32,7 +32,10 @@ import cv2
 import numpy as np
 
 CATEGORIES = ("clean", "perspective", "blur", "noise", "low_contrast", "glare", "moire", "inverted", "small",
-              "rotation", "phone_screen", "on_photo")
+              "rotation", "phone_screen", "on_photo", "dark_mode", "dim_screen", "light_design")
+#: Phone screens as people hold them at a gate: the screen model of "phone_screen" with the card shown in dark
+#: mode (light modules on dark), at low brightness, or as a low-contrast "light" design.
+SCREEN_CATEGORIES = ("moire", "phone_screen", "dark_mode", "dim_screen", "light_design")
 
 
 @dataclass(frozen=True)
@@ -173,22 +176,30 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
     module_px = {"small": rng.uniform(1.6, 2.4), "clean": rng.uniform(3.0, 5.0)}.get(category, rng.uniform(2.8, 4.2))
     side = min(n * module_px, min(width, height) * 0.92)
     angle = float(rng.uniform(0, 360)) if category == "rotation" else float(rng.uniform(-8, 8))
-    tilt = {"perspective": 0.12, "phone_screen": 0.06, "on_photo": 0.05}.get(category, 0.01)
+    tilt = {"perspective": 0.12, "phone_screen": 0.06, "on_photo": 0.05, "dark_mode": 0.06, "dim_screen": 0.06,
+            "light_design": 0.06}.get(category, 0.01)
     quad = _quad(rng, width, height, side, tilt, angle)
     dark, light = 0, 255
     if category == "low_contrast":
         dark = int(rng.integers(70, 110))
         light = dark + int(rng.integers(35, 60))
+    elif category == "light_design":  # pastel modules on white: a "friendly" card design
+        dark, light = int(rng.integers(120, 170)), 255
     symbol = render_symbol(modules, 8, dark, light)
-    if category == "inverted":
+    if category in ("inverted", "dark_mode"):
         symbol = 255 - symbol
-    if category in ("moire", "phone_screen"):
+    if category == "dark_mode":  # light-grey modules on a dark-grey background, as dark themes draw them
+        symbol = (30 + symbol.astype(np.float32) * (200 / 255)).astype(np.uint8)
+    if category in SCREEN_CATEGORIES:
         screen = _screen(symbol, rng, gamma=float(rng.uniform(0.7, 1.4)))
+        if category == "dim_screen":  # brightness turned down: the backlight at 15-30 %
+            screen = (screen.astype(np.float32) * rng.uniform(0.15, 0.3)).astype(np.uint8)
         pad = int(screen.shape[0] * 0.08)
         bezel_colour = int(rng.integers(5, 40))
+        phone = category != "moire"
         screen = cv2.copyMakeBorder(screen, pad, pad * 3, pad, pad, cv2.BORDER_CONSTANT,
-                                    value=(bezel_colour,) * 3) if category == "phone_screen" else screen
-        if category == "phone_screen":
+                                    value=(bezel_colour,) * 3) if phone else screen
+        if phone:
             quad = _quad(rng, width, height, side * 1.25, tilt, angle)
             h, w = screen.shape[:2]
             scale = np.array([w / max(w, h), h / max(w, h)], np.float32)
@@ -210,7 +221,7 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
         frame = _glare(frame, rng, centre, side * 0.35)
     elif category == "moire":
         frame = cv2.GaussianBlur(frame, (0, 0), 0.6)
-    elif category == "phone_screen":
+    elif category in ("phone_screen", "dark_mode", "dim_screen", "light_design"):
         bloom = cv2.GaussianBlur(frame, (0, 0), 6)
         frame = cv2.addWeighted(frame, 0.85, bloom, 0.25, 0)
         if rng.random() < 0.6:
