@@ -157,25 +157,25 @@ class VerificationPipeline:
                deadline: float | None = None, on_event: EventSink | None = None,
                cancelled: Callable[[], bool] | None = None, delegation_text: str | None = None) -> Outcome:
         """Run one session. ``deadline`` is a time.monotonic() instant (the tighter of the RPC's and ours)."""
-        wait = self.limiter.blocked_for()
-        if wait > 0:
-            return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
-                           prompts=[f"Please wait {int(wait) + 1} s before trying again"])
-        outcome = self._session(frames, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event,
-                                cancelled=cancelled, delegation_text=delegation_text)
-        self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
-        return outcome
+        return self._rate_limited(lambda: self._session(
+            frames, nonce=nonce, card_text=card_text, deadline=deadline, on_event=on_event, cancelled=cancelled,
+            delegation_text=delegation_text))
 
     def override(self, frames: Iterator[TimedFrame], *, nonce: bytes, link: OverrideLink,
                  staff_card_text: str | None = None, deadline: float | None = None,
                  on_event: EventSink | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
         """A staff member's own session (staff card, liveness, face); if it ALLOWs, the override token."""
+        return self._rate_limited(lambda: self._session(
+            frames, nonce=nonce, card_text=staff_card_text, deadline=deadline, on_event=on_event, cancelled=cancelled,
+            staff=link))
+
+    def _rate_limited(self, session: Callable[[], Outcome]) -> Outcome:
+        """The gate's cool-down after repeated failed guesses at the face or liveness checks."""
         wait = self.limiter.blocked_for()
         if wait > 0:
             return Outcome("RETRY", ["RATE_LIMITED"], timings={"total": 0.0},
                            prompts=[f"Please wait {int(wait) + 1} s before trying again"])
-        outcome = self._session(frames, nonce=nonce, card_text=staff_card_text, deadline=deadline, on_event=on_event,
-                                cancelled=cancelled, staff=link)
+        outcome = session()
         self.limiter.record(outcome.decision == "DENY" and bool(LIMITED_REASONS & set(outcome.reasons)))
         return outcome
 

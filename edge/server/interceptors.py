@@ -145,19 +145,23 @@ class EdgeInterceptor(grpc.ServerInterceptor):
             except (DecodeError, ValueError, RuntimeError) as exc:
                 raise InvalidRequest(f"the request is not a valid {method.rsplit('/', 1)[-1]} message") from exc
 
+        def enter(context: grpc.ServicerContext) -> None:
+            """Identity, role and rate, then a concurrency slot (the caller releases it); raises to refuse."""
+            context.set_trailing_metadata((("x-request-id", rid),))
+            who = self._admit(method, context)
+            if not semaphore.acquire(blocking=False):
+                raise Busy(f"{method} is at its concurrency limit; retry shortly")
+            if who is not None:
+                context.edge_identity = who
+
         def unary(raw: bytes, context: grpc.ServicerContext) -> Any:
             token = request_id.set(rid)
             began = time.monotonic()
             status = "OK"
             admitted = False
             try:
-                context.set_trailing_metadata((("x-request-id", rid),))
-                who = self._admit(method, context)
-                admitted = semaphore.acquire(blocking=False)
-                if not admitted:
-                    raise Busy(f"{method} is at its concurrency limit; retry shortly")
-                if who is not None:
-                    context.edge_identity = who
+                enter(context)
+                admitted = True
                 return handler.unary_unary(decode(raw), context)
             except EdgeError as exc:
                 status = exc.code
@@ -182,13 +186,8 @@ class EdgeInterceptor(grpc.ServerInterceptor):
             admitted = False
             status = "OK"
             try:
-                context.set_trailing_metadata((("x-request-id", rid),))
-                who = self._admit(method, context)
-                admitted = semaphore.acquire(blocking=False)
-                if not admitted:
-                    raise Busy(f"{method} is at its concurrency limit; retry shortly")
-                if who is not None:
-                    context.edge_identity = who
+                enter(context)
+                admitted = True
                 yield from handler.stream_stream((decode(raw) for raw in raw_iterator), context)
             except EdgeError as exc:
                 status = exc.code

@@ -51,12 +51,13 @@ tls_dir = "{pki_dir(world.issuer.folder.parent)}"
 server_cert = "{SERVER_NAME}"
 """)
     port_file = tmp_path / "port"
+    log_file = tmp_path / "edge.log"  # a file, not a pipe: a pipe nobody reads blocks the daemon once full
     proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--config", str(config), "--port-file",
-                             str(port_file)], stderr=subprocess.PIPE, text=True)
+                             str(port_file)], stderr=log_file.open("w"), text=True)
     try:
         deadline = time.time() + 60
         while not port_file.exists() or not port_file.read_text():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert proc.poll() is None, log_file.read_text()
             assert time.time() < deadline
             time.sleep(0.1)
         port = int(port_file.read_text())
@@ -71,7 +72,7 @@ server_cert = "{SERVER_NAME}"
         assert rest[-1].WhichOneof("kind") == "result"
         assert rest[-1].result.decision == pb.ALLOW
         assert proc.wait(30) == 0
-        log = proc.stderr.read() if proc.stderr else ""
+        log = log_file.read_text()
         assert '"shutting down"' in log and '"stopped"' in log
     finally:
         if proc.poll() is None:
