@@ -216,3 +216,19 @@ def test_a_permit_is_refused_once_the_expected_stay_has_passed(registry):
         rules.issue(patient_id="pat-0500", template_sha256=FACE, model_id="m", age_band="adult",
                     condition_until=None, now=time.time() + 2 * 86400)
     assert e.value.code == "admission_ended"
+
+
+def test_escort_policies_load_from_toml_and_name_a_bad_key(tmp_path):
+    from edge.cli.registry import load_escort_policies
+    from edge.errors import ConfigError
+
+    good = tmp_path / "policy.toml"
+    good.write_text("[default]\nmax_escorts = 1\nmax_days = 7\n[sites.icu]\nmax_escorts = 2\nrequire_condition = true\n")
+    policies = load_escort_policies(good)
+    assert policies["icu"] == EscortPolicy(max_escorts=2, max_days=7, require_condition=True)
+    assert policies["*"] == EscortPolicy(max_escorts=1, max_days=7)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sites.icu]\nmax_escort = 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_escort_policies(bad)
+    assert "sites.icu" in e.value.message and "max_escort" in e.value.message
