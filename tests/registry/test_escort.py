@@ -223,7 +223,8 @@ def test_escort_policies_load_from_toml_and_name_a_bad_key(tmp_path):
     from edge.errors import ConfigError
 
     good = tmp_path / "policy.toml"
-    good.write_text("[default]\nmax_escorts = 1\nmax_days = 7\n[sites.icu]\nmax_escorts = 2\nrequire_condition = true\n")
+    good.write_text("[default]\nmax_escorts = 1\nmax_days = 7\n"
+                    "[sites.icu]\nmax_escorts = 2\nrequire_condition = true\n")
     policies = load_escort_policies(good)
     assert policies["icu"] == EscortPolicy(max_escorts=2, max_days=7, require_condition=True)
     assert policies["*"] == EscortPolicy(max_escorts=1, max_days=7)
