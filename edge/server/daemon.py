@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 import threading
 import time
@@ -119,7 +120,18 @@ class Listeners:
         if socket_path.exists():
             if not stat.S_ISSOCK(socket_path.stat().st_mode):
                 raise ConfigError(f"{socket_path} exists and is not a socket", key="server.unix_socket")
-            socket_path.unlink()  # a stale socket of a previous run: the TCP bind above proved we are alone
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(socket_path))
+                alive = True
+            except OSError:
+                alive = False  # a stale socket left by a previous run
+            finally:
+                probe.close()
+            if alive:
+                raise ConfigError(f"{socket_path} is served by another running daemon", key="server.unix_socket",
+                                  code="listen_failed")
+            socket_path.unlink()
         try:
             socket_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -211,3 +211,26 @@ def test_no_listener_without_tls_unless_plaintext_is_asked_for(tmp_path, world):
         EdgeDaemon(config, source_factory=Camera(scene=world.scenes["no_card"]))
     assert e.value.details["key"] == "server.tls_dir"
     assert not (tmp_path / "keys").exists()  # refused before anything was created
+
+
+def test_a_second_daemon_cannot_take_over_a_live_unix_socket(tmp_path, world):
+    from edge.errors import ConfigError
+
+    socket_path = tmp_path / "run" / "edge.sock"
+    first = EdgeDaemon(make_config(tmp_path / "a", world.issuer, address=None, unix_socket=str(socket_path)),
+                       source_factory=Camera(scene=world.scenes["no_card"]))
+    first.start()
+    try:
+        with pytest.raises(ConfigError) as e:
+            EdgeDaemon(make_config(tmp_path / "b", world.issuer, address=None, unix_socket=str(socket_path)),
+                       source_factory=Camera(scene=world.scenes["no_card"]))
+        assert e.value.code == "listen_failed"
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:  # the first one still answers
+            assert pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10).device_id
+    finally:
+        first.stop(1.0)
+    # A stale socket file (the daemon is gone) is replaced.
+    second = EdgeDaemon(make_config(tmp_path / "b", world.issuer, address=None, unix_socket=str(socket_path)),
+                        source_factory=Camera(scene=world.scenes["no_card"]))
+    second.start()
+    second.stop(1.0)
