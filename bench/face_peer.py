@@ -36,10 +36,10 @@ portraits = sorted(glob.glob(sys.argv[2] + "/faces/people/*/*"))
 if sys.argv[1] == "edge":
     from edge.assembly import build_face_stage
     from edge.config import load_config
-    from edge.imageio import load_image
-    stage = build_face_stage(load_config()); stage.warm_up()
+    from edge.imageio import read_image_bytes
+    stage = build_face_stage(load_config(), batch=True); stage.warm_up()  # as `edge match` builds it
     def embed(path):
-        return stage.embed_image(load_image(path)).vector
+        return stage.embed_photograph(read_image_bytes(path), path).vector
     def cosine(a, b):
         return float(a @ b)
 else:

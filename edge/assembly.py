@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 MODEL_ID = "sface-2021dec-fp32"
 
 
-def build_face_stage(config: EdgeConfig) -> FaceStage:
+def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
+    """``batch``: a command that owns the machine (match, calibrate) lets onnxruntime's workers spin."""
     face = config.face
     limits = QualityLimits(min_eye_distance_px=face.min_eye_distance_px, max_yaw_deg=face.max_yaw_deg,
                            max_pitch_deg=face.max_pitch_deg, min_sharpness=face.min_sharpness,
@@ -49,7 +50,8 @@ def build_face_stage(config: EdgeConfig) -> FaceStage:
     return FaceStage.from_models(config.models.dir, threads=config.models.threads,
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
-                                 retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena)
+                                 retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena,
+                                 spinning=batch)
 
 
 def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         fail(f"{args.folder} is not a folder")
         return EXIT_USAGE
-    stage = build_face_stage(config_from_args(args))
+    stage = build_face_stage(config_from_args(args), batch=True)
     vectors, labels, skipped = {}, {}, []
     images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
               for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         fail(exc.message)
         return EXIT_UNREADABLE
     threshold = args.threshold if args.threshold is not None else config.face.match_threshold
-    matcher = PairMatcher(build_face_stage(config), CosineMatcher(threshold), config.image.max_pixels)
+    matcher = PairMatcher(build_face_stage(config, batch=True), CosineMatcher(threshold), config.image.max_pixels)
     code = EXIT_OK
     for a, b in pairs:
         result, error = matcher.compare(a, b)

@@ -43,12 +43,12 @@ class FaceStage:
     def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
-                    memory_arena: bool = False) -> FaceStage:
+                    memory_arena: bool = False, spinning: bool = False) -> FaceStage:
         detector = FaceDetector(OnnxBackend(resolve_model("yunet", model_dir), threads=threads,
-                                            memory_arena=memory_arena),
+                                            memory_arena=memory_arena, spinning=spinning),
                                 max_side=max_side, score_threshold=score_threshold, retry_max_side=retry_max_side)
         embedder = FaceEmbedder(OnnxBackend(resolve_model("sface", model_dir), threads=threads,
-                                            memory_arena=memory_arena),
+                                            memory_arena=memory_arena, spinning=spinning),
                                 flip_fusion=flip_fusion, channel_order=channel_order)
         return cls(detector, embedder, limits)
 
