@@ -1,6 +1,10 @@
 """The QR stage: every decoder on the frame, then preprocessing retries inside a time budget.
 
-Retries, cheapest and most often useful first: local contrast (CLAHE) for dim or washed-out codes, 2x
+The first retry of a colour frame reads its brightest channel instead of the grey mean: a phone or tablet
+screen draws each module with red, green and blue subpixel stripes, which the grey mean turns into a striped
+pattern and the maximum fills in again (moire on the screen: 19 of 30 read through grey, 30 through the
+maximum; dark-mode, light-design and other phone-screen frames gain 2-3 of 30; bench/README.md).
+Then, on grey: local contrast (CLAHE) for dim or washed-out codes, 2x
 upscale for small codes, unsharp masking for blur, a median blur against screen moiré and sensor noise,
 inversion (light-on-dark codes; zxing handles it itself, zbar does not), Otsu binarisation for glare
 gradients, and a 0.5x downscale for large codes dominated by moiré. The first variant in which any
@@ -110,6 +114,12 @@ class QRStage:
         codes = self._run_all(grey, "original", 1.0)
         if codes:
             return codes
+        colour = np.asarray(frame)
+        within_budget = (time.perf_counter() - start) * 1000.0 <= self.budget_ms
+        if colour.ndim == 3 and colour.shape[2] >= 3 and colour.dtype == np.uint8 and self.variants and within_budget:
+            codes = self._run_all(np.ascontiguousarray(colour[:, :, :3].max(axis=2)), "max_channel", 1.0)
+            if codes:
+                return codes
         for name, transform, scale in self.variants:
             if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
                 log.debug("qr retry budget spent before %s", name)
