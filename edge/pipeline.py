@@ -429,15 +429,17 @@ class VerificationPipeline:
         return "DENY", "LIVENESS_FAILED"
 
     def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray) -> float:
-        """Embed the tracked face in its sharpest, largest frames (up to 3) and take the best cosine."""
+        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (mean, renormalised)
+        and compare once. Fusing rather than taking the best of three keeps genuine scores (live clip of the
+        holder: minimum 0.670 either way) and lowers the impostor tail (12 live clips of other people against
+        20 portraits: highest 0.332 -> 0.323, 99th percentile 0.265 -> 0.257; docs/THRESHOLDS.md)."""
         track = result.track
         assert track is not None
         order = sorted(range(len(track.faces)), key=lambda i: -track.faces[i].eye_distance)[:3]
-        best = -1.0
-        for i in order:
-            embedding = self.faces.embed_face(images[track.frame_indices[i]], track.faces[i])
-            best = max(best, self.matcher.match(embedding.vector, template).similarity)
-        return best
+        vectors = [self.faces.embed_face(images[track.frame_indices[i]], track.faces[i]).vector for i in order]
+        fused = np.mean(vectors, axis=0)
+        fused = fused / max(float(np.linalg.norm(fused)), 1e-12)
+        return self.matcher.match(fused.astype(np.float32), template).similarity
 
     def _finish(self, decision: str, reasons: list[str], card_id: str, card_text: str, card_kid: bytes, nonce: bytes,
                 checks: dict, timings: dict[str, float], *, prompts: list[str] | None = None,
