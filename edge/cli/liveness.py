@@ -102,7 +102,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     from edge.imageio import load_image
-    from edge.liveness.attacks import live_windows, print_attack, replay_attack, waved_photo_attack
+    from edge.liveness.attacks import (
+        bent_photo_attack,
+        live_windows,
+        print_attack,
+        replay_attack,
+        trimmed_to_face,
+        waved_photo_attack,
+    )
 
     rng = np.random.default_rng(args.seed)
     video_path = args.data / "video" / "short_hamilton_clip.mp4"
@@ -115,11 +122,15 @@ def run_generate(args: argparse.Namespace) -> int:
     windows = list(live_windows(video, length=30, step=10))
     rng.shuffle(windows)
     photos = [load_image(p) for p in portraits]
+    detector = build_face_stage(config_from_args(args)).detector
+    heads = [trimmed_to_face(photo, max(faces, key=lambda f: f.box[2] * f.box[3]).box)
+             for photo in photos if (faces := detector.detect(photo))]
     sets = {"live": windows[:args.per_type],
             "attack_print": [print_attack(photos[i % len(photos)], rng, 30) for i in range(args.per_type)],
             "attack_waved_photo": [waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30)
                                    for i in range(args.per_type)],
-            "attack_replay": [replay_attack(windows[i % len(windows)], rng) for i in range(args.per_type)]}
+            "attack_replay": [replay_attack(windows[i % len(windows)], rng) for i in range(args.per_type)],
+            "attack_bent_photo": [bent_photo_attack(heads[i % len(heads)], rng, 30) for i in range(args.per_type)]}
     for label, presentations in sets.items():
         for index, presentation in enumerate(presentations):
             folder = args.out / label / f"{index:03d}"

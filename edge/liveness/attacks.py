@@ -11,6 +11,11 @@ would see it:
                         small hand motion and recapture blur/noise.
     attack_waved_photo  a photo tilted and waved in front of the camera: large smooth planar
                         (homography) motion of one image, which fakes head pose but stays planar.
+    attack_bent_photo   a print trimmed to the head and bent around a vertical axis (a cylinder, radius
+                        0.3-1.0 photo widths, convex towards the camera) and slowly turned about that
+                        axis: the nose sits in front of the plane of the eyes and mouth, as on a head,
+                        but the sheet is flat along its vertical axis. Rendered by ray-casting every
+                        camera pixel onto the cylinder, so the projection is exact, not piecewise planar.
 
 Limits, stated plainly: these are physical models, not captures. Real prints have paper texture and
 lighting gradients we do not model, real screens have their own subpixel layouts and refresh rates, and
@@ -161,6 +166,64 @@ def waved_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int 
         quad[[1, 2], 1] -= np.array([-1, 1], np.float32) * a * amplitude * h
         quad[[0, 1], 0] += np.array([1, -1], np.float32) * b * amplitude * w * 0.5
         out.append((i / FPS, _noise(_warp_into(room, printed(photo, rng) if i == 0 else picture, quad), rng, 3.0)))
+    return out
+
+
+def trimmed_to_face(photo: np.ndarray, box: tuple[float, float, float, float], margin: float = 1.4) -> np.ndarray:
+    """The print cut down to the head, as an attacker trims it to fill the view: ``margin`` face sizes
+    above/below the face centre, 0.9 of that to either side (box is x, y, w, h in pixels)."""
+    x, y, w, h = box
+    cx, cy, s = x + w / 2, y + h / 2, margin * max(w, h)
+    top, left = int(max(0, cy - s)), int(max(0, cx - 0.9 * s))
+    return photo[top:int(cy + s), left:int(cx + 0.9 * s)].copy()
+
+
+def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 45,
+                      radius_widths: float | None = None) -> Presentation:
+    """A printed photo curved around a vertical cylinder and turned slowly about the vertical.
+
+    Units: photo pixels are world units; the camera has focal length ``focal`` pixels and the sheet's
+    centre sits ``distance`` photo pixels in front of it, chosen so the sheet spans ~70 % of the frame
+    height. ``radius_widths`` is the cylinder radius in photo widths (random in 0.3-1.0 when None; on a
+    print trimmed to the head, 0.3 is about a real head's curvature). The turn is 15-30 degrees peak.
+    """
+    room = _room(rng).astype(np.float32)
+    picture = printed(photo, rng).astype(np.float32)
+    h, w = picture.shape[:2]
+    radius = w * (radius_widths if radius_widths is not None else rng.uniform(0.3, 1.0))
+    distance = 3.0 * h
+    focal = rng.uniform(0.6, 0.8) * SIZE[1] * 3.0
+    amplitude = np.deg2rad(rng.uniform(15, 30))
+    period_s = rng.uniform(1.2, 2.5)
+    phase = rng.uniform(0, 2 * np.pi)
+    cx, cy = SIZE[0] / 2 + rng.uniform(-30, 30), SIZE[1] / 2 + rng.uniform(-20, 20)
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(np.float32)
+    out = []
+    for i in range(frames):
+        t = i / FPS
+        yaw = amplitude * np.sin(2 * np.pi * t / period_s + phase)
+        tremor = rng.normal(0, 1.0, 2)
+        dx = (xx - cx - tremor[0]).astype(np.float64) / focal  # ray direction (dx, dy, 1) per camera pixel
+        dy = (yy - cy - tremor[1]).astype(np.float64) / focal
+        # The axis lies `radius` behind the sheet's centre, along the sheet normal turned by `yaw`.
+        ax, az = radius * np.sin(yaw), distance + radius * np.cos(yaw)
+        # |t*(dx, 1) - (ax, az)|^2 = radius^2 in the horizontal plane; the nearer root is the front. c is
+        # written without the radius^2 terms and the root in its stable form, so a nearly flat sheet
+        # (huge radius) does not cancel to nothing.
+        a = dx * dx + 1.0
+        half_b = -(dx * ax + az)
+        c = distance * distance + 2.0 * distance * radius * np.cos(yaw)
+        disc = half_b * half_b - a * c
+        hit = disc >= 0
+        depth = c / (-half_b + np.sqrt(np.where(hit, disc, 0)))
+        theta = np.arctan2(depth * dx - ax, az - depth) + yaw  # angle along the sheet from its centre line
+        u = (radius * theta + w / 2).astype(np.float32)
+        v = (depth * dy + h / 2).astype(np.float32)
+        inside = hit & (u >= 0) & (u < w - 1) & (v >= 0) & (v < h - 1)
+        sampled = cv2.remap(picture, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        shade = (0.85 + 0.15 * np.cos(theta - yaw))[..., None]  # the sheet's turned-away side is darker
+        frame = np.where(inside[..., None], sampled * shade, room)
+        out.append((t, _noise(np.clip(frame, 0, 255), rng, 3.0)))
     return out
 
 
