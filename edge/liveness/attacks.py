@@ -25,7 +25,7 @@ bound on what a real evaluation would show.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -179,13 +179,16 @@ def trimmed_to_face(photo: np.ndarray, box: tuple[float, float, float, float], m
 
 
 def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 45,
-                      radius_widths: float | None = None) -> Presentation:
+                      radius_widths: float | None = None,
+                      yaw_deg_at: Callable[[float], float] | None = None) -> Presentation:
     """A printed photo curved around a vertical cylinder and turned slowly about the vertical.
 
     Units: photo pixels are world units; the camera has focal length ``focal`` pixels and the sheet's
     centre sits ``distance`` photo pixels in front of it, chosen so the sheet spans ~70 % of the frame
     height. ``radius_widths`` is the cylinder radius in photo widths (random in 0.3-1.0 when None; on a
-    print trimmed to the head, 0.3 is about a real head's curvature). The turn is 15-30 degrees peak.
+    print trimmed to the head, 0.3 is about a real head's curvature). The turn is 15-30 degrees peak,
+    back and forth, unless ``yaw_deg_at(t)`` gives the sheet's turn in degrees at t seconds (an attacker
+    answering a challenge). A very large radius (1e4) is a flat photo turned the same way.
     """
     room = _room(rng).astype(np.float32)
     picture = printed(photo, rng).astype(np.float32)
@@ -201,7 +204,8 @@ def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int =
     out = []
     for i in range(frames):
         t = i / FPS
-        yaw = amplitude * np.sin(2 * np.pi * t / period_s + phase)
+        yaw = (np.deg2rad(yaw_deg_at(t)) if yaw_deg_at is not None
+               else amplitude * np.sin(2 * np.pi * t / period_s + phase))
         tremor = rng.normal(0, 1.0, 2)
         dx = (xx - cx - tremor[0]).astype(np.float64) / focal  # ray direction (dx, dy, 1) per camera pixel
         dy = (yy - cy - tremor[1]).astype(np.float64) / focal
