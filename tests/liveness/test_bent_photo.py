@@ -64,3 +64,16 @@ def test_bent_photo_is_refused_passively(face_stage, testdata):
     result = LivenessChecker(face_stage.detector).check(presentation)
     assert not result.failure_to_acquire
     assert not result.live, result.reasons
+
+
+def test_a_yaw_schedule_turns_the_sheet_as_given():
+    white = np.full((300, 240, 3), 255, np.uint8)
+
+    def width(yaw_deg: float) -> int:
+        kwargs = {"frames": 1, "radius_widths": 1e4, "yaw_deg_at": lambda t: yaw_deg}
+        a = attacks.bent_photo_attack(white, np.random.default_rng(9), **kwargs)[0][1]
+        b = attacks.bent_photo_attack(np.zeros_like(white), np.random.default_rng(9), **kwargs)[0][1]
+        return int((np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 60).any(axis=0).sum())
+
+    facing, turned = width(0.0), width(40.0)
+    assert abs(turned / facing - np.cos(np.radians(40))) < 0.08  # foreshortened by ~cos(40 deg)
