@@ -41,8 +41,7 @@ def main() -> None:
     checkers = {"without_pad": LivenessChecker(stage.detector)}
     if folder is not None:
         checkers["with_pad"] = LivenessChecker(stage.detector, pad=PADModel.from_dir(folder))
-    heads = [attacks.trimmed_to_face(photo, max(faces, key=lambda f: f.box[2] * f.box[3]).box)
-             for photo in photos if (faces := stage.detector.detect(photo))]
+    heads = attacks.trimmed_heads(photos, stage.detector)
     rng = np.random.default_rng(15)
     makers = {
         "attack_bent_photo": lambda i: attacks.bent_photo_attack(heads[i % len(heads)], rng,

@@ -55,8 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     stage = build_face_stage(load_config())
     photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
-    heads = [attacks.trimmed_to_face(photo, max(faces, key=lambda f: f.box[2] * f.box[3]).box)
-             for photo in photos if (faces := stage.detector.detect(photo))]
+    heads = attacks.trimmed_heads(photos, stage.detector)
     strict = LivenessThresholds(require_challenge=True)
     checkers = {"without_pad": LivenessChecker(stage.detector, strict)}
     folder = pad_model_dir()

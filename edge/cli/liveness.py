@@ -107,7 +107,7 @@ def run_generate(args: argparse.Namespace) -> int:
         live_windows,
         print_attack,
         replay_attack,
-        trimmed_to_face,
+        trimmed_heads,
         waved_photo_attack,
     )
 
@@ -123,8 +123,7 @@ def run_generate(args: argparse.Namespace) -> int:
     rng.shuffle(windows)
     photos = [load_image(p) for p in portraits]
     detector = build_face_stage(config_from_args(args)).detector
-    heads = [trimmed_to_face(photo, max(faces, key=lambda f: f.box[2] * f.box[3]).box)
-             for photo in photos if (faces := detector.detect(photo))]
+    heads = trimmed_heads(photos, detector)
     sets = {"live": windows[:args.per_type],
             "attack_print": [print_attack(photos[i % len(photos)], rng, 30) for i in range(args.per_type)],
             "attack_waved_photo": [waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30)

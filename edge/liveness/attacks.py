@@ -30,6 +30,9 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 
+from edge.vision.detector import FaceDetector
+from edge.vision.face_stage import choose_face
+
 FPS = 30.0
 SIZE = (640, 480)
 
@@ -176,6 +179,11 @@ def trimmed_to_face(photo: np.ndarray, box: tuple[float, float, float, float], m
     cx, cy, s = x + w / 2, y + h / 2, margin * max(w, h)
     top, left = int(max(0, cy - s)), int(max(0, cx - 0.9 * s))
     return photo[top:int(cy + s), left:int(cx + 0.9 * s)].copy()
+
+
+def trimmed_heads(photos: list[np.ndarray], detector: FaceDetector) -> list[np.ndarray]:
+    """Each photo in which a face is found, trimmed to the face the gate would choose."""
+    return [trimmed_to_face(photo, choose_face(faces).box) for photo in photos if (faces := detector.detect(photo))]
 
 
 def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 45,

@@ -58,8 +58,8 @@ def test_trimmed_to_face_keeps_the_head_and_fills_the_view():
                                        "five-landmark planarity cue (bench/liveness_bent.py measures how often)")
 def test_bent_photo_is_refused_passively(face_stage, testdata):
     photo = load_image(sorted((testdata / "faces" / "people").glob("*/*.jp*g"))[6])
-    box = max(face_stage.detector.detect(photo), key=lambda f: f.box[2] * f.box[3]).box
-    presentation = attacks.bent_photo_attack(attacks.trimmed_to_face(photo, box), np.random.default_rng(7),
+    [head] = attacks.trimmed_heads([photo], face_stage.detector)
+    presentation = attacks.bent_photo_attack(head, np.random.default_rng(7),
                                              radius_widths=0.3)
     result = LivenessChecker(face_stage.detector).check(presentation)
     assert not result.failure_to_acquire
