@@ -28,9 +28,8 @@ from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.temporal import Challenge
+from edge.liveness.temporal import Challenge, yaw_series
 from edge.liveness.tracking import follow
-from edge.vision.quality import estimate_pose
 
 FPS = 30.0
 WINDOW_FRAMES = 105  # 3.5 s: the latest prompt (1.0 s) plus the answer window (2.5 s)
@@ -88,7 +87,7 @@ def main() -> None:
         if len(track.faces) < 30:
             per_clip[clip.name] = {"turns": 0, "note": "no steady track"}
             continue
-        yaw = np.array([estimate_pose(f.landmarks)[0] for f in track.faces])
+        yaw = yaw_series(track.faces)
         onsets = turn_onsets(track.times, yaw)
         outcomes = []
         for onset, sign in onsets:
