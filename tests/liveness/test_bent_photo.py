@@ -8,14 +8,17 @@ from edge.liveness import attacks
 from edge.liveness.checker import LivenessChecker
 
 
-def _sheet_mask(radius_widths: float, seed: int) -> np.ndarray:
-    """Where the sheet is in frame 0: a white and a black print under the same random draws differ there
-    and only there (same room, same noise)."""
+def _sheet_masks(seed: int, **kwargs) -> list[np.ndarray]:
+    """Where the sheet is in each frame: a white and a black print under the same random draws differ
+    there and only there (same room, same noise)."""
     white = np.full((300, 240, 3), 255, np.uint8)
-    black = np.zeros_like(white)
-    a = attacks.bent_photo_attack(white, np.random.default_rng(seed), frames=1, radius_widths=radius_widths)
-    b = attacks.bent_photo_attack(black, np.random.default_rng(seed), frames=1, radius_widths=radius_widths)
-    return np.abs(a[0][1].astype(int) - b[0][1].astype(int)).max(axis=2) > 60
+    a = attacks.bent_photo_attack(white, np.random.default_rng(seed), **kwargs)
+    b = attacks.bent_photo_attack(np.zeros_like(white), np.random.default_rng(seed), **kwargs)
+    return [np.abs(x.astype(int) - y.astype(int)).max(axis=2) > 60 for (_, x), (_, y) in zip(a, b, strict=True)]
+
+
+def _sheet_mask(radius_widths: float, seed: int) -> np.ndarray:
+    return _sheet_masks(seed, frames=1, radius_widths=radius_widths)[0]
 
 
 def _top_edge_bend_px(mask: np.ndarray) -> float:
@@ -37,13 +40,8 @@ def test_a_tightly_bent_sheet_has_a_curved_edge_and_a_nearly_flat_one_does_not(s
 
 
 def test_the_sheet_turns_over_the_presentation():
-    white = np.full((300, 240, 3), 255, np.uint8)
-    frames = attacks.bent_photo_attack(white, np.random.default_rng(4), frames=45, radius_widths=0.4)
-    black = attacks.bent_photo_attack(np.zeros_like(white), np.random.default_rng(4), frames=45, radius_widths=0.4)
-    centres = []
-    for (_, w), (_, b) in zip(frames, black, strict=True):
-        mask = np.abs(w.astype(int) - b.astype(int)).max(axis=2) > 60
-        centres.append(np.flatnonzero(mask.any(axis=0)).mean())
+    centres = [np.flatnonzero(mask.any(axis=0)).mean()
+               for mask in _sheet_masks(4, frames=45, radius_widths=0.4)]
     assert max(centres) - min(centres) > 5.0  # the silhouette moves as the sheet turns
 
 
@@ -67,13 +65,9 @@ def test_bent_photo_is_refused_passively(face_stage, testdata):
 
 
 def test_a_yaw_schedule_turns_the_sheet_as_given():
-    white = np.full((300, 240, 3), 255, np.uint8)
-
     def width(yaw_deg: float) -> int:
-        kwargs = {"frames": 1, "radius_widths": 1e4, "yaw_deg_at": lambda t: yaw_deg}
-        a = attacks.bent_photo_attack(white, np.random.default_rng(9), **kwargs)[0][1]
-        b = attacks.bent_photo_attack(np.zeros_like(white), np.random.default_rng(9), **kwargs)[0][1]
-        return int((np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 60).any(axis=0).sum())
+        [mask] = _sheet_masks(9, frames=1, radius_widths=1e4, yaw_deg_at=lambda t: yaw_deg)
+        return int(mask.any(axis=0).sum())
 
     facing, turned = width(0.0), width(40.0)
     assert abs(turned / facing - np.cos(np.radians(40))) < 0.08  # foreshortened by ~cos(40 deg)
