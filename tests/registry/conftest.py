@@ -118,3 +118,17 @@ def register(stub: rpb_grpc.RegistryStub, device_id: str, keys_dir: Path, site: 
     enc = load_or_create_x25519(keys_dir)
     stub.RegisterDevice(rpb.RegisterDeviceRequest(device_id=device_id, signing_key=key.public_raw,
                                                   encryption_key=raw_public(enc.public_key()), site=site), timeout=10)
+
+
+def issue_card_with_template(stub: rpb_grpc.RegistryStub, tmp: Path, template, **card_fields) -> rpb.IssueCardResponse:
+    """Issue a card committing to ``template`` (float32 little-endian) and store the template sealed to the
+    registry's key in ``tmp/registry-state``, as an operator enrolling a holder does."""
+    from edge.security.sealing import load_or_create_x25519, raw_public, seal
+    from edge.security.templates import template_digest
+
+    card = stub.IssueCard(rpb.IssueCardRequest(template_sha256=template_digest(template), **card_fields), timeout=10)
+    registry_key = raw_public(load_or_create_x25519(tmp / "registry-state", "template_key.pem").public_key())
+    stub.StoreTemplate(rpb.StoreTemplateRequest(card_id=card.card_id, model_id="sface-2021dec-fp32",
+                                                sealed_template=seal(registry_key, template.tobytes(),
+                                                                     card.card_id.encode())), timeout=10)
+    return card

@@ -15,11 +15,17 @@ from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.registry_client.outbox import Outbox
-from edge.security.sealing import load_or_create_x25519, raw_public, seal
-from edge.security.templates import template_digest
 from registry.storage import open_storage
 
-from .conftest import Process, admin_stub, device_channel, free_port, register, registry_process
+from .conftest import (
+    Process,
+    admin_stub,
+    device_channel,
+    free_port,
+    issue_card_with_template,
+    register,
+    registry_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +50,7 @@ def site(tmp_path, db_url, pki, testdata, face_stage):
     data = tmp_path / "device"
     register(admin, "dev-a", data / "keys", "ward-7")
     template = face_stage.embed_image(load_image(testdata / HOLDER_PORTRAIT)).vector.astype("<f4")
-    registry_key = raw_public(load_or_create_x25519(tmp_path / "registry-state", "template_key.pem").public_key())
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site="ward-7",
-                                                template_sha256=template_digest(template)), timeout=10)
-    admin.StoreTemplate(rpb.StoreTemplateRequest(card_id=card.card_id, model_id="sface-2021dec-fp32",
-                                                 sealed_template=seal(registry_key, template.tobytes(),
-                                                                      card.card_id.encode())),
-                        metadata=(("x-edge-identity", "admin"),), timeout=10)
+    card = issue_card_with_template(admin, tmp_path, template, card_type="escort_permit", site="ward-7")
     scene = write_scene(tmp_path / "scene", card.qr_text, speaker_frames(testdata))
     config = tmp_path / "device.toml"
     config.write_text(f"""
