@@ -65,6 +65,19 @@ def db_url(request, tmp_path) -> str:
     return create_database(request.getfixturevalue("postgres_server"))
 
 
+@pytest.fixture
+def tls_registry(tmp_path, db_url, pki):
+    """An in-process registry with mutual TLS on a fresh database: (state, port), stopped after the test."""
+    from registry.service import RegistryServer, RegistryState, TLSFiles
+    from registry.storage import open_storage
+
+    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
+    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+    port = server.start("127.0.0.1:0")
+    yield state, port
+    server.stop(0.5)
+
+
 def admin_stub(port: int, pki: Path) -> rpb_grpc.RegistryStub:
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "admin.key").read_bytes(),
                                          (pki / "admin.pem").read_bytes())

@@ -16,8 +16,6 @@ from edge.security.clock import ClockGuard
 from edge.security.keys import DeviceKey
 from edge.security.sealing import load_or_create_x25519, seal, unseal
 from edge.security.tokens import TokenContent, TokenSigner
-from registry.service import RegistryServer, RegistryState, TLSFiles
-from registry.storage import open_storage
 
 from .conftest import admin_stub, register
 
@@ -25,12 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def registry(tmp_path, db_url, pki):
-    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
-    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
-    port = server.start("127.0.0.1:0")
-    yield state, port
-    server.stop(0.5)
+def registry(tls_registry):
+    return tls_registry
 
 
 def device_transport(port, pki, name):

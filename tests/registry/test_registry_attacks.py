@@ -22,8 +22,7 @@ from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 from edge.security.keys import DeviceKey
 from edge.security.sealing import load_or_create_x25519, raw_public, seal
 from edge.security.tokens import CLAIM_REASONS, CLAIM_SEQUENCE
-from registry.service import RegistryServer, RegistryState, TLSFiles
-from registry.storage import open_storage
+from registry.service import RegistryServer, RegistryState
 
 from .conftest import admin_stub, register
 from .test_ingest_rules import device_transport, issue_for, make_token, unit_template
@@ -32,15 +31,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def site(tmp_path, db_url, pki):
-    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
-    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
-    port = server.start("127.0.0.1:0")
+def site(tls_registry, tmp_path, pki):
+    state, port = tls_registry
     admin = admin_stub(port, pki)
     register(admin, "dev-a", tmp_path / "a", "ward-7")
     register(admin, "dev-b", tmp_path / "b", "ward-9")
-    yield state, port, admin
-    server.stop(0.5)
+    return state, port, admin
 
 
 def store(state, transport, card_id: str, data: bytes, model: str = "sface") -> grpc.StatusCode | None:

@@ -16,8 +16,6 @@ from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.security.keys import DeviceKey
 from edge.security.sealing import seal
 from edge.security.tokens import CLAIM_CHECKS, CLAIM_REASONS
-from registry.service import RegistryServer, RegistryState, TLSFiles
-from registry.storage import open_storage
 
 from .conftest import admin_stub, register
 from .test_escort import stub_as
@@ -30,14 +28,11 @@ RECORD = {"vaccine": "208", "lot": "FK1234", "expiry": "2099-12-31", "dose": 1, 
 
 
 @pytest.fixture
-def registry(tmp_path, db_url, pki):
-    state = RegistryState.open(open_storage(db_url), tmp_path / "state")
-    server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
-    port = server.start("127.0.0.1:0")
+def registry(tls_registry, tmp_path, pki):
+    state, port = tls_registry
     admin = admin_stub(port, pki)
     register(admin, "dev-a", tmp_path / "a", "ward-7")
-    yield state, port, admin, DeviceKey.load_or_create(tmp_path / "a")
-    server.stop(0.5)
+    return state, port, admin, DeviceKey.load_or_create(tmp_path / "a")
 
 
 def record_token(key, appointment: str, verification: str, **changes) -> bytes:
