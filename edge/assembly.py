@@ -209,6 +209,7 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
                             enc_key=enc_key, state_dir=data, interval_s=reg.sync_interval_s)
         site = config.site
         policy = SitePolicy(site=site.id, gate_id=site.gate_id, require_challenge=site.require_challenge,
+                            challenge_retries=site.challenge_retries,
                             card_timeout_s=site.card_timeout_s, liveness_frames=site.liveness_frames,
                             session_budget_s=site.session_budget_s, staleness_s=reg.staleness_s,
                             stale_policy=reg.stale_policy,

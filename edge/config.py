@@ -84,6 +84,10 @@ class SiteConfig(_Strict):
     gate_id: str = Field("gate-1", description="This gate's id, written into tokens.")
     require_challenge: bool = Field(True, description="Require the randomized head-turn challenge; natural "
                                                       "movement alone does not defeat screen replays.")
+    challenge_retries: int = Field(1, ge=0, le=2, description="Further challenges in one session after a slow, "
+                                                              "early or too small answer (never after a planar "
+                                                              "one); each failed answer counts towards "
+                                                              "max_failures.")
     card_timeout_s: float = Field(4.0, gt=0, description="How long to look for a card QR code, seconds.")
     liveness_frames: int = Field(45, ge=8, le=300, description="Frames in the liveness window.")
     session_budget_s: float = Field(12.0, gt=0, description="Whole-session time budget, seconds.")

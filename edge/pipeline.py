@@ -27,7 +27,7 @@ from edge.errors import CredentialError, SecurityError
 from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
-from edge.liveness.temporal import Challenge
+from edge.liveness.temporal import RETRYABLE, Challenge
 from edge.qr.advice import SHOW_CARD, CardAdvisor
 from edge.qr.stage import QRStage, to_grey
 from edge.registry_client.outbox import Outbox
@@ -81,6 +81,8 @@ class SitePolicy:
     site: str
     gate_id: str
     require_challenge: bool = True
+    #: Further challenges after a slow, early or too small answer (temporal.RETRYABLE), within the budget.
+    challenge_retries: int = 1
     card_timeout_s: float = 4.0
     liveness_frames: int = 45
     session_budget_s: float = 12.0
@@ -257,17 +259,12 @@ class VerificationPipeline:
                                     {"card": "ok", "template": exc.code}, timings)
             stage_done("template", began)
 
-            challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
-            began = time.monotonic()
             emit("face", "looking for the face")
-            detections, images = self._capture_window(frames, check_time, challenge, emit)
-            stage_done("capture_detect", began)
-            began = time.monotonic()
-            result = self.liveness.decide(detections, images, challenge=challenge)
-            stage_done("liveness", began)
-            prompts = ([challenge.prompt] if challenge else []) + result.prompts
+            result, challenge, images, prompts = self._live_window(frames, check_time, nonce, emit, stage_done)
             checks: dict[str, object] = {"card": "ok", "liveness_score": round(result.score, 4), "liveness_method":
                                          "challenge" if challenge else "passive", "liveness_reasons": result.reasons}
+            if challenge is not None:
+                checks["challenge_attempts"] = challenge.attempt + 1
             if acting:
                 checks["guardian_acted"] = acting
             if stale:
@@ -392,6 +389,32 @@ class VerificationPipeline:
             return cti.hex() if isinstance(cti, bytes) else ""
         except Exception:
             return ""
+
+    def _live_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None], nonce: bytes,
+                     emit: EventSink, stage_done: Callable[[str, float], None]
+                     ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray], list[str]]:
+        """Capture and decide liveness; with a challenge, ask again (up to ``challenge_retries`` times) when
+        the answer was slow, early or too small (temporal.RETRYABLE). A planar or swinging answer is not asked
+        again: those are what artefacts do. Returns the last result, its challenge, its frames and every
+        prompt shown."""
+        challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
+        prompts: list[str] = []
+        while True:
+            began = time.monotonic()
+            detections, images = self._capture_window(frames, check_time, challenge, emit)
+            stage_done("capture_detect", began)
+            began = time.monotonic()
+            result = self.liveness.decide(detections, images, challenge=challenge)
+            stage_done("liveness", began)
+            prompts += [challenge.prompt] if challenge else []
+            if (challenge is None or result.live or challenge.attempt >= self.policy.challenge_retries
+                    or result.reasons[0] not in RETRYABLE):
+                return result, challenge, images, prompts + result.prompts
+            # The failed answer counts towards the gate's failure limit as a session of its own would, so
+            # a retry gives an attacker no attempts beyond max_failures.
+            self.limiter.record(True)
+            emit("retry", "once more, please")
+            challenge = Challenge.from_nonce(nonce, attempt=challenge.attempt + 1)
 
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                         challenge: Challenge | None,

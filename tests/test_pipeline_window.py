@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import Challenge
 from edge.pipeline import SitePolicy, VerificationPipeline
 
@@ -40,3 +41,63 @@ def test_window_with_challenge_covers_prompt_and_response():
     assert last_t >= challenge.prompt_at_s + challenge.window_s - 1 / 30
     assert len(detections) > 45  # longer than the natural-movement window
     assert events == [("prompt", challenge.prompt)]
+
+
+class _ScriptedLiveness:
+    """Answers from a script, recording the challenges it was given (the rules are tested in tests/liveness)."""
+
+    def __init__(self, *reasons: str) -> None:
+        self.reasons = list(reasons)
+        self.challenges: list[Challenge | None] = []
+
+    def decide(self, detections, images, *, challenge=None):
+        from edge.liveness.checker import LivenessResult
+
+        self.challenges.append(challenge)
+        reason = self.reasons.pop(0)
+        return LivenessResult(live=reason == "challenge_completed", score=0.5, reasons=[reason])
+
+
+def _live_window(reasons, retries=1, require_challenge=True):
+    pipeline = _pipeline(45)
+    pipeline.policy = SitePolicy(site="s", gate_id="g", challenge_retries=retries,
+                                 require_challenge=require_challenge)
+    pipeline.liveness = _ScriptedLiveness(*reasons)  # type: ignore[assignment]
+    pipeline.limiter = FailureLimiter(max_failures=2)
+    events = []
+    result, challenge, _, prompts = pipeline._live_window(_camera(20.0), lambda: None, b"nonce-1",
+                                                          lambda kind, text: events.append(kind),
+                                                          lambda *_: None)
+    return pipeline.liveness, result, challenge, prompts, events
+
+
+def test_a_slow_answer_gets_one_fresh_challenge():
+    liveness, result, challenge, prompts, events = _live_window(["challenge_not_completed",
+                                                                 "challenge_completed"])
+    first, second = liveness.challenges
+    assert result.live and challenge is second and second.attempt == 1
+    assert second == Challenge.from_nonce(b"nonce-1", attempt=1) != first
+    assert prompts == [first.prompt, second.prompt] and events.count("retry") == 1
+
+
+def test_each_failed_answer_counts_towards_the_failure_limit():
+    """A retry must not give an attacker attempts beyond the gate's failure limit: the retried (failed)
+    answer is recorded as a failure; the session's own DENY is recorded by verify() as before."""
+    pipeline = _pipeline(45)
+    pipeline.policy = SitePolicy(site="s", gate_id="g")
+    pipeline.liveness = _ScriptedLiveness("challenge_wrong_direction", "challenge_completed")  # type: ignore[assignment]
+    pipeline.limiter = FailureLimiter(max_failures=1)
+    pipeline._live_window(_camera(20.0), lambda: None, b"n", lambda *_: None, lambda *_: None)
+    assert pipeline.limiter.blocked_for() > 0
+
+
+def test_planar_answers_and_exhausted_retries_are_final():
+    liveness, result, _, _, events = _live_window(["challenge_planar", "challenge_completed"])
+    assert not result.live and len(liveness.challenges) == 1 and "retry" not in events
+    liveness, result, _, _, _ = _live_window(["challenge_not_completed", "challenge_not_completed",
+                                              "challenge_completed"])
+    assert not result.live and len(liveness.challenges) == 2
+    liveness, result, _, _, _ = _live_window(["challenge_not_completed", "challenge_completed"], retries=0)
+    assert not result.live and len(liveness.challenges) == 1
+    liveness, result, _, _, _ = _live_window(["challenge_required"], require_challenge=False)
+    assert liveness.challenges == [None]

@@ -173,6 +173,7 @@ class LivenessChecker:
                                   prompts=[])
         ok, why = challenge_answered(challenge, track.times, track.faces, min_depth=th.min_nose_depth)
         cues["challenge"] = {"direction": challenge.direction, "amplitude_deg": round(challenge.amplitude_deg, 1),
-                             "prompt_at_s": round(challenge.prompt_at_s, 2), "fired": ok, "kind": "confirm"}
+                             "prompt_at_s": round(challenge.prompt_at_s, 2), "attempt": challenge.attempt,
+                             "fired": ok, "kind": "confirm"}
         return LivenessResult(live=ok, score=min(1.0, planarity / (2 * th.min_planarity)) if ok else 0.0, cues=cues,
                               reasons=[why], track=track, prompts=[challenge.prompt])

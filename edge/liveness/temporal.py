@@ -9,7 +9,8 @@ is the cue.
 Challenge: when natural movement does not confirm, the gate asks for one gentle turn. Direction (left or
 right), amplitude (8-15 degrees of yaw) and the moment of the prompt (0.3-1.0 s into the window) come from
 HMAC-SHA256 of the session nonce, so a recording made before the session cannot know them. The turn must
-happen after the prompt, in the asked direction, by the asked amplitude, and in depth: the nose residual
+happen after the prompt, in the asked direction, by the asked amplitude, and in depth; a slow, early or
+too small answer gets one more, independent challenge from the same nonce. The nose residual
 over sin(yaw change) estimates how far the nose stands out of the face plane, ~0.6 eye distances for a
 head and ~0 for a photo tilted to fake a yaw, independent of the amplitude.
 Never a smile or a blink: some patients cannot.
@@ -58,13 +59,15 @@ class Challenge:
     amplitude_deg: float
     prompt_at_s: float
     window_s: float = 2.5
+    attempt: int = 0
 
     @classmethod
-    def from_nonce(cls, nonce: bytes, key: bytes = b"edge-liveness-challenge") -> Challenge:
-        digest = hmac.new(key, nonce, hashlib.sha256).digest()
+    def from_nonce(cls, nonce: bytes, key: bytes = b"edge-liveness-challenge", attempt: int = 0) -> Challenge:
+        """The session's challenge; ``attempt`` 1 is the retry, drawn independently from the same nonce."""
+        digest = hmac.new(key, nonce + (bytes([attempt]) if attempt else b""), hashlib.sha256).digest()
         return cls(direction="left" if digest[0] & 1 else "right",
                    amplitude_deg=8.0 + 7.0 * digest[1] / 255.0,
-                   prompt_at_s=0.3 + 0.7 * digest[2] / 255.0)
+                   prompt_at_s=0.3 + 0.7 * digest[2] / 255.0, attempt=attempt)
 
     @property
     def prompt(self) -> str:
@@ -75,6 +78,12 @@ class Challenge:
         # Turning to one's own left moves the nose towards the image's right for a mirrored-free camera,
         # which estimate_pose reports as positive yaw.
         return 1.0 if self.direction == "left" else -1.0
+
+
+#: Reasons after which the gate asks once more (pipeline ``challenge_retries``): the person may have been
+#: slow, early or turned too little. A planar or swinging answer is what artefacts do: no second try.
+RETRYABLE = frozenset({"challenge_not_completed", "challenge_wrong_direction", "challenge_anticipated",
+                       "challenge_not_observed"})
 
 
 def challenge_answered(challenge: Challenge, times: list[float], faces: list[Face], *,

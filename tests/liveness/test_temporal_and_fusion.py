@@ -47,6 +47,11 @@ def test_challenge_is_bound_to_the_nonce():
     assert {d for d, _ in variety} == {"left", "right"} and len(variety) > 10
     c = Challenge.from_nonce(b"x" * 16)
     assert 8.0 <= c.amplitude_deg <= 15.0 and 0.3 <= c.prompt_at_s <= 1.0 and c.direction in c.prompt
+    # The in-session retry is drawn independently from the same nonce.
+    retries = [Challenge.from_nonce(bytes([i]) * 16, attempt=1) for i in range(40)]
+    assert all(r.attempt == 1 for r in retries)
+    assert sum(r.direction != c.direction for r, c in zip(retries, challenges, strict=True)) >= 10
+    assert all(r.prompt_at_s != c.prompt_at_s for r, c in zip(retries, challenges, strict=True))
 
 
 def test_real_head_turn_answers_the_challenge():
