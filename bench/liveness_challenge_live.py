@@ -55,19 +55,27 @@ def turn_onsets(times: list[float], yaw: np.ndarray) -> list[tuple[float, float]
     return onsets
 
 
-def attempt(checker: LivenessChecker, detections: list, images: list, onset: float, sign: float,
-            rng: np.random.Generator) -> str:
+def cut(detections: list, onset: float, sign: float, rng: np.random.Generator) -> tuple[Challenge, int] | None:
+    """A challenge whose direction matches the turn, and the first frame of a window in which its prompt
+    comes a reaction time (0.3-0.7 s) before the turn; None when the clip starts too late for it."""
     while True:
         challenge = Challenge.from_nonce(rng.bytes(16))
         if challenge.yaw_sign == sign:
             break
     start = onset - float(rng.uniform(0.3, 0.7)) - challenge.prompt_at_s
-    if start < 0:
-        return "skipped"
     first = int(round(start * FPS))
-    window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
-    if len(window) < WINDOW_FRAMES * 0.8:
+    if start < 0 or len(detections) - first < WINDOW_FRAMES * 0.8:
+        return None
+    return challenge, first
+
+
+def attempt(checker: LivenessChecker, detections: list, images: list, onset: float, sign: float,
+            rng: np.random.Generator) -> str:
+    chosen = cut(detections, onset, sign, rng)
+    if chosen is None:
         return "skipped"
+    challenge, first = chosen
+    window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
     result = checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
     return "fta:" + result.reasons[0] if result.failure_to_acquire else result.reasons[0]
 
