@@ -1,0 +1,120 @@
+"""One dial, not a discriminator (issue 15): the challenge's turn amplitude trades real people for photos.
+
+With five YuNet landmarks, the challenge's depth test (nose residual over sin of the apparent yaw) is
+circular: the apparent yaw is itself read from the nose, so a bent sheet whose nose stands out of its
+eye/mouth plane yields a head-like "depth" at any turn. What stops photos in challenge mode today is the
+amplitude demand: a sheet shows little apparent yaw, so asking for more refuses more sheets, and more
+people. This bench makes that visible. It judges the same presentations with the shipped rule and with
+a rule measured from the pose at the prompt (median-of-3 smoothed yaw, sway limit 12 degrees) at fixed
+turn demands of 6-14 degrees:
+
+  bona fide   the head turns in the twelve real clips, cut as in bench/liveness_challenge_live.py
+              (first try, and with one retry on the same turn with a second nonce)
+  attacks     48 photos answering the prompt as in bench/liveness_challenge_attacks.py: bent around a
+              vertical cylinder (0.3 / 0.5 / 0.8 widths) or flat, 12 each, seed 15
+
+Only the challenge rule is applied (no moire/glare/bezel/PAD), so the numbers isolate it.
+Run: .venv/bin/python bench/liveness_challenge_sweep.py  (writes bench/results/liveness_challenge_sweep.json)
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, save
+from liveness_challenge_attacks import FRAMES, answering
+from liveness_challenge_live import WINDOW_FRAMES, cut, turn_onsets
+
+from edge.assembly import build_face_stage
+from edge.camera.sources import ReplaySource
+from edge.config import load_config
+from edge.imageio import load_image
+from edge.liveness import attacks
+from edge.liveness.temporal import Challenge, challenge_answered, implied_nose_depth, yaw_series
+from edge.liveness.tracking import follow
+from edge.vision.types import Face
+
+Rule = Callable[[Challenge, list[float], list[Face]], bool]
+
+
+def from_prompt_pose(min_turn_deg: float, max_sway_deg: float = 12.0, min_depth: float = 0.3) -> Rule:
+    """The relaxed rule that was tried: the turn is measured from the pose when the prompt appeared."""
+    def rule(challenge: Challenge, times: list[float], faces: list[Face]) -> bool:
+        t = np.array(times) - times[0]
+        raw = yaw_series(faces)
+        padded = np.concatenate([raw[:1], raw, raw[-1:]])
+        yaw = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0) * challenge.yaw_sign
+        before = np.flatnonzero(t < challenge.prompt_at_s)
+        after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
+        if before.size < 2 or after.size == 0 or np.ptp(yaw[before]) >= max_sway_deg:
+            return False
+        if (yaw[after] - np.median(yaw[before[-4:]])).max() < min_turn_deg:
+            return False
+        return implied_nose_depth(faces, yaw_series(faces), min_turn_deg / 2) >= min_depth
+    return rule
+
+
+def shipped(challenge: Challenge, times: list[float], faces: list[Face]) -> bool:
+    return challenge_answered(challenge, times, faces)[0]
+
+
+def main() -> None:
+    stage = build_face_stage(load_config())
+    detector = stage.detector
+    rng = np.random.default_rng(15)
+    bona_fide = []  # (first try, retry) windows as (challenge, times, faces)
+    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
+        with ReplaySource(clip) as source:
+            detections = [(t, detector.detect(frame)) for t, frame in source.frames()]
+        track = follow(detections)
+        if len(track.faces) < 30:
+            continue
+        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
+            tries = []
+            for _ in range(2):
+                chosen = cut(detections, onset, sign, rng)
+                if chosen is not None:
+                    challenge, first = chosen
+                    window = follow([(t - detections[first][0], f)
+                                     for t, f in detections[first:first + WINDOW_FRAMES]])
+                    tries.append((challenge, window.times, window.faces))
+            if tries:
+                bona_fide.append(tries)
+    photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
+    heads = attacks.trimmed_heads(photos, detector)
+    attack_rng = np.random.default_rng(15)
+    artefacts = []
+    for i in range(48):
+        challenge = Challenge.from_nonce(attack_rng.bytes(16))
+        radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
+        shown = attacks.bent_photo_attack(heads[i % len(heads)], attack_rng, frames=FRAMES, radius_widths=radius,
+                                          yaw_deg_at=answering(challenge, attack_rng))
+        track = follow([(t, detector.detect(frame)) for t, frame in shown])
+        artefacts.append(("flat" if radius > 100 else f"bent {radius}", challenge, track.times, track.faces))
+        print("artefact", i, flush=True)
+    rules: dict[str, Rule] = {"shipped (asked 8-15 deg from the window start)": shipped}
+    rules |= {f"from the prompt pose, >= {d} deg": from_prompt_pose(d) for d in (6, 8, 10, 12, 14)}
+    report = {}
+    for name, rule in rules.items():
+        first = [rule(*tries[0]) for tries in bona_fide]
+        retried = [rule(*tries[0]) or (len(tries) > 1 and rule(*tries[1])) for tries in bona_fide]
+        accepted: collections.Counter = collections.Counter()
+        totals: collections.Counter = collections.Counter()
+        for kind, challenge, times, faces in artefacts:
+            totals[kind] += 1
+            accepted[kind] += bool(faces) and len(faces) >= 4 and rule(challenge, times, faces)
+        report[name] = {"bona_fide": len(first), "bpcer_first_try": 1 - float(np.mean(first)),
+                        "bpcer_with_retry": 1 - float(np.mean(retried)),
+                        "attacks_accepted": {k: f"{accepted[k]}/{totals[k]}" for k in sorted(totals)}}
+        print(name, report[name], flush=True)
+    print(save("liveness_challenge_sweep", {"report": report}))
+
+
+if __name__ == "__main__":
+    main()
