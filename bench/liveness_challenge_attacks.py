@@ -32,6 +32,7 @@ from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
 from edge.liveness.pad import PADModel, pad_model_dir
 from edge.liveness.temporal import Challenge
+from edge.vision.detector import FaceDetector
 
 FRAMES = 105
 
@@ -49,6 +50,16 @@ def answering(challenge: Challenge, rng: np.random.Generator):
     return yaw_deg_at
 
 
+def challenge_checkers(detector: FaceDetector) -> dict[str, LivenessChecker]:
+    """Challenge-mode checkers without the PAD models (the default install) and, when provisioned, with."""
+    strict = LivenessThresholds(require_challenge=True)
+    checkers = {"without_pad": LivenessChecker(detector, strict)}
+    folder = pad_model_dir()
+    if folder is not None:
+        checkers["with_pad"] = LivenessChecker(detector, strict, PADModel.from_dir(folder))
+    return checkers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-type", type=int, default=60)
@@ -56,11 +67,7 @@ def main() -> None:
     stage = build_face_stage(load_config())
     photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
     heads = attacks.trimmed_heads(photos, stage.detector)
-    strict = LivenessThresholds(require_challenge=True)
-    checkers = {"without_pad": LivenessChecker(stage.detector, strict)}
-    folder = pad_model_dir()
-    if folder is not None:
-        checkers["with_pad"] = LivenessChecker(stage.detector, strict, PADModel.from_dir(folder))
+    checkers = challenge_checkers(stage.detector)
     rng = np.random.default_rng(15)
     kinds = {"bent_photo_turned": lambda i: (0.3, 0.5, 0.8)[i % 3], "flat_photo_turned": lambda i: 1e4}
     tallies = {name: {kind: collections.Counter() for kind in kinds} for name in checkers}

@@ -21,26 +21,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save
+from liveness_challenge_attacks import challenge_checkers
 from liveness_challenge_live import WINDOW_FRAMES, cut, turn_onsets
 
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness import attacks
-from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.pad import PADModel, pad_model_dir
 from edge.liveness.temporal import yaw_series
 from edge.liveness.tracking import follow
 
 
 def main() -> None:
     stage = build_face_stage(load_config())
-    strict = LivenessThresholds(require_challenge=True)
-    checkers = {"without_pad": LivenessChecker(stage.detector, strict)}
-    folder = pad_model_dir()
-    if folder is not None:
-        checkers["with_pad"] = LivenessChecker(stage.detector, strict, PADModel.from_dir(folder))
+    checkers = challenge_checkers(stage.detector)
     rng = np.random.default_rng(15)
     tallies = {name: collections.Counter() for name in checkers}
     for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
