@@ -31,23 +31,11 @@ from edge.liveness import attacks
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
 from edge.liveness.pad import PADModel, pad_model_dir
+from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge
 from edge.vision.detector import FaceDetector
 
-FRAMES = 105
-
-
-def answering(challenge: Challenge, rng: np.random.Generator):
-    """Sheet turn in degrees over time: still, then a smooth turn in the asked direction after a reaction."""
-    start = challenge.prompt_at_s + float(rng.uniform(0.3, 0.7))
-    duration = float(rng.uniform(0.4, 0.8))
-    # Turning the sheet by +x degrees shows negative estimated yaw (measured), so the sign is flipped.
-    target = -challenge.yaw_sign * float(rng.uniform(25, 45))
-
-    def yaw_deg_at(t: float) -> float:
-        x = min(1.0, max(0.0, (t - start) / duration))
-        return target * x * x * (3 - 2 * x)
-    return yaw_deg_at
+FRAMES = WINDOW_FRAMES
 
 
 def challenge_checkers(detector: FaceDetector) -> dict[str, LivenessChecker]:
@@ -76,7 +64,7 @@ def main() -> None:
             challenge = Challenge.from_nonce(rng.bytes(16))
             presentation = attacks.bent_photo_attack(heads[i % len(heads)], rng, frames=FRAMES,
                                                      radius_widths=radius(i),
-                                                     yaw_deg_at=answering(challenge, rng))
+                                                     yaw_deg_at=answering_turn(challenge, rng))
             detections, images = checkers["without_pad"].detect_all(presentation)
             for name, checker in checkers.items():
                 result = checker.decide(detections, images, challenge=challenge)

@@ -28,53 +28,17 @@ from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.temporal import Challenge, yaw_series
+from edge.liveness.presentations import WINDOW_FRAMES, cut_for_turn, turn_onsets
+from edge.liveness.temporal import yaw_series
 from edge.liveness.tracking import follow
-
-FPS = 30.0
-WINDOW_FRAMES = 105  # 3.5 s: the latest prompt (1.0 s) plus the answer window (2.5 s)
-
-
-def turn_onsets(times: list[float], yaw: np.ndarray) -> list[tuple[float, float]]:
-    """(onset time s, sign of the yaw change) for turns of >= 8 degrees within 1.5 s after >= 0.4 s steady."""
-    onsets: list[tuple[float, float]] = []
-    t = np.array(times)
-    i = 0
-    while i < len(t):
-        steady = (t <= t[i]) & (t >= t[i] - 0.4)
-        if steady.sum() >= 8 and np.ptp(yaw[steady]) < 4.0:
-            ahead = (t > t[i]) & (t <= t[i] + 1.5)
-            if ahead.any():
-                change = yaw[ahead] - yaw[i]
-                peak = change[np.argmax(np.abs(change))]
-                if abs(peak) >= 8.0:
-                    onsets.append((float(t[i]), float(np.sign(peak))))
-                    i = int(np.searchsorted(t, t[i] + 2.0))
-                    continue
-        i += 1
-    return onsets
-
-
-def cut(detections: list, onset: float, sign: float, rng: np.random.Generator) -> tuple[Challenge, int] | None:
-    """A challenge whose direction matches the turn, and the first frame of a window in which its prompt
-    comes a reaction time (0.3-0.7 s) before the turn; None when the clip starts too late for it."""
-    while True:
-        challenge = Challenge.from_nonce(rng.bytes(16))
-        if challenge.yaw_sign == sign:
-            break
-    start = onset - float(rng.uniform(0.3, 0.7)) - challenge.prompt_at_s
-    first = int(round(start * FPS))
-    if start < 0 or len(detections) - first < WINDOW_FRAMES * 0.8:
-        return None
-    return challenge, first
 
 
 def attempt(checker: LivenessChecker, detections: list, images: list, onset: float, sign: float,
             rng: np.random.Generator) -> str:
-    chosen = cut(detections, onset, sign, rng)
+    chosen = cut_for_turn(len(detections), onset, sign, rng)
     if chosen is None:
         return "skipped"
-    challenge, first = chosen
+    challenge, first = chosen.challenge, chosen.first
     window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
     result = checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
     return "fta:" + result.reasons[0] if result.failure_to_acquire else result.reasons[0]

@@ -22,13 +22,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save
 from liveness_challenge_attacks import challenge_checkers
-from liveness_challenge_live import WINDOW_FRAMES, cut, turn_onsets
 
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness import attacks
 from edge.liveness.evaluation import upper_bound_95
+from edge.liveness.presentations import WINDOW_FRAMES, cut_for_turn, turn_onsets
 from edge.liveness.temporal import yaw_series
 from edge.liveness.tracking import follow
 
@@ -46,10 +46,10 @@ def main() -> None:
         if len(track.faces) < 30:
             continue
         for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
-            chosen = cut(detections, onset, sign, rng)
+            chosen = cut_for_turn(len(detections), onset, sign, rng)
             if chosen is None:
                 continue
-            challenge, first = chosen
+            challenge, first = chosen.challenge, chosen.first
             t0 = frames[first][0]
             shown = attacks.replay_attack([(t - t0, f) for t, f in frames[first:first + WINDOW_FRAMES]], rng)
             replay_detections, images = checkers["without_pad"].detect_all(shown)

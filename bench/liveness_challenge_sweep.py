@@ -28,14 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save
-from liveness_challenge_attacks import FRAMES, answering
-from liveness_challenge_live import WINDOW_FRAMES, cut, turn_onsets
 
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
+from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
 from edge.liveness.temporal import Challenge, challenge_answered, implied_nose_depth, yaw_series
 from edge.liveness.tracking import follow
 from edge.vision.types import Face
@@ -78,9 +77,9 @@ def main() -> None:
         for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
             tries = []
             for _ in range(2):
-                chosen = cut(detections, onset, sign, rng)
+                chosen = cut_for_turn(len(detections), onset, sign, rng)
                 if chosen is not None:
-                    challenge, first = chosen
+                    challenge, first = chosen.challenge, chosen.first
                     window = follow([(t - detections[first][0], f)
                                      for t, f in detections[first:first + WINDOW_FRAMES]])
                     tries.append((challenge, window.times, window.faces))
@@ -93,8 +92,8 @@ def main() -> None:
     for i in range(48):
         challenge = Challenge.from_nonce(attack_rng.bytes(16))
         radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
-        shown = attacks.bent_photo_attack(heads[i % len(heads)], attack_rng, frames=FRAMES, radius_widths=radius,
-                                          yaw_deg_at=answering(challenge, attack_rng))
+        shown = attacks.bent_photo_attack(heads[i % len(heads)], attack_rng, frames=WINDOW_FRAMES, radius_widths=radius,
+                                          yaw_deg_at=answering_turn(challenge, attack_rng))
         track = follow([(t, detector.detect(frame)) for t, frame in shown])
         artefacts.append(("flat" if radius > 100 else f"bent {radius}", challenge, track.times, track.faces))
         print("artefact", i, flush=True)

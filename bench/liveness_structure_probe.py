@@ -29,14 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, save
-from liveness_challenge_attacks import FRAMES, answering
-from liveness_challenge_live import turn_onsets
 
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
+from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, turn_onsets
 from edge.liveness.temporal import PLANE_POINTS, Challenge, yaw_series
 from edge.liveness.tracking import Track, follow
 from edge.vision.types import Face
@@ -145,8 +144,8 @@ def main() -> None:
     for i in range(16):
         challenge = Challenge.from_nonce(rng.bytes(16))
         radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
-        shown = attacks.bent_photo_attack(heads[i % len(heads)], rng, frames=FRAMES, radius_widths=radius,
-                                          yaw_deg_at=answering(challenge, rng))
+        shown = attacks.bent_photo_attack(heads[i % len(heads)], rng, frames=WINDOW_FRAMES, radius_widths=radius,
+                                          yaw_deg_at=answering_turn(challenge, rng))
         frames = [f for _, f in shown]
         track = follow([(t, detector.detect(f)) for t, f in shown])
         results["flat" if radius > 100 else "bent"] += turns(frames, track, [(challenge.prompt_at_s + 0.2, 1.0)])

@@ -188,16 +188,21 @@ def trimmed_heads(photos: list[np.ndarray], detector: FaceDetector) -> list[np.n
 
 def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 45,
                       radius_widths: float | None = None,
-                      yaw_deg_at: Callable[[float], float] | None = None) -> Presentation:
-    """A printed photo curved around a vertical cylinder and turned slowly about the vertical.
+                      yaw_deg_at: Callable[[float], float] | None = None,
+                      axis: str = "vertical") -> Presentation:
+    """A printed photo curved around a cylinder and turned slowly about the vertical.
 
     Units: photo pixels are world units; the camera has focal length ``focal`` pixels and the sheet's
     centre sits ``distance`` photo pixels in front of it, chosen so the sheet spans ~70 % of the frame
     height. ``radius_widths`` is the cylinder radius in photo widths (random in 0.3-1.0 when None; on a
-    print trimmed to the head, 0.3 is about a real head's curvature). The turn is 15-30 degrees peak,
-    back and forth, unless ``yaw_deg_at(t)`` gives the sheet's turn in degrees at t seconds (an attacker
-    answering a challenge). A very large radius (1e4) is a flat photo turned the same way.
+    print trimmed to the head, 0.3 is about a real head's curvature). ``axis`` is the sheet's own bending
+    axis: "vertical" (bent left-right, the nose stands out of the eyes and mouth as on a head), or
+    "horizontal" (bent top-bottom, the nose row stands out). The turn is about the camera's vertical
+    through the sheet's centre: 15-30 degrees peak, back and forth, unless ``yaw_deg_at(t)`` gives it in
+    degrees at t seconds (an attacker answering a challenge). A very large radius (1e4) is a flat photo.
     """
+    if axis not in ("vertical", "horizontal"):
+        raise ValueError(f"axis must be 'vertical' or 'horizontal', not {axis!r}")
     room = _room(rng).astype(np.float32)
     picture = printed(photo, rng).astype(np.float32)
     h, w = picture.shape[:2]
@@ -209,31 +214,44 @@ def bent_photo_attack(photo: np.ndarray, rng: np.random.Generator, frames: int =
     phase = rng.uniform(0, 2 * np.pi)
     cx, cy = SIZE[0] / 2 + rng.uniform(-30, 30), SIZE[1] / 2 + rng.uniform(-20, 20)
     yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(np.float32)
+    # Sheet-local frame: x right, y down, z away from the camera; the flat sheet is z = 0 and the cylinder
+    # axis (direction `bend`) runs `radius` behind it. `across` is the sheet direction that curves.
+    bend = np.array([0.0, 1.0, 0.0]) if axis == "vertical" else np.array([1.0, 0.0, 0.0])
+    across = np.array([1.0, 0.0, 0.0]) if axis == "vertical" else np.array([0.0, 1.0, 0.0])
     out = []
     for i in range(frames):
         t = i / FPS
         yaw = (np.deg2rad(yaw_deg_at(t)) if yaw_deg_at is not None
                else amplitude * np.sin(2 * np.pi * t / period_s + phase))
         tremor = rng.normal(0, 1.0, 2)
-        dx = (xx - cx - tremor[0]).astype(np.float64) / focal  # ray direction (dx, dy, 1) per camera pixel
-        dy = (yy - cy - tremor[1]).astype(np.float64) / focal
-        # The axis lies `radius` behind the sheet's centre, along the sheet normal turned by `yaw`.
-        ax, az = radius * np.sin(yaw), distance + radius * np.cos(yaw)
-        # |t*(dx, 1) - (ax, az)|^2 = radius^2 in the horizontal plane; the nearer root is the front. c is
-        # written without the radius^2 terms and the root in its stable form, so a nearly flat sheet
-        # (huge radius) does not cancel to nothing.
-        a = dx * dx + 1.0
-        half_b = -(dx * ax + az)
-        c = distance * distance + 2.0 * distance * radius * np.cos(yaw)
+        rot = np.array([[np.cos(yaw), 0.0, np.sin(yaw)], [0.0, 1.0, 0.0], [-np.sin(yaw), 0.0, np.cos(yaw)]])
+        b, n = rot @ bend, rot @ np.array([0.0, 0.0, 1.0])  # world axis direction; sheet normal (away)
+        centre = np.array([0.0, 0.0, distance])
+        # Ray (dx, dy, 1) per camera pixel; only the parts perpendicular to the axis meet the circle.
+        d = np.stack([(xx - cx - tremor[0]).astype(np.float64) / focal,
+                      (yy - cy - tremor[1]).astype(np.float64) / focal, np.ones(xx.shape)], axis=-1)
+        d_perp = d - (d @ b)[..., None] * b
+        c_perp = centre - (centre @ b) * b
+        # |t d_perp - (c_perp + radius n)|^2 = radius^2, written without the radius^2 terms (n is
+        # perpendicular to b) and with the root in its stable form, so a nearly flat sheet (huge radius)
+        # does not cancel to nothing. The nearer root is the front of the cylinder.
+        a = np.einsum("...k,...k->...", d_perp, d_perp)
+        half_b = -(d_perp @ c_perp + radius * (d_perp @ n))
+        c = float(c_perp @ c_perp + 2.0 * radius * (c_perp @ n))
         disc = half_b * half_b - a * c
         hit = disc >= 0
         depth = c / (-half_b + np.sqrt(np.where(hit, disc, 0)))
-        theta = np.arctan2(depth * dx - ax, az - depth) + yaw  # angle along the sheet from its centre line
-        u = (radius * theta + w / 2).astype(np.float32)
-        v = (depth * dy + h / 2).astype(np.float32)
+        local = (depth[..., None] * d - centre) @ rot  # rot^T applied to each point: sheet-local
+        around = local - radius * np.array([0.0, 0.0, 1.0]) - (local @ bend)[..., None] * bend
+        theta = np.arctan2(around @ across, -around[..., 2])  # angle along the sheet from its centre line
+        along, arc = (local @ bend), radius * theta
+        u = ((arc if axis == "vertical" else along) + w / 2).astype(np.float32)
+        v = ((along if axis == "vertical" else arc) + h / 2).astype(np.float32)
         inside = hit & (u >= 0) & (u < w - 1) & (v >= 0) & (v < h - 1)
         sampled = cv2.remap(picture, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        shade = (0.85 + 0.15 * np.cos(theta - yaw))[..., None]  # the sheet's turned-away side is darker
+        # The sheet's turned-away side is darker: cosine of its normal's angle to the optical axis.
+        facing = np.cos(theta) * n[2] - np.sin(theta) * (rot @ across)[2]
+        shade = (0.85 + 0.15 * facing)[..., None]
         frame = np.where(inside[..., None], sampled * shade, room)
         out.append((t, _noise(np.clip(frame, 0, 255), rng, 3.0)))
     return out

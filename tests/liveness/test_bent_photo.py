@@ -71,3 +71,16 @@ def test_a_yaw_schedule_turns_the_sheet_as_given():
 
     facing, turned = width(0.0), width(40.0)
     assert abs(turned / facing - np.cos(np.radians(40))) < 0.08  # foreshortened by ~cos(40 deg)
+
+
+def _side_edge_bend_px(mask: np.ndarray) -> float:
+    return _top_edge_bend_px(mask.T)
+
+
+def test_a_sheet_bent_top_to_bottom_curves_its_sides_not_its_top():
+    [horizontal] = _sheet_masks(5, frames=1, radius_widths=0.4, axis="horizontal", yaw_deg_at=lambda t: 0.0)
+    [vertical] = _sheet_masks(5, frames=1, radius_widths=0.4, axis="vertical", yaw_deg_at=lambda t: 0.0)
+    assert _side_edge_bend_px(horizontal) > 2.5 > _top_edge_bend_px(horizontal) - 1.5
+    assert _top_edge_bend_px(vertical) > 2.5 > _side_edge_bend_px(vertical) - 1.5
+    with pytest.raises(ValueError, match="axis"):
+        attacks.bent_photo_attack(np.zeros((10, 10, 3), np.uint8), np.random.default_rng(0), axis="diagonal")
