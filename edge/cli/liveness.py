@@ -17,6 +17,10 @@ from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import Outcome, metrics
 from edge.liveness.pad import PADModel, pad_model_dir
 from edge.liveness.temporal import Challenge
+from edge.vision.detector import FaceDetector
+
+#: In a challenge presentation's folder: the session nonce (hex) the presentation answers.
+NONCE_FILE = "nonce.hex"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmds = e.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     lv = cmds.add_parser("liveness", help="ISO/IEC 30107-3 metrics over DIR/live, DIR/attack_*")
     lv.add_argument("dir", type=Path)
-    lv.add_argument("--challenge", action="store_true", help="also require a random challenge per presentation")
+    lv.add_argument("--challenge", action="store_true",
+                    help="also evaluate DIR/challenge, each presentation against its own nonce.hex")
     lv.add_argument("--no-pad", action="store_true")
     lv.add_argument("--config", help="TOML config file")
     lv.set_defaults(func=run_eval)
@@ -44,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--data", type=Path, default=Path(os.environ.get("EDGE_TESTDATA", "../shared/data")))
     gen.add_argument("--per-type", type=int, default=12)
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--challenge-set", action="store_true",
+                     help="also write DIR/challenge: real turns from video/live, replayed turns and photos "
+                          "turned as asked, each with the nonce it answers (for eval liveness --challenge)")
     gen.set_defaults(func=run_generate)
 
 
@@ -53,6 +61,18 @@ def make_checker(args: argparse.Namespace, require_challenge: bool = False) -> L
     folder = None if args.no_pad else pad_model_dir()
     return LivenessChecker(stage.detector, LivenessThresholds(require_challenge=require_challenge),
                            PADModel.from_dir(folder) if folder else None)
+
+
+def eval_checkers(args: argparse.Namespace, require_challenge: bool) -> dict[str, LivenessChecker]:
+    """The default install's checker and, when the PAD models are provisioned (and not --no-pad), the
+    same thresholds with them: one detection pass per presentation serves both."""
+    stage = build_face_stage(config_from_args(args))
+    thresholds = LivenessThresholds(require_challenge=require_challenge)
+    checkers = {"without_pad": LivenessChecker(stage.detector, thresholds)}
+    folder = None if args.no_pad else pad_model_dir()
+    if folder is not None:
+        checkers["with_pad"] = LivenessChecker(stage.detector, thresholds, PADModel.from_dir(folder))
+    return checkers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,30 +94,55 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.live else EXIT_DENIED
 
 
+def _presentations(folder: Path) -> list[tuple[str, Path]]:
+    return [(label_dir.name, item) for label_dir in sorted(p for p in folder.iterdir() if p.is_dir())
+            if label_dir.name == "live" or label_dir.name.startswith("attack_")
+            for item in sorted(label_dir.iterdir()) if item.is_dir() or item.is_file()]
+
+
 def run_eval(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         fail(f"{args.dir} is not a folder")
         return EXIT_USAGE
-    report = {}
-    modes = [("passive", False)] + ([("challenge", True)] if args.challenge else [])
-    for mode, require in modes:
-        checker = make_checker(args, require_challenge=require)
-        outcomes = []
-        items = [(label_dir.name, item) for label_dir in sorted(p for p in args.dir.iterdir() if p.is_dir())
-                 if label_dir.name == "live" or label_dir.name.startswith("attack_")
-                 for item in sorted(label_dir.iterdir())]
+    modes = [("passive", args.dir, False)]
+    if args.challenge:
+        if not (args.dir / "challenge").is_dir():
+            fail(f"{args.dir / 'challenge'} is missing: challenge presentations must be made for their nonce "
+                 "(edge eval liveness-set writes them)")
+            return EXIT_USAGE
+        modes.append(("challenge", args.dir / "challenge", True))
+    report: dict = {}
+    for mode, folder, require in modes:
+        checkers = eval_checkers(args, require)
+        items = _presentations(folder)
+        outcomes: dict[str, list[Outcome]] = {name: [] for name in checkers}
         progress = Progress(f"{mode} presentations", len(items))
         for label, item in items:
             progress.step()
-            challenge = Challenge.from_nonce(os.urandom(16)) if require else None
+            challenge = None
+            if require:
+                nonce_file = item / NONCE_FILE
+                if not nonce_file.is_file():
+                    fail(f"{item} has no {NONCE_FILE}: a challenge presentation answers one nonce")
+                    return EXIT_USAGE
+                challenge = Challenge.from_nonce(bytes.fromhex(nonce_file.read_text().strip()))
             with ReplaySource(item, fps=30.0) as source:
-                result = checker.check(source.frames(), challenge=challenge)
-            outcomes.append(Outcome(label, result.live, result.score, result.failure_to_acquire))
+                detections, images = checkers["without_pad"].detect_all(source.frames())
+            for name, checker in checkers.items():
+                result = checker.decide(detections, images, challenge=challenge)
+                outcomes[name].append(Outcome(label, result.live, result.score, result.failure_to_acquire))
         progress.finish()
-        report[mode] = metrics(outcomes)
-        report[mode]["pad_model"] = checker.pad is not None
+        report[mode] = {name: metrics(found) for name, found in outcomes.items()}
     emit(report)
     return EXIT_OK
+
+
+def _write(folder: Path, presentation: list[tuple[float, np.ndarray]], nonce: bytes | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame_index, (_, frame) in enumerate(presentation):
+        cv2.imwrite(str(folder / f"{frame_index:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if nonce is not None:
+        (folder / NONCE_FILE).write_text(nonce.hex() + "\n")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -114,6 +159,7 @@ def run_generate(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     video_path = args.data / "video" / "short_hamilton_clip.mp4"
     portraits = sorted((args.data / "faces" / "people").glob("*/*.jp*g"))
+    live_clips = sorted((args.data / "video" / "live").glob("*.mp4"))
     if not video_path.is_file() or not portraits:
         fail(f"need {video_path} and portraits under {args.data / 'faces' / 'people'}")
         return EXIT_USAGE
@@ -124,20 +170,70 @@ def run_generate(args: argparse.Namespace) -> int:
     photos = [load_image(p) for p in portraits]
     detector = build_face_stage(config_from_args(args)).detector
     heads = trimmed_heads(photos, detector)
-    sets = {"live": windows[:args.per_type],
-            "attack_print": [print_attack(photos[i % len(photos)], rng, 30) for i in range(args.per_type)],
-            "attack_waved_photo": [waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30)
-                                   for i in range(args.per_type)],
-            "attack_replay": [replay_attack(windows[i % len(windows)], rng) for i in range(args.per_type)],
-            "attack_bent_photo": [bent_photo_attack(heads[i % len(heads)], rng, 30) for i in range(args.per_type)]}
+    n = args.per_type
+    sets = {"live": windows[:n],
+            "attack_print": [print_attack(photos[i % len(photos)], rng, 30) for i in range(n)],
+            "attack_waved_photo": [waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30) for i in range(n)],
+            "attack_replay": [replay_attack(windows[i % len(windows)], rng) for i in range(n)],
+            "attack_bent_photo": [bent_photo_attack(heads[i % len(heads)], rng, 30) for i in range(n)],
+            "attack_bent_photo_horizontal": [bent_photo_attack(heads[i % len(heads)], rng, 30, axis="horizontal")
+                                             for i in range(n)]}
+    progress = Progress("passive presentations", sum(len(v) for v in sets.values()))
     for label, presentations in sets.items():
         for index, presentation in enumerate(presentations):
-            folder = args.out / label / f"{index:03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for frame_index, (_, frame) in enumerate(presentation):
-                cv2.imwrite(str(folder / f"{frame_index:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    emit({"out": str(args.out), "counts": {k: len(v) for k, v in sets.items()}, "seed": args.seed})
+            progress.step()
+            _write(args.out / label / f"{index:03d}", presentation)
+    progress.finish()
+    counts = {label: len(v) for label, v in sets.items()}
+    if args.challenge_set:
+        counts |= {f"challenge/{k}": v for k, v in _write_challenge_set(args, rng, detector, heads, live_clips).items()}
+    emit({"out": str(args.out), "counts": counts, "seed": args.seed})
     return EXIT_OK
 
 
+def _write_challenge_set(args: argparse.Namespace, rng: np.random.Generator, detector: FaceDetector,
+                         heads: list[np.ndarray], live_clips: list[Path]) -> dict[str, int]:
+    """Challenge presentations, each in a folder with the nonce it answers (edge.liveness.presentations):
+    real turns from the live clips, the same turns replayed on a screen, and photos turned as asked."""
+    from edge.liveness.attacks import bent_photo_attack, replay_attack
+    from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
+    from edge.liveness.temporal import yaw_series
+    from edge.liveness.tracking import follow
 
+    out = args.out / "challenge"
+    counts = {"live": 0, "attack_replayed_turn": 0}
+    progress = Progress("live clips", len(live_clips))
+    for clip in live_clips:
+        progress.step()
+        with ReplaySource(clip, fps=30.0) as source:
+            frames = list(source.frames())
+        track = follow([(t, detector.detect(frame)) for t, frame in frames])
+        if len(track.faces) < 30:
+            continue
+        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
+            cut = cut_for_turn(len(frames), onset, sign, rng)
+            if cut is None:
+                continue
+            t0 = frames[cut.first][0]
+            window = [(t - t0, frame) for t, frame in frames[cut.first:cut.first + WINDOW_FRAMES]]
+            _write(out / "live" / f"{counts['live']:03d}", window, cut.nonce)
+            counts["live"] += 1
+            _write(out / "attack_replayed_turn" / f"{counts['attack_replayed_turn']:03d}",
+                   replay_attack(window, rng), cut.nonce)
+            counts["attack_replayed_turn"] += 1
+    progress.finish()
+    kinds = {"attack_bent_photo_turned": ("vertical", (0.3, 0.5, 0.8)),
+             "attack_bent_photo_horizontal_turned": ("horizontal", (0.3, 0.5, 0.8)),
+             "attack_flat_photo_turned": ("vertical", (1e4,))}
+    progress = Progress("photos answering the prompt", len(kinds) * args.per_type)
+    for label, (axis, radii) in kinds.items():
+        for i in range(args.per_type):
+            progress.step()
+            nonce = rng.bytes(16)
+            presentation = bent_photo_attack(heads[i % len(heads)], rng, frames=WINDOW_FRAMES,
+                                             radius_widths=radii[i % len(radii)], axis=axis,
+                                             yaw_deg_at=answering_turn(Challenge.from_nonce(nonce), rng))
+            _write(out / label / f"{i:03d}", presentation, nonce)
+        counts[label] = args.per_type
+    progress.finish()
+    return counts

@@ -1,0 +1,63 @@
+"""`edge eval liveness-set --challenge-set` and `edge eval liveness --challenge`, end to end on a small set."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edge.liveness.temporal import Challenge
+
+
+def _edge(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edge", "eval", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_data(testdata, tmp_path_factory):
+    """The shared data with one of the twelve live clips (it has clear turns both ways), to keep this quick."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "video" / "live").mkdir(parents=True)
+    (root / "faces").mkdir()
+    (root / "faces" / "people").symlink_to(testdata / "faces" / "people")
+    (root / "video" / "short_hamilton_clip.mp4").symlink_to(testdata / "video" / "short_hamilton_clip.mp4")
+    for name in ("d3.mp4",):
+        (root / "video" / "live" / name).symlink_to(testdata / "video" / "live" / name)
+    return root
+
+
+@pytest.mark.slow
+def test_challenge_set_is_written_with_nonces_and_evaluated_per_mode_and_pad(small_data, tmp_path):
+    out = tmp_path / "set"
+    made = _edge("liveness-set", str(out), "--data", str(small_data), "--per-type", "1", "--challenge-set")
+    assert made.returncode == 0, made.stderr
+    counts = json.loads(made.stdout)["counts"]
+    assert counts["challenge/live"] >= 2 and counts["challenge/attack_replayed_turn"] == counts["challenge/live"]
+    assert counts["attack_bent_photo_horizontal"] == 1 and counts["challenge/attack_flat_photo_turned"] == 1
+    for item in (out / "challenge").glob("*/*"):
+        nonce = bytes.fromhex((item / "nonce.hex").read_text().strip())
+        assert len(nonce) == 16 and Challenge.from_nonce(nonce).direction in ("left", "right")
+        assert len(list(item.glob("*.jpg"))) >= 84  # 0.8 of the 3.5 s window at least
+
+    report = _edge("liveness", str(out), "--challenge")
+    assert report.returncode == 0, report.stderr
+    result = json.loads(report.stdout)
+    for mode, prefix in (("passive", ""), ("challenge", "challenge/")):
+        assert "without_pad" in result[mode]
+        for found in result[mode].values():
+            for label, numbers in found["attacks"].items():
+                assert numbers["presentations"] == counts[prefix + label]
+                assert numbers["apcer"] is None or 0.0 <= numbers["apcer"] <= numbers["apcer_upper95"] <= 1.0
+            assert found["live"]["presentations"] == counts[prefix + "live"]
+
+    # A challenge presentation without its nonce cannot be judged: a clear refusal, not a random nonce.
+    next((out / "challenge" / "live").glob("*/nonce.hex")).unlink()
+    refused = _edge("liveness", str(out), "--challenge")
+    assert refused.returncode == 2 and "nonce.hex" in refused.stderr
+
+
+def test_challenge_mode_needs_challenge_presentations(tmp_path):
+    (tmp_path / "live").mkdir()
+    refused = _edge("liveness", str(tmp_path), "--challenge", timeout=120)
+    assert refused.returncode == 2 and "challenge" in refused.stderr
