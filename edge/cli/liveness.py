@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -100,6 +101,14 @@ def _presentations(folder: Path) -> list[tuple[str, Path]]:
             for item in sorted(label_dir.iterdir()) if item.is_dir() or item.is_file()]
 
 
+def _read_nonce(item: Path) -> bytes | None:
+    try:
+        nonce = bytes.fromhex((item / NONCE_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return nonce if len(nonce) >= 16 else None
+
+
 def run_eval(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         fail(f"{args.dir} is not a folder")
@@ -111,21 +120,24 @@ def run_eval(args: argparse.Namespace) -> int:
                  "(edge eval liveness-set writes them)")
             return EXIT_USAGE
         modes.append(("challenge", args.dir / "challenge", True))
-    report: dict = {}
-    for mode, folder, require in modes:
-        checkers = eval_checkers(args, require)
+    plans = []
+    for mode, folder, require in modes:  # every nonce is checked before any presentation is judged
         items = _presentations(folder)
+        nonces = [_read_nonce(item) if require else None for _, item in items]
+        bad = next((item for (_, item), nonce in zip(items, nonces, strict=True) if require and nonce is None), None)
+        if bad is not None:
+            fail(f"{bad} has no readable {NONCE_FILE} (16+ bytes in hex): a challenge presentation answers one "
+                 "nonce")
+            return EXIT_USAGE
+        plans.append((mode, require, items, nonces))
+    report: dict = {}
+    for mode, require, items, nonces in plans:
+        checkers = eval_checkers(args, require)
         outcomes: dict[str, list[Outcome]] = {name: [] for name in checkers}
         progress = Progress(f"{mode} presentations", len(items))
-        for label, item in items:
+        for (label, item), nonce in zip(items, nonces, strict=True):
             progress.step()
-            challenge = None
-            if require:
-                nonce_file = item / NONCE_FILE
-                if not nonce_file.is_file():
-                    fail(f"{item} has no {NONCE_FILE}: a challenge presentation answers one nonce")
-                    return EXIT_USAGE
-                challenge = Challenge.from_nonce(bytes.fromhex(nonce_file.read_text().strip()))
+            challenge = Challenge.from_nonce(nonce) if nonce is not None else None
             with ReplaySource(item, fps=30.0) as source:
                 detections, images = checkers["without_pad"].detect_all(source.frames())
             for name, checker in checkers.items():
@@ -171,20 +183,22 @@ def run_generate(args: argparse.Namespace) -> int:
     detector = build_face_stage(config_from_args(args)).detector
     heads = trimmed_heads(photos, detector)
     n = args.per_type
-    sets = {"live": windows[:n],
-            "attack_print": [print_attack(photos[i % len(photos)], rng, 30) for i in range(n)],
-            "attack_waved_photo": [waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30) for i in range(n)],
-            "attack_replay": [replay_attack(windows[i % len(windows)], rng) for i in range(n)],
-            "attack_bent_photo": [bent_photo_attack(heads[i % len(heads)], rng, 30) for i in range(n)],
-            "attack_bent_photo_horizontal": [bent_photo_attack(heads[i % len(heads)], rng, 30, axis="horizontal")
-                                             for i in range(n)]}
-    progress = Progress("passive presentations", sum(len(v) for v in sets.values()))
-    for label, presentations in sets.items():
-        for index, presentation in enumerate(presentations):
+    # One presentation at a time, written as it is made: a set is thousands of 640x480 frames.
+    makers: dict[str, Callable[[int], list[tuple[float, np.ndarray]]]] = {
+        "live": lambda i: windows[i],
+        "attack_print": lambda i: print_attack(photos[i % len(photos)], rng, 30),
+        "attack_waved_photo": lambda i: waved_photo_attack(photos[(i * 7) % len(photos)], rng, 30),
+        "attack_replay": lambda i: replay_attack(windows[i % len(windows)], rng),
+        "attack_bent_photo": lambda i: bent_photo_attack(heads[i % len(heads)], rng, 30),
+        "attack_bent_photo_horizontal": lambda i: bent_photo_attack(heads[i % len(heads)], rng, 30,
+                                                                    axis="horizontal")}
+    counts = {label: min(n, len(windows)) if label == "live" else n for label in makers}
+    progress = Progress("passive presentations", sum(counts.values()))
+    for label, make in makers.items():
+        for index in range(counts[label]):
             progress.step()
-            _write(args.out / label / f"{index:03d}", presentation)
+            _write(args.out / label / f"{index:03d}", make(index))
     progress.finish()
-    counts = {label: len(v) for label, v in sets.items()}
     if args.challenge_set:
         counts |= {f"challenge/{k}": v for k, v in _write_challenge_set(args, rng, detector, heads, live_clips).items()}
     emit({"out": str(args.out), "counts": counts, "seed": args.seed})

@@ -52,7 +52,11 @@ def test_challenge_set_is_written_with_nonces_and_evaluated_per_mode_and_pad(sma
             assert found["live"]["presentations"] == counts[prefix + "live"]
 
     # A challenge presentation without its nonce cannot be judged: a clear refusal, not a random nonce.
-    next((out / "challenge" / "live").glob("*/nonce.hex")).unlink()
+    nonce_file = next((out / "challenge" / "live").glob("*/nonce.hex"))
+    nonce_file.write_text("not hex\n")
+    refused = _edge("liveness", str(out), "--challenge")
+    assert refused.returncode == 2 and "nonce.hex" in refused.stderr and "Traceback" not in refused.stderr
+    nonce_file.unlink()
     refused = _edge("liveness", str(out), "--challenge")
     assert refused.returncode == 2 and "nonce.hex" in refused.stderr
 
