@@ -79,7 +79,13 @@ def eval_checkers(args: argparse.Namespace, require_challenge: bool) -> dict[str
 def run(args: argparse.Namespace) -> int:
     challenge = None
     if args.challenge:
-        nonce = bytes.fromhex(args.nonce) if args.nonce else os.urandom(16)
+        try:
+            nonce = bytes.fromhex(args.nonce) if args.nonce else os.urandom(16)
+        except ValueError:
+            nonce = b""
+        if len(nonce) < 16:
+            fail(f"--nonce must be at least 16 bytes in hex, not {args.nonce!r}")
+            return EXIT_USAGE
         challenge = Challenge.from_nonce(nonce)
         fail(f"prompt at {challenge.prompt_at_s:.2f} s: {challenge.prompt}")
     checker = make_checker(args, require_challenge=args.challenge)

@@ -65,3 +65,10 @@ def test_challenge_mode_needs_challenge_presentations(tmp_path):
     (tmp_path / "live").mkdir()
     refused = _edge("liveness", str(tmp_path), "--challenge", timeout=120)
     assert refused.returncode == 2 and "challenge" in refused.stderr
+
+
+@pytest.mark.parametrize("nonce", ["zz", "00ff"])
+def test_a_bad_challenge_nonce_is_a_usage_error(tmp_path, nonce):
+    run = subprocess.run([sys.executable, "-m", "edge", "liveness", str(tmp_path), "--challenge", "--nonce", nonce],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--nonce" in run.stderr and "Traceback" not in run.stderr
