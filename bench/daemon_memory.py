@@ -1,5 +1,6 @@
 """The daemon's resident memory over many sessions: a real `edge serve` (mutual TLS, replay camera with the
-card and 45 frames of the holder), ``SESSIONS`` Verify calls one after another, RSS (VmRSS) read every 50.
+card and 45 frames of the holder), ``SESSIONS`` Verify calls one after another, RSS (VmRSS) read every 50,
+with its anonymous and file-backed parts (RssAnon, RssFile).
 
 Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
 and onnxruntime defaults) and the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim``
@@ -85,6 +86,7 @@ trim_after_session = {server['trim']}
             for key in env:
                 os.environ.pop(key, None)
         curve = [(0, grpc_load.rss_mb(proc.pid))]
+        split = [(0, grpc_load.rss_mb(proc.pid, "RssAnon"), grpc_load.rss_mb(proc.pid, "RssFile"))]
         with grpc_load.channel_to(port) as channel:
             stub = pb_grpc.VerificationServiceStub(channel)
             for index in range(1, sessions + 1):
@@ -92,11 +94,13 @@ trim_after_session = {server['trim']}
                 assert reply.decision == pb.ALLOW, list(reply.reasons)
                 if index % 50 == 0:
                     curve.append((index, grpc_load.rss_mb(proc.pid)))
+                    split.append((index, grpc_load.rss_mb(proc.pid, "RssAnon"), grpc_load.rss_mb(proc.pid, "RssFile")))
         proc.terminate()
         proc.wait(30)
         after_warmup = [rss for count, rss in curve if count >= 100]
         results["variants"][name] = {"rss_mb_every_50": curve, "start_mb": curve[0][1], "end_mb": curve[-1][1],
                                      "max_mb": max(rss for _, rss in curve),
+                                     "anon_file_mb_every_50": split, "max_anon_mb": max(a for _, a, _ in split),
                                      "growth_after_100_mb": round(after_warmup[-1] - after_warmup[0], 1)
                                      if len(after_warmup) > 1 else None}
         print(name, results["variants"][name]["start_mb"], "->", results["variants"][name]["end_mb"], flush=True)

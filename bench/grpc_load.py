@@ -47,9 +47,12 @@ def channel_to(port: int) -> grpc.Channel:
                                options=[("grpc.ssl_target_name_override", "edge-device")])
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A /proc/PID/status memory line in MB: VmRSS, or its parts RssAnon (heap, stacks: what the process
+    really owns) and RssFile (mapped files such as shared libraries: clean pages the kernel can drop and
+    re-read under pressure)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
