@@ -138,3 +138,33 @@ def channel(daemon):
 @pytest.fixture
 def verify_stub(channel):
     return pb_grpc.VerificationServiceStub(channel)
+
+
+def write_config(tmp_path: Path, world, *, port: int | str = 0, metrics: str | None = None,
+                 data: Path | None = None, device_id: str = "edge-proc", realtime: bool = False,
+                 grace_s: float = 2) -> Path:
+    """A device config for a real `edge serve` of ``world``: replay camera on the holder's scene (in real
+    time with ``realtime``), mutual TLS with the world's PKI, the challenge off."""
+    data = data or tmp_path / "device"
+    config = tmp_path / f"edge-{port}.toml"
+    config.write_text(f"""
+[device]
+id = "{device_id}"
+data_dir = "{data}"
+[card]
+trust_list = "{world.issuer.trust_path}"
+revocations = "{world.issuer.revocations_path}"
+[site]
+id = "ward-7"
+require_challenge = false
+[camera]
+source = "replay:{world.scenes['holder']}"
+replay_realtime = {str(realtime).lower()}
+[server]
+address = "127.0.0.1:{port}"
+tls_dir = "{pki_dir(world.issuer.folder.parent)}"
+server_cert = "{SERVER_NAME}"
+grace_s = {grace_s}
+{f'metrics_address = "{metrics}"' if metrics else ''}
+""")
+    return config

@@ -19,35 +19,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .conftest import SERVER_NAME, connect, pki_dir
+from .conftest import connect, pki_dir, write_config
 
 pytestmark = pytest.mark.slow
 
 
-def write_config(tmp_path: Path, world, *, port: int | str = 0, metrics: str | None = None,
-                 data: Path | None = None) -> Path:
-    data = data or tmp_path / "device"
-    config = tmp_path / f"edge-{port}.toml"
-    config.write_text(f"""
-[device]
-id = "edge-proc"
-data_dir = "{data}"
-[card]
-trust_list = "{world.issuer.trust_path}"
-revocations = "{world.issuer.revocations_path}"
-[site]
-id = "ward-7"
-require_challenge = false
-[camera]
-source = "replay:{world.scenes['holder']}"
-[server]
-address = "127.0.0.1:{port}"
-tls_dir = "{pki_dir(world.issuer.folder.parent)}"
-server_cert = "{SERVER_NAME}"
-grace_s = 2
-{f'metrics_address = "{metrics}"' if metrics else ''}
-""")
-    return config
 
 
 class NotifySocket:

@@ -17,7 +17,7 @@ from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.templates import template_digest
 
-from .conftest import SERVER_NAME, connect, pki_dir
+from .conftest import connect, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,26 +30,7 @@ def test_sigterm_lets_the_inflight_session_finish(tmp_path, world, face_stage, t
     store = TemplateStore(data / "templates.sqlite", data / "keys")
     store.put(world.cards["holder"][1].hex(), world.holder_template, MODEL_ID)
     store.close()
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[device]
-id = "edge-sigterm"
-data_dir = "{data}"
-[card]
-trust_list = "{world.issuer.trust_path}"
-revocations = "{world.issuer.revocations_path}"
-[site]
-id = "ward-7"
-require_challenge = false
-[camera]
-source = "replay:{world.scenes['holder']}"
-replay_realtime = true
-[server]
-address = "127.0.0.1:0"
-grace_s = 20
-tls_dir = "{pki_dir(world.issuer.folder.parent)}"
-server_cert = "{SERVER_NAME}"
-""")
+    config = write_config(tmp_path, world, data=data, device_id="edge-sigterm", realtime=True, grace_s=20)
     port_file = tmp_path / "port"
     log_file = tmp_path / "edge.log"  # a file, not a pipe: a pipe nobody reads blocks the daemon once full
     proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--config", str(config), "--port-file",
