@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -145,3 +146,57 @@ def issue_card_with_template(stub: rpb_grpc.RegistryStub, tmp: Path, template, *
                                                 sealed_template=seal(registry_key, template.tobytes(),
                                                                      card.card_id.encode())), timeout=10)
     return card
+
+
+@dataclass
+class DeviceSite:
+    """A running registry with one registered device (not started) and one card whose template it holds."""
+
+    registry: Process
+    admin: rpb_grpc.RegistryStub
+    data: Path
+    card: rpb.IssueCardResponse
+    config: Path
+
+    def device(self, tmp: Path) -> Process:
+        return Process(["serve", "--config", str(self.config)], tmp / "device.port", tmp / "device.log")
+
+
+def device_site(tmp: Path, db_url: str, pki: Path, testdata: Path, template, *, server: str = "",
+                registry: str = "", **card_fields) -> DeviceSite:
+    """Start the registry, register device ``dev-a`` at site ``ward-7``, issue a card for ``template`` (its
+    holder in the replayed scene) and write the device's config; ``server``/``registry`` are extra TOML
+    lines for those sections (delivery pacing, rate limits)."""
+    from edge.demo import speaker_frames, write_scene
+
+    rport = free_port()
+    process = registry_process(tmp, db_url, pki, rport)
+    process.start()
+    admin = admin_stub(rport, pki)
+    data = tmp / "device"
+    register(admin, "dev-a", data / "keys", "ward-7")
+    card = issue_card_with_template(admin, tmp, template, site="ward-7", **card_fields)
+    scene = write_scene(tmp / "scene", card.qr_text, speaker_frames(testdata))
+    config = tmp / "device.toml"
+    config.write_text(f"""
+[device]
+id = "dev-a"
+data_dir = "{data}"
+[site]
+id = "ward-7"
+require_challenge = false
+[camera]
+source = "replay:{scene}"
+[server]
+address = "127.0.0.1:0"
+tls_dir = "{pki}"
+server_cert = "edge-device"
+{server}
+[registry]
+address = "127.0.0.1:{rport}"
+tls_dir = "{pki}"
+sync_interval_s = 1
+delivery_idle_s = 0.2
+{registry}
+""")
+    return DeviceSite(process, admin, data, card, config)

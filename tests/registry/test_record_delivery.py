@@ -7,21 +7,13 @@ import os
 
 import pytest
 
-from edge.demo import HOLDER_PORTRAIT, speaker_frames, write_scene
+from edge.demo import HOLDER_PORTRAIT
 from edge.imageio import load_image
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from registry.storage import open_storage
 
-from .conftest import (
-    Process,
-    admin_stub,
-    device_channel,
-    free_port,
-    issue_card_with_template,
-    register,
-    registry_process,
-)
+from .conftest import device_channel, device_site
 from .test_store_and_forward import device_info, wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,38 +21,10 @@ pytestmark = pytest.mark.slow
 
 def test_a_record_made_while_the_registry_is_down_arrives_once_after_a_kill9(tmp_path, db_url, pki, testdata,
                                                                                face_stage):
-    rport = free_port()
-    registry = registry_process(tmp_path, db_url, pki, rport)
-    registry.start()
-    admin = admin_stub(rport, pki)
-    data = tmp_path / "device"
-    register(admin, "dev-a", data / "keys", "ward-7")
     template = face_stage.embed_image(load_image(testdata / HOLDER_PORTRAIT)).vector.astype("<f4")
-    card = issue_card_with_template(admin, tmp_path, template, card_type="vaccination_appointment", site="ward-7",
-                                    age_band="minor")
-    scene = write_scene(tmp_path / "scene", card.qr_text, speaker_frames(testdata))
-    config = tmp_path / "device.toml"
-    config.write_text(f"""
-[device]
-id = "dev-a"
-data_dir = "{data}"
-[site]
-id = "ward-7"
-require_challenge = false
-[camera]
-source = "replay:{scene}"
-[server]
-address = "127.0.0.1:0"
-tls_dir = "{pki}"
-server_cert = "edge-device"
-[registry]
-address = "127.0.0.1:{rport}"
-tls_dir = "{pki}"
-sync_interval_s = 1
-delivery_idle_s = 0.2
-delivery_max_backoff_s = 1
-""")
-    device = Process(["serve", "--config", str(config)], tmp_path / "device.port", tmp_path / "device.log")
+    site = device_site(tmp_path, db_url, pki, testdata, template, card_type="vaccination_appointment",
+                       age_band="minor", registry="delivery_max_backoff_s = 1")
+    registry, card, device = site.registry, site.card, site.device(tmp_path)
     try:
         port = device.start()
         wait_for(lambda: 0 <= device_info(port, pki).last_sync_age_s < 30, what="first sync")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.demo import HOLDER_PORTRAIT, speaker_frames, write_scene
+from edge.demo import HOLDER_PORTRAIT
 from edge.imageio import load_image
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -17,15 +17,7 @@ from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.registry_client.outbox import Outbox
 from registry.storage import open_storage
 
-from .conftest import (
-    Process,
-    admin_stub,
-    device_channel,
-    free_port,
-    issue_card_with_template,
-    register,
-    registry_process,
-)
+from .conftest import device_channel, device_site
 
 pytestmark = pytest.mark.slow
 
@@ -43,45 +35,16 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = 
 @pytest.fixture
 def site(tmp_path, db_url, pki, testdata, face_stage):
     """A running registry with a registered device, a card and its template; the device not started."""
-    rport = free_port()
-    registry = registry_process(tmp_path, db_url, pki, rport)
-    registry.start()
-    admin = admin_stub(rport, pki)
-    data = tmp_path / "device"
-    register(admin, "dev-a", data / "keys", "ward-7")
     template = face_stage.embed_image(load_image(testdata / HOLDER_PORTRAIT)).vector.astype("<f4")
-    card = issue_card_with_template(admin, tmp_path, template, card_type="escort_permit", site="ward-7")
-    scene = write_scene(tmp_path / "scene", card.qr_text, speaker_frames(testdata))
-    config = tmp_path / "device.toml"
-    config.write_text(f"""
-[device]
-id = "dev-a"
-data_dir = "{data}"
-[site]
-id = "ward-7"
-require_challenge = false
-[camera]
-source = "replay:{scene}"
-[server]
-address = "127.0.0.1:0"
-tls_dir = "{pki}"
-server_cert = "edge-device"
-caller_sessions_per_min = 600
-[registry]
-address = "127.0.0.1:{rport}"
-tls_dir = "{pki}"
-server_name = "registry"
-sync_interval_s = 1
-delivery_idle_s = 0.2
-delivery_batch = 1
-delivery_max_per_s = 4
-delivery_max_backoff_s = 2
-""")
-    device = Process(["serve", "--config", str(config)], tmp_path / "device.port", tmp_path / "device.log")
-    yield {"registry": registry, "device": device, "data": data, "db_url": db_url, "admin": admin,
-           "card_id": card.card_id, "pki": pki}
+    site = device_site(tmp_path, db_url, pki, testdata, template, card_type="escort_permit",
+                       server="caller_sessions_per_min = 600",
+                       registry="server_name = \"registry\"\ndelivery_batch = 1\ndelivery_max_per_s = 4\n"
+                                "delivery_max_backoff_s = 2")
+    device = site.device(tmp_path)
+    yield {"registry": site.registry, "device": device, "data": site.data, "db_url": db_url, "admin": site.admin,
+           "card_id": site.card.card_id, "pki": pki}
     device.kill9()
-    registry.stop()
+    site.registry.stop()
 
 
 def device_info(port: int, pki: Path) -> pb.DeviceInfo:
