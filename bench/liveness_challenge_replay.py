@@ -28,9 +28,7 @@ from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness import attacks
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.presentations import WINDOW_FRAMES, cut_for_turn, turn_onsets
-from edge.liveness.temporal import yaw_series
-from edge.liveness.tracking import follow
+from edge.liveness.presentations import turn_cuts
 
 
 def main() -> None:
@@ -42,22 +40,15 @@ def main() -> None:
         with ReplaySource(clip) as source:
             frames = list(source.frames())
         detections, _ = checkers["without_pad"].detect_all(frames)
-        track = follow(detections)
-        if len(track.faces) < 30:
-            continue
-        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
-            chosen = cut_for_turn(len(detections), onset, sign, rng)
-            if chosen is None:
-                continue
-            challenge, first = chosen.challenge, chosen.first
-            t0 = frames[first][0]
-            shown = attacks.replay_attack([(t - t0, f) for t, f in frames[first:first + WINDOW_FRAMES]], rng)
+        for cut, window in turn_cuts(frames, detections, rng):
+            challenge = cut.challenge
+            shown = attacks.replay_attack(window, rng)
             replay_detections, images = checkers["without_pad"].detect_all(shown)
             for name, checker in checkers.items():
                 result = checker.decide(replay_detections, images, challenge=challenge)
                 tallies[name]["fta" if result.failure_to_acquire else
                               "accepted" if result.live else result.reasons[0]] += 1
-            print(clip.name, onset, {n: dict(c) for n, c in tallies.items()}, flush=True)
+            print(clip.name, cut.first, {n: dict(c) for n, c in tallies.items()}, flush=True)
     report = {}
     for name, counts in tallies.items():
         acquired = sum(counts.values()) - counts["fta"]

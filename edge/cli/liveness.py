@@ -216,9 +216,7 @@ def _write_challenge_set(args: argparse.Namespace, rng: np.random.Generator, det
     """Challenge presentations, each in a folder with the nonce it answers (edge.liveness.presentations):
     real turns from the live clips, the same turns replayed on a screen, and photos turned as asked."""
     from edge.liveness.attacks import bent_photo_attack, replay_attack
-    from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
-    from edge.liveness.temporal import yaw_series
-    from edge.liveness.tracking import follow
+    from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, turn_cuts
 
     out = args.out / "challenge"
     counts = {"live": 0, "attack_replayed_turn": 0}
@@ -227,15 +225,7 @@ def _write_challenge_set(args: argparse.Namespace, rng: np.random.Generator, det
         progress.step()
         with ReplaySource(clip, fps=30.0) as source:
             frames = list(source.frames())
-        track = follow([(t, detector.detect(frame)) for t, frame in frames])
-        if len(track.faces) < 30:
-            continue
-        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
-            cut = cut_for_turn(len(frames), onset, sign, rng)
-            if cut is None:
-                continue
-            t0 = frames[cut.first][0]
-            window = [(t - t0, frame) for t, frame in frames[cut.first:cut.first + WINDOW_FRAMES]]
+        for cut, window in turn_cuts(frames, [(t, detector.detect(frame)) for t, frame in frames], rng):
             _write(out / "live" / f"{counts['live']:03d}", window, cut.nonce)
             counts["live"] += 1
             _write(out / "attack_replayed_turn" / f"{counts['attack_replayed_turn']:03d}",

@@ -13,12 +13,16 @@ with, the session nonce it answers:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from edge.liveness.temporal import Challenge
+from edge.liveness.temporal import Challenge, yaw_series
+from edge.liveness.tracking import follow
+from edge.vision.types import Face
+
+Presentation = list[tuple[float, np.ndarray]]
 
 FPS = 30.0
 #: 3.5 s at 30 fps: the latest prompt (1.0 s) plus the answer window (2.5 s).
@@ -72,6 +76,21 @@ def cut_for_turn(clip_frames: int, onset_s: float, sign: float, rng: np.random.G
     if start < 0 or clip_frames - first < WINDOW_FRAMES * 0.8:
         return None
     return TurnCut(nonce, challenge, first)
+
+
+def turn_cuts(frames: Presentation, detections: list[tuple[float, list[Face]]],
+              rng: np.random.Generator) -> Iterator[tuple[TurnCut, Presentation]]:
+    """Every bona fide challenge presentation in one clip: its cut (with the nonce) and its frames, the
+    times restarting at 0. ``detections`` are the clip's faces per frame (a steady track of >= 30 needed)."""
+    track = follow(detections)
+    if len(track.faces) < 30:
+        return
+    for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
+        cut = cut_for_turn(len(frames), onset, sign, rng)
+        if cut is None:
+            continue
+        t0 = frames[cut.first][0]
+        yield cut, [(t - t0, frame) for t, frame in frames[cut.first:cut.first + WINDOW_FRAMES]]
 
 
 def answering_turn(challenge: Challenge, rng: np.random.Generator) -> Callable[[float], float]:

@@ -57,3 +57,21 @@ def test_the_photo_answers_after_the_prompt_in_the_asked_direction():
         final = turn(challenge.prompt_at_s + 2.0)
         assert 25 <= abs(final) <= 45
         assert np.sign(final) == -challenge.yaw_sign  # a sheet turned +x shows negative estimated yaw
+
+
+def test_a_clip_with_one_turn_gives_one_cut_that_answers_it():
+    from edge.liveness.presentations import turn_cuts
+    from edge.liveness.temporal import challenge_answered
+
+    from .test_temporal_and_fusion import head
+
+    times = np.arange(0, 8.0, 1 / FPS)
+    yaws = -20.0 * np.clip((times - 4.0) / 0.5, 0, 1)  # a 20 degree turn to the person's left at 4 s
+    frames = [(float(t), np.zeros((4, 4, 3), np.uint8)) for t in times]
+    detections = [(float(t), [head(y)]) for t, y in zip(times, yaws, strict=True)]
+    cuts = list(turn_cuts(frames, detections, np.random.default_rng(2)))
+    assert len(cuts) == 1
+    cut, window = cuts[0]
+    assert cut.challenge.direction == "left" and window[0][0] == 0.0 and len(window) == 105
+    faces = [faces[0] for _, faces in detections[cut.first:cut.first + 105]]
+    assert challenge_answered(cut.challenge, [t for t, _ in window], faces) == (True, "challenge_completed")
