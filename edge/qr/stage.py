@@ -3,12 +3,14 @@
 The first retry of a colour frame reads its brightest channel instead of the grey mean: a phone or tablet
 screen draws each module with red, green and blue subpixel stripes, which the grey mean turns into a striped
 pattern and the maximum fills in again (moire on the screen: 19 of 30 read through grey, 30 through the
-maximum; dark-mode, light-design and other phone-screen frames gain 2-3 of 30; bench/README.md).
-Then, on grey: local contrast (CLAHE) for dim or washed-out codes, 2x
-upscale for small codes, unsharp masking for blur, a median blur against screen moiré and sensor noise,
-inversion (light-on-dark codes; zxing handles it itself, zbar does not), Otsu binarisation for glare
-gradients, and a 0.5x downscale for large codes dominated by moiré. The first variant in which any
-decoder reads a code ends the search. The budget bounds the retries, not the first pass.
+maximum; dark-mode, light-design and other phone-screen frames gain 2-3 of 30; bench/README.md). The
+second divides each channel by its local mean before summing (``flattened_channels``): the screen's colour
+fringes and backlight falloff go, which reads most dim screens and more phone screens.
+Then, on grey: local contrast (CLAHE) for dim or washed-out codes, 2x upscale for small codes, unsharp
+masking for blur, a median blur against screen moiré and sensor noise, inversion (light-on-dark codes;
+zxing handles it itself, zbar does not), Otsu binarisation for glare gradients, and a 0.5x downscale for
+large codes dominated by moiré. The first variant in which any decoder reads a code ends the search. The
+budget bounds the retries, not the first pass.
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ def _sharpen(g: np.ndarray) -> np.ndarray:
 def _otsu(g: np.ndarray) -> np.ndarray:
     local = cv2.GaussianBlur(g, (0, 0), 1.0)
     return cv2.adaptiveThreshold(local, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 51, 5)
+
+
+def flattened_channels(colour: np.ndarray) -> np.ndarray:
+    """Each colour channel over its own local mean, summed, then local contrast (CLAHE), as grey uint8.
+
+    A phone screen filmed by the gate camera carries slow colour fringes (its subpixel grid aliased by the
+    sensor: moire) and a backlight falloff; both multiply each channel by a different slowly varying
+    factor, which the grey mean keeps and a division by the local mean removes. The local mean's Gaussian
+    sigma is 4 pixels at 640 px width (about one module of a card code at gate distance), scaled with the
+    frame width.
+    """
+    sigma = max(2.0, colour.shape[1] / 160.0)
+    flat = np.zeros(colour.shape[:2], np.float32)
+    for channel in range(3):
+        values = colour[:, :, channel].astype(np.float32)
+        flat += values / (cv2.GaussianBlur(values, (0, 0), sigma) + 4.0)
+    low, high = float(flat.min()), float(flat.max())
+    grey = ((flat - low) * (255.0 / max(high - low, 1e-6))).astype(np.uint8)
+    return _clahe(grey)
 
 
 def _up2(g: np.ndarray) -> np.ndarray:
@@ -117,9 +138,13 @@ class QRStage:
         colour = np.asarray(frame)
         within_budget = (time.perf_counter() - start) * 1000.0 <= self.budget_ms
         if colour.ndim == 3 and colour.shape[2] >= 3 and colour.dtype == np.uint8 and self.variants and within_budget:
-            codes = self._run_all(np.ascontiguousarray(colour[:, :, :3].max(axis=2)), "max_channel", 1.0)
-            if codes:
-                return codes
+            for name, transform in (("max_channel", lambda c: c[:, :, :3].max(axis=2)),
+                                    ("flattened_channels", flattened_channels)):
+                if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
+                    break
+                codes = self._run_all(np.ascontiguousarray(transform(colour)), name, 1.0)
+                if codes:
+                    return codes
         for name, transform, scale in self.variants:
             if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
                 log.debug("qr retry budget spent before %s", name)
