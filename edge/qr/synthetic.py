@@ -232,14 +232,19 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
 
 
 def card_texts(count: int, seed: int = 0) -> list[str]:
-    """Real card payloads (random ES256 issuer, all three card types), so symbol versions are realistic."""
+    """Real card payloads (all three card types), so symbol versions are realistic.
+
+    The issuer's Ed25519 key is derived from ``seed``: Ed25519 signatures are deterministic, so one seed
+    gives the same texts, symbols and frames in every run (an ES256 signature is as long, but randomised).
+    """
     import hashlib
 
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     from edge.credential.issuer import CardIssuer
-    from edge.credential.keys import generate_issuer_key
 
     rng = np.random.default_rng(seed)
-    issuer = CardIssuer(generate_issuer_key("ES256"), "hospital-a")
+    issuer = CardIssuer(ed25519.Ed25519PrivateKey.from_private_bytes(rng.bytes(32)), "hospital-a")
     types = ["health_card", "escort_permit", "vaccination_appointment"]
     texts = []
     for i in range(count):
