@@ -1,11 +1,11 @@
 """The QR stage: every decoder on the frame, then preprocessing retries inside a time budget.
 
-The first retry of a colour frame reads its brightest channel instead of the grey mean: a phone or tablet
-screen draws each module with red, green and blue subpixel stripes, which the grey mean turns into a striped
-pattern and the maximum fills in again (moire on the screen: 19 of 30 read through grey, 30 through the
-maximum; dark-mode, light-design and other phone-screen frames gain 2-3 of 30; bench/README.md). The
-second divides each channel by its local mean before summing (``flattened_channels``): the screen's colour
-fringes and backlight falloff go, which reads most dim screens and more phone screens.
+Three retries work on a colour frame first. The brightest channel instead of the grey mean: a phone or
+tablet screen draws each module with red, green and blue subpixel stripes, which the grey mean turns into
+a striped pattern and the maximum fills in again. Each channel divided by its local mean before summing
+(``flattened_channels``): the screen's aliased colour fringes and backlight falloff go, which reads more
+phone screens and dark-mode cards. The same flattened image thresholded locally (``flattened_threshold``),
+for dim screens and pastel designs. Numbers in bench/README.md.
 Then, on grey: local contrast (CLAHE) for dim or washed-out codes, 2x upscale for small codes, unsharp
 masking for blur, a median blur against screen moiré and sensor noise, inversion (light-on-dark codes;
 zxing handles it itself, zbar does not), Otsu binarisation for glare gradients, and a 0.5x downscale for
@@ -45,23 +45,37 @@ def _otsu(g: np.ndarray) -> np.ndarray:
     return cv2.adaptiveThreshold(local, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 51, 5)
 
 
-def flattened_channels(colour: np.ndarray) -> np.ndarray:
-    """Each colour channel over its own local mean, summed, then local contrast (CLAHE), as grey uint8.
+def _flat(colour: np.ndarray) -> np.ndarray:
+    """Each colour channel over its own local mean, summed (float32).
 
     A phone screen filmed by the gate camera carries slow colour fringes (its subpixel grid aliased by the
     sensor: moire) and a backlight falloff; both multiply each channel by a different slowly varying
     factor, which the grey mean keeps and a division by the local mean removes. The local mean's Gaussian
-    sigma is 4 pixels at 640 px width (about one module of a card code at gate distance), scaled with the
-    frame width.
+    sigma is 4 pixels at 640 px width, scaled with the frame width (8 at 1280 reads more dim screens there
+    than 4: 15 against 3 of 30 in bench/qr.py).
     """
     sigma = max(2.0, colour.shape[1] / 160.0)
     flat = np.zeros(colour.shape[:2], np.float32)
     for channel in range(3):
         values = colour[:, :, channel].astype(np.float32)
         flat += values / (cv2.GaussianBlur(values, (0, 0), sigma) + 4.0)
-    low, high = float(flat.min()), float(flat.max())
-    grey = ((flat - low) * (255.0 / max(high - low, 1e-6))).astype(np.uint8)
-    return _clahe(grey)
+    return flat
+
+
+def _stretch(values: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
+    low, high = (float(v) for v in np.percentile(values, [low_pct, high_pct]))
+    return np.clip((values - low) * (255.0 / max(high - low, 1e-6)), 0, 255).astype(np.uint8)
+
+
+def flattened_channels(colour: np.ndarray) -> np.ndarray:
+    """``_flat`` stretched to grey uint8, then local contrast (CLAHE): phone screens, moire, dark mode."""
+    return _clahe(_stretch(_flat(colour), 0, 100))
+
+
+def flattened_threshold(colour: np.ndarray) -> np.ndarray:
+    """``_flat`` stretched between its 1st and 99th percentiles, then a local threshold: dim screens and
+    pastel designs, whose modules differ from the background by a few grey levels once flattened."""
+    return _otsu(_stretch(_flat(colour), 1, 99))
 
 
 def _up2(g: np.ndarray) -> np.ndarray:
@@ -139,7 +153,8 @@ class QRStage:
         within_budget = (time.perf_counter() - start) * 1000.0 <= self.budget_ms
         if colour.ndim == 3 and colour.shape[2] >= 3 and colour.dtype == np.uint8 and self.variants and within_budget:
             for name, transform in (("max_channel", lambda c: c[:, :, :3].max(axis=2)),
-                                    ("flattened_channels", flattened_channels)):
+                                    ("flattened_channels", flattened_channels),
+                                    ("flattened_threshold", flattened_threshold)):
                 if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
                     break
                 codes = self._run_all(np.ascontiguousarray(transform(colour)), name, 1.0)
