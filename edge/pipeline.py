@@ -198,7 +198,8 @@ class VerificationPipeline:
                 raise SessionTimeout
 
         def stage_done(name: str, began: float) -> None:
-            timings[name] = round((time.monotonic() - began) * 1000.0, 2)
+            # Summed: a challenge retry runs capture and liveness twice in one session.
+            timings[name] = round(timings.get(name, 0.0) + (time.monotonic() - began) * 1000.0, 2)
 
         try:
             began = time.monotonic()

@@ -67,7 +67,7 @@ def _live_window(reasons, retries=1, require_challenge=True):
     events = []
     result, challenge, _, prompts = pipeline._live_window(_camera(20.0), lambda: None, b"nonce-1",
                                                           lambda kind, text: events.append(kind),
-                                                          lambda *_: None)
+                                                          lambda stage, began: events.append(stage))
     return pipeline.liveness, result, challenge, prompts, events
 
 
@@ -78,6 +78,8 @@ def test_a_slow_answer_gets_one_fresh_challenge():
     assert result.live and challenge is second and second.attempt == 1
     assert second == Challenge.from_nonce(b"nonce-1", attempt=1) != first
     assert prompts == [first.prompt, second.prompt] and events.count("retry") == 1
+    # both windows are timed (the session sums them per stage)
+    assert events.count("capture_detect") == 2 and events.count("liveness") == 2
 
 
 def test_each_failed_answer_counts_towards_the_failure_limit():
