@@ -58,27 +58,10 @@ def main() -> None:
         store = TemplateStore(data / "templates.sqlite", data / "keys")
         store.put(card_id.hex(), template, MODEL_ID)
         store.close()
-        config = work / f"{name}.toml"
-        config.write_text(f"""
-[models]
-memory_arena = {models['memory_arena']}
-[device]
-data_dir = "{data}"
-[card]
-trust_list = "{issuer.trust_path}"
-[site]
-id = "bench"
-require_challenge = false
-max_failures = 100000
-[camera]
-source = "replay:{scene}"
-[server]
-address = "127.0.0.1:0"
-tls_dir = "{grpc_load.PKI['dir']}"
-server_cert = "edge-device"
-caller_sessions_per_min = 1000000
-trim_after_session = {server['trim']}
-""")
+        config = grpc_load.write_bench_config(
+            work / f"{name}.toml", data, issuer.trust_path, scene, models=f"memory_arena = {models['memory_arena']}",
+            site="max_failures = 100000",
+            server=f"caller_sessions_per_min = 1000000\ntrim_after_session = {server['trim']}")
         os.environ.update(env)
         try:
             proc, port, _ = grpc_load.start_daemon(config, cache, work / f"{name}.port")

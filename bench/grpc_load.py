@@ -57,6 +57,33 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def write_bench_config(path: Path, data: Path, trust_list: Path, scene: Path, *, models: str = "", site: str = "",
+                       camera: str = "", server: str = "") -> Path:
+    """A device config for a benchmark daemon: the bench PKI, a replay camera on ``scene``, the challenge off;
+    the keyword arguments are extra TOML lines for those sections (limits raised for load, memory knobs)."""
+    path.write_text(f"""
+[models]
+{models}
+[device]
+data_dir = "{data}"
+[card]
+trust_list = "{trust_list}"
+[site]
+id = "bench"
+require_challenge = false
+{site}
+[camera]
+source = "replay:{scene}"
+{camera}
+[server]
+address = "127.0.0.1:0"
+tls_dir = "{PKI['dir']}"
+server_cert = "edge-device"
+{server}
+""")
+    return path
+
+
 def start_daemon(config: Path, cache: str, port_file: Path) -> tuple[subprocess.Popen, int, float]:
     port_file.unlink(missing_ok=True)
     began = time.monotonic()
@@ -140,25 +167,9 @@ def main() -> None:
     store = TemplateStore(data / "templates.sqlite", data / "keys")
     store.put(card_id.hex(), template, MODEL_ID)
     store.close()
-    config = work / "edge.toml"
-    config.write_text(f"""
-[device]
-data_dir = "{data}"
-[card]
-trust_list = "{issuer.trust_path}"
-[site]
-id = "bench"
-require_challenge = false
-[camera]
-source = "replay:{scene}"
-wait_s = 120
-[server]
-address = "127.0.0.1:0"
-tls_dir = "{PKI['dir']}"
-server_cert = "edge-device"
-verify_concurrency = 4
-caller_sessions_per_min = 100000
-""")
+    config = write_bench_config(work / "edge.toml", data, issuer.trust_path, scene,
+                                camera="wait_s = 120",
+                                server="verify_concurrency = 4\ncaller_sessions_per_min = 100000")
     results: dict = {"start": {}, "load": [], "scene_frames": 48}
     cache = tempfile.mkdtemp(prefix="numba-cache-")
     for label in ("cold_numba_cache", "warm_numba_cache"):
