@@ -153,7 +153,6 @@ class VerificationPipeline:
         self.limiter = limiter or FailureLimiter()
         self.entries = entries
         self.advisor = CardAdvisor()
-        self._card_advice: str | None = None
 
     def verify(self, frames: Iterator[TimedFrame], *, nonce: bytes, card_text: str | None = None,
                deadline: float | None = None, on_event: EventSink | None = None,
@@ -205,15 +204,16 @@ class VerificationPipeline:
             began = time.monotonic()
             emit("card", "reading card")
             from_camera = card_text is None  # a caller that sends the card text sends the delegation with it
+            advice = None
             if card_text is None:
-                card_text = self._read_card(frames, check_time)
+                card_text, advice = self._read_card(frames, check_time)
                 if card_text is not None and not staff and self._is_delegation(card_text):
                     # The guardian showed the delegation first: the child's card comes next.
-                    delegation_text, card_text = card_text, self._read_card(frames, check_time, skip=card_text)
+                    delegation_text = card_text
+                    card_text, advice = self._read_card(frames, check_time, skip=delegation_text)
             stage_done("qr", began)
             if card_text is None:
-                return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings,
-                               prompts=[self._card_advice or SHOW_CARD])
+                return Outcome("RETRY", ["CARD_NOT_FOUND"], timings=timings, prompts=[advice or SHOW_CARD])
 
             stale = self.data_age is not None and self.data_age() > self.policy.staleness_s
             if stale and self.policy.stale_policy == "deny":
@@ -237,9 +237,12 @@ class VerificationPipeline:
             face_card: Card = card  # whose face is checked: the holder's, or a guardian's under a delegation
             acting: dict[str, str] = {}
             if not staff:
-                if from_camera and delegation_text is None and self.policy.face_policy.get(
-                        card.age_band or "adult") == "guardian":
-                    delegation_text = self._read_another_card(frames, check_time, card_text, card)
+                if from_camera and delegation_text is None and self._face_mode(card) == "guardian":
+                    # Where only a guardian may verify, keep reading for the second code (the delegation).
+                    # Where either may, the camera path does not wait (it would eat the liveness frames): the
+                    # holder verifies, and a guardian acting for a 14-17-year-old has the station's app send
+                    # both codes.
+                    delegation_text, _ = self._read_card(frames, check_time, skip=card_text)
                 chosen = self._face_subject(card, delegation_text)
                 if isinstance(chosen, str):
                     return self._finish("DENY", [chosen], card.card_id.hex(), card_text, card.kid, nonce,
@@ -301,9 +304,14 @@ class VerificationPipeline:
         finally:
             timings["total"] = round((time.monotonic() - start) * 1000.0, 2)
 
+    def _face_mode(self, card: Card) -> str:
+        """Whose face the site checks for this card's age band: "guardian", "either" or "holder" (cards
+        without an age band: the holder's)."""
+        return self.policy.face_policy.get(card.age_band, "holder") if card.age_band else "holder"
+
     def _face_subject(self, card: Card, delegation_text: str | None) -> Card | str:
         """The card whose face is checked (the child's card's own, or a guardian's delegation), or a reason."""
-        mode = self.policy.face_policy.get(card.age_band or "adult", "holder") if card.age_band else "holder"
+        mode = self._face_mode(card)
         if delegation_text is None:
             return "DELEGATION_REQUIRED" if mode == "guardian" else card
         if mode == "holder":
@@ -318,22 +326,6 @@ class VerificationPipeline:
         if delegation.guardian_card is not None and self.cards.revocations.is_revoked(delegation.guardian_card):
             return "DELEGATION_REVOKED"  # the guardian's own card was withdrawn
         return delegation
-
-    def _read_another_card(self, frames: Iterator[TimedFrame], check_time: Callable[[], None], seen: str,
-                           card: Card) -> str | None:
-        """The camera path of a two-code presentation: where only a guardian may verify, keep reading for a
-        second, different QR code (the delegation) for up to the card timeout. Where either may, the camera
-        path does not wait (it would eat the liveness frames): the holder verifies, and a guardian acting for a
-        14-17-year-old has the station's app send both codes."""
-        until = time.monotonic() + self.policy.card_timeout_s
-        for _, frame in frames:
-            check_time()
-            for code in self.qr.decode(frame):
-                if code.text != seen:
-                    return code.text
-            if time.monotonic() > until:
-                return None
-        return None
 
     def _override_token(self, link: OverrideLink, staff_card: Card, card_text: str, nonce: bytes, checks: dict,
                         timings: dict[str, float], prompts: list[str], liveness: float, score: float) -> Outcome:
@@ -364,23 +356,24 @@ class VerificationPipeline:
             return False
 
     def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
-                   skip: str | None = None) -> str | None:
-        """The first QR text in view (other than ``skip``) within the card timeout. Every eighth unreadable
-        frame, the advisor looks for a visible but unreadable code, to say what to do about it."""
+                   skip: str | None = None) -> tuple[str | None, str | None]:
+        """The first QR text in view (other than ``skip``) within the card timeout, and when there is none,
+        what to tell the person: every eighth unreadable frame, the advisor looks for a visible but
+        unreadable code."""
         until = time.monotonic() + self.policy.card_timeout_s
         first_time: float | None = None
-        self._card_advice = None
+        advice: str | None = None
         for index, (t, frame) in enumerate(frames):
             check_time()
             first_time = t if first_time is None else first_time
             for code in self.qr.decode(frame):
                 if code.text != skip:
-                    return code.text
+                    return code.text, None
             if index % 8 == 0:
-                self._card_advice = self.advisor.advise(to_grey(frame)) or self._card_advice
+                advice = self.advisor.advise(to_grey(frame)) or advice
             if time.monotonic() > until or t - first_time > self.policy.card_timeout_s:
-                return None
-        return None
+                break
+        return None, advice
 
     def _card_id_if_signed(self, text: str) -> str:
         """The card id of a card whose signature verified but a later check failed (for the audit token)."""
