@@ -26,9 +26,9 @@ from edge.assembly import build_face_stage
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
-from edge.liveness.checker import LivenessChecker
+from edge.liveness.checker import LivenessThresholds, with_and_without_pad
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.pad import PADModel, pad_model_dir
+from edge.liveness.pad import pad_model_dir
 
 
 def main() -> None:
@@ -37,10 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
     stage = build_face_stage(load_config())
-    folder = pad_model_dir()
-    checkers = {"without_pad": LivenessChecker(stage.detector)}
-    if folder is not None:
-        checkers["with_pad"] = LivenessChecker(stage.detector, pad=PADModel.from_dir(folder))
+    checkers = with_and_without_pad(stage.detector, LivenessThresholds(), pad_model_dir())
     heads = attacks.trimmed_heads(photos, stage.detector)
     rng = np.random.default_rng(15)
     makers = {

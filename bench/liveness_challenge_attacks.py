@@ -28,9 +28,9 @@ from edge.assembly import build_face_stage
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
-from edge.liveness.checker import LivenessChecker, LivenessThresholds
+from edge.liveness.checker import LivenessChecker, LivenessThresholds, with_and_without_pad
 from edge.liveness.evaluation import upper_bound_95
-from edge.liveness.pad import PADModel, pad_model_dir
+from edge.liveness.pad import pad_model_dir
 from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge
 from edge.vision.detector import FaceDetector
@@ -40,12 +40,7 @@ FRAMES = WINDOW_FRAMES
 
 def challenge_checkers(detector: FaceDetector) -> dict[str, LivenessChecker]:
     """Challenge-mode checkers without the PAD models (the default install) and, when provisioned, with."""
-    strict = LivenessThresholds(require_challenge=True)
-    checkers = {"without_pad": LivenessChecker(detector, strict)}
-    folder = pad_model_dir()
-    if folder is not None:
-        checkers["with_pad"] = LivenessChecker(detector, strict, PADModel.from_dir(folder))
-    return checkers
+    return with_and_without_pad(detector, LivenessThresholds(require_challenge=True), pad_model_dir())
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.cli.progress import Progress
-from edge.liveness.checker import LivenessChecker, LivenessThresholds
+from edge.liveness.checker import LivenessChecker, LivenessThresholds, with_and_without_pad
 from edge.liveness.evaluation import Outcome, metrics
-from edge.liveness.pad import PADModel, pad_model_dir
+from edge.liveness.pad import pad_model_dir
 from edge.liveness.temporal import Challenge
 from edge.vision.detector import FaceDetector
 
@@ -56,34 +56,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=run_generate)
 
 
-def make_checker(args: argparse.Namespace, require_challenge: bool = False) -> LivenessChecker:
-    config = config_from_args(args)
-    stage = build_face_stage(config)
-    folder = None if args.no_pad else pad_model_dir()
-    return LivenessChecker(stage.detector, LivenessThresholds(require_challenge=require_challenge),
-                           PADModel.from_dir(folder) if folder else None)
-
-
 def eval_checkers(args: argparse.Namespace, require_challenge: bool) -> dict[str, LivenessChecker]:
-    """The default install's checker and, when the PAD models are provisioned (and not --no-pad), the
-    same thresholds with them: one detection pass per presentation serves both."""
-    stage = build_face_stage(config_from_args(args))
-    thresholds = LivenessThresholds(require_challenge=require_challenge)
-    checkers = {"without_pad": LivenessChecker(stage.detector, thresholds)}
-    folder = None if args.no_pad else pad_model_dir()
-    if folder is not None:
-        checkers["with_pad"] = LivenessChecker(stage.detector, thresholds, PADModel.from_dir(folder))
-    return checkers
+    """Without the PAD models (the default install) and, when provisioned and not --no-pad, with them."""
+    return with_and_without_pad(build_face_stage(config_from_args(args)).detector,
+                                LivenessThresholds(require_challenge=require_challenge),
+                                None if args.no_pad else pad_model_dir())
+
+
+def make_checker(args: argparse.Namespace, require_challenge: bool = False) -> LivenessChecker:
+    """The checker the gate would run: with the PAD models when they are provisioned (and not --no-pad)."""
+    checkers = eval_checkers(args, require_challenge)
+    return checkers.get("with_pad", checkers["without_pad"])
+
+
+def parse_nonce(text: str) -> bytes | None:
+    """A session nonce from hex, or None unless it is hex of at least 16 bytes."""
+    try:
+        nonce = bytes.fromhex(text.strip())
+    except ValueError:
+        return None
+    return nonce if len(nonce) >= 16 else None
 
 
 def run(args: argparse.Namespace) -> int:
     challenge = None
     if args.challenge:
-        try:
-            nonce = bytes.fromhex(args.nonce) if args.nonce else os.urandom(16)
-        except ValueError:
-            nonce = b""
-        if len(nonce) < 16:
+        nonce = parse_nonce(args.nonce) if args.nonce else os.urandom(16)
+        if nonce is None:
             fail(f"--nonce must be at least 16 bytes in hex, not {args.nonce!r}")
             return EXIT_USAGE
         challenge = Challenge.from_nonce(nonce)
@@ -109,10 +108,9 @@ def _presentations(folder: Path) -> list[tuple[str, Path]]:
 
 def _read_nonce(item: Path) -> bytes | None:
     try:
-        nonce = bytes.fromhex((item / NONCE_FILE).read_text().strip())
-    except (OSError, ValueError):
+        return parse_nonce((item / NONCE_FILE).read_text())
+    except OSError:
         return None
-    return nonce if len(nonce) >= 16 else None
 
 
 def run_eval(args: argparse.Namespace) -> int:

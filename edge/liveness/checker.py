@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -177,3 +178,13 @@ class LivenessChecker:
                              "fired": ok, "kind": "confirm"}
         return LivenessResult(live=ok, score=min(1.0, planarity / (2 * th.min_planarity)) if ok else 0.0, cues=cues,
                               reasons=[why], track=track, prompts=[challenge.prompt])
+
+
+def with_and_without_pad(detector: FaceDetector, thresholds: LivenessThresholds,
+                         pad_folder: Path | None) -> dict[str, LivenessChecker]:
+    """Evaluation checkers on one detector: the default install's (``without_pad``) and, when ``pad_folder``
+    holds the PAD models, the same thresholds with them (``with_pad``); one detection pass serves both."""
+    checkers = {"without_pad": LivenessChecker(detector, thresholds)}
+    if pad_folder is not None:
+        checkers["with_pad"] = LivenessChecker(detector, thresholds, PADModel.from_dir(pad_folder))
+    return checkers
