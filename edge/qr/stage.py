@@ -97,6 +97,13 @@ VARIANTS: list[Variant] = [
     ("upscale2_sharpen", lambda g: _sharpen(_up2(g)), 2.0),
 ]
 
+#: Retries on a colour frame (its first three channels), before the grey ones: see the module docstring.
+COLOUR_VARIANTS: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [
+    ("max_channel", lambda colour: colour.max(axis=2)),
+    ("flattened_channels", flattened_channels),
+    ("flattened_threshold", flattened_threshold),
+]
+
 #: Frames above this many pixels are refused (a decoder allocates several copies).
 MAX_FRAME_PIXELS = 40_000_000
 
@@ -150,23 +157,18 @@ class QRStage:
         if codes:
             return codes
         colour = np.asarray(frame)
-        within_budget = (time.perf_counter() - start) * 1000.0 <= self.budget_ms
-        if colour.ndim == 3 and colour.shape[2] >= 3 and colour.dtype == np.uint8 and self.variants and within_budget:
-            for name, transform in (("max_channel", lambda c: c[:, :, :3].max(axis=2)),
-                                    ("flattened_channels", flattened_channels),
-                                    ("flattened_threshold", flattened_threshold)):
-                if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
-                    break
-                codes = self._run_all(np.ascontiguousarray(transform(colour)), name, 1.0)
-                if codes:
-                    return codes
-        for name, transform, scale in self.variants:
+        # Every retry is (name, transform, its input, output/input scale); a colour frame's come first.
+        retries: list[tuple[str, Callable[[np.ndarray], np.ndarray], np.ndarray, float]] = []
+        if colour.ndim == 3 and colour.shape[2] >= 3 and colour.dtype == np.uint8 and self.variants:
+            retries += [(name, transform, colour[:, :, :3], 1.0) for name, transform in COLOUR_VARIANTS]
+        retries += [(name, transform, grey, scale) for name, transform, scale in self.variants]
+        for name, transform, source, scale in retries:
             if (time.perf_counter() - start) * 1000.0 > self.budget_ms:
                 log.debug("qr retry budget spent before %s", name)
                 break
             if scale > 1 and max(grey.shape) * scale > 2600:
                 continue  # upscaling a large frame costs more than it can gain
-            codes = self._run_all(np.ascontiguousarray(transform(grey)), name, scale)
+            codes = self._run_all(np.ascontiguousarray(transform(source)), name, scale)
             if codes:
                 return codes
         return []
