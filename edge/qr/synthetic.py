@@ -35,7 +35,9 @@ CATEGORIES = ("clean", "perspective", "blur", "noise", "low_contrast", "glare", 
               "rotation", "phone_screen", "on_photo", "dark_mode", "dim_screen", "light_design")
 #: Phone screens as people hold them at a gate: the screen model of "phone_screen" with the card shown in dark
 #: mode (light modules on dark), at low brightness, or as a low-contrast "light" design.
-SCREEN_CATEGORIES = ("moire", "phone_screen", "dark_mode", "dim_screen", "light_design")
+PHONE_SCREENS = ("phone_screen", "dark_mode", "dim_screen", "light_design")
+#: Every category shown on a screen: the phone screens and a bare screen's moire.
+SCREEN_CATEGORIES = ("moire", *PHONE_SCREENS)
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,7 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
     module_px = {"small": rng.uniform(1.6, 2.4), "clean": rng.uniform(3.0, 5.0)}.get(category, rng.uniform(2.8, 4.2))
     side = min(n * module_px, min(width, height) * 0.92)
     angle = float(rng.uniform(0, 360)) if category == "rotation" else float(rng.uniform(-8, 8))
-    tilt = {"perspective": 0.12, "phone_screen": 0.06, "on_photo": 0.05, "dark_mode": 0.06, "dim_screen": 0.06,
-            "light_design": 0.06}.get(category, 0.01)
+    tilt = {"perspective": 0.12, "on_photo": 0.05, **dict.fromkeys(PHONE_SCREENS, 0.06)}.get(category, 0.01)
     quad = _quad(rng, width, height, side, tilt, angle)
     dark, light = 0, 255
     if category == "low_contrast":
@@ -196,7 +197,7 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
             screen = (screen.astype(np.float32) * rng.uniform(0.15, 0.3)).astype(np.uint8)
         pad = int(screen.shape[0] * 0.08)
         bezel_colour = int(rng.integers(5, 40))
-        phone = category != "moire"
+        phone = category in PHONE_SCREENS
         screen = cv2.copyMakeBorder(screen, pad, pad * 3, pad, pad, cv2.BORDER_CONSTANT,
                                     value=(bezel_colour,) * 3) if phone else screen
         if phone:
@@ -221,7 +222,7 @@ def make_sample(category: str, text: str, rng: np.random.Generator, *, width: in
         frame = _glare(frame, rng, centre, side * 0.35)
     elif category == "moire":
         frame = cv2.GaussianBlur(frame, (0, 0), 0.6)
-    elif category in ("phone_screen", "dark_mode", "dim_screen", "light_design"):
+    elif category in PHONE_SCREENS:
         bloom = cv2.GaussianBlur(frame, (0, 0), 6)
         frame = cv2.addWeighted(frame, 0.85, bloom, 0.25, 0)
         if rng.random() < 0.6:
