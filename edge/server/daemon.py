@@ -178,6 +178,7 @@ class EdgeDaemon:
         self._monitor: threading.Thread | None = None
         self._inflight = 0
         self._inflight_lock = threading.Condition()
+        self._record_lock = threading.Lock()  # one vaccination record at a time (record_vaccination)
         self._register_services()
 
     # The components, by the names servicers, tests and benchmarks use.
@@ -291,8 +292,6 @@ class EdgeDaemon:
             raise OverrideRefused("no recent ALLOW of a vaccination appointment at this station with that token "
                                   "id", code="record_unbound")
         appointment = allowed[0]
-        if entries.recorded(appointment):
-            raise OverrideRefused("a vaccination was already recorded for this appointment", code="appointment_used")
         parts = self.parts
         site = self.config.site
 
@@ -302,9 +301,15 @@ class EdgeDaemon:
                 decision="ALLOW", reasons=["VACCINATION_RECORD"], checks={"record": record}, site=site.id,
                 gate=site.gate_id, revocation_version=parts.cards.revocations.version, sequence=sequence))
 
-        token, token_id, _ = parts.outbox.issue(sign, card_id=appointment, decision="ALLOW",
-                                                reasons="VACCINATION_RECORD")
-        entries.record_vaccination(appointment, token_id.hex())
+        # Check, sign and write as one step: two simultaneous calls for one appointment must not both pass
+        # the check before either has written (tests/server/test_vaccination_station.py).
+        with self._record_lock:
+            if entries.recorded(appointment):
+                raise OverrideRefused("a vaccination was already recorded for this appointment",
+                                      code="appointment_used")
+            token, token_id, _ = parts.outbox.issue(sign, card_id=appointment, decision="ALLOW",
+                                                    reasons="VACCINATION_RECORD")
+            entries.record_vaccination(appointment, token_id.hex())
         self.metrics.decisions.labels("ALLOW", "VACCINATION_RECORD").inc()
         return token_id.hex(), token
 

@@ -122,6 +122,42 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
 
 
+def test_simultaneous_records_for_one_appointment_sign_once(station):
+    """Four station apps (or one retrying impatiently) send the record for one ALLOW at the same moment:
+    one record is signed, the others are refused. Signing is slowed so that every call has passed the
+    "already recorded?" check before the first one is written."""
+    import threading
+
+    daemon, texts, _ = station
+    allow, decision, _ = verify(daemon, texts["teen"])
+    assert decision == "ALLOW"
+    outbox = daemon.parts.outbox
+    real_issue = outbox.issue
+
+    def slow_issue(*args, **kwargs):
+        time.sleep(0.3)
+        return real_issue(*args, **kwargs)
+
+    outbox.issue = slow_issue
+    results: list[str] = []
+    try:
+        def send():
+            try:
+                record(daemon, allow.token_id)
+                results.append("signed")
+            except grpc.RpcError as exc:
+                results.append(dict(exc.trailing_metadata()).get("edge-reason", exc.code().name))
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        del outbox.issue
+    assert sorted(results) == ["appointment_used"] * 3 + ["signed"], results
+
+
 @pytest.mark.parametrize("delegation_first", [False, True])
 def test_the_camera_reads_both_codes_in_either_order(station, testdata, tmp_path, delegation_first):
     """The two-code presentation at the camera: the child's card and the guardian's delegation, in either order,
