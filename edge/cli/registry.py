@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sqlite3
-import threading
 from pathlib import Path
 
 import grpc
 
 from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail
+from edge.cli.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +170,15 @@ def run_serve(args: argparse.Namespace) -> int:
         state.escort_policies = load_escort_policies(args.escort_policy)
     server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,
                             allow_plaintext=args.plaintext)
-    port = server.start(args.address)
-    if args.port_file:
-        args.port_file.write_text(str(port))
-    log.warning("registry serving", extra={"fields": {"port": port, "db": args.db.split("@")[-1],
-                                                      "template_key": state.template_public_key.hex()}})
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    with StopSignals() as signals:
+        port = server.start(args.address)
+        if args.port_file:
+            args.port_file.write_text(str(port))
+        log.warning("registry serving", extra={"fields": {"port": port, "db": args.db.split("@")[-1],
+                                                          "template_key": state.template_public_key.hex()}})
+        received = signals.wait()
+        log.warning("registry stopping", extra={"fields": {"signal": received.name}})
+        server.stop()
     return EXIT_OK
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from edge.cli.common import EXIT_OK, config_from_args
+from edge.cli.signals import StopSignals
 from edge.errors import ConfigError, StorageError
 
 log = logging.getLogger(__name__)
@@ -37,15 +36,14 @@ def run(args: argparse.Namespace) -> int:
                            f"{config.device.data_dir} writable)", code="storage_unwritable") from exc
     except OSError as exc:
         raise ConfigError(f"{exc.filename or config.device.data_dir}: {exc.strerror}", key="device.data_dir") from exc
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    port = daemon.start()
-    if args.port_file:
-        with open(args.port_file, "w") as handle:
-            handle.write(str(port))
-    stop.wait()
-    log.warning("shutting down", extra={"fields": {"grace_s": config.server.grace_s}})
-    daemon.stop()
+    with StopSignals() as signals:  # a second SIGTERM during the graceful stop is absorbed, not fatal
+        port = daemon.start()
+        if args.port_file:
+            with open(args.port_file, "w") as handle:
+                handle.write(str(port))
+        received = signals.wait()
+        log.warning("shutting down", extra={"fields": {"grace_s": config.server.grace_s,
+                                                       "signal": received.name}})
+        daemon.stop()
     log.warning("stopped")
     return EXIT_OK

@@ -52,7 +52,10 @@ def test_sigterm_lets_the_inflight_session_finish(tmp_path, world, face_stage, t
             rest = list(stream)
         assert rest[-1].WhichOneof("kind") == "result"
         assert rest[-1].result.decision == pb.ALLOW
-        assert proc.wait(30) == 0
+        try:
+            assert proc.wait(30) == 0, log_file.read_text()[-2000:]
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the daemon did not exit within 30 s of the session's end:\n{log_file.read_text()[-2000:]}")
         log = log_file.read_text()
         assert '"shutting down"' in log and '"stopped"' in log
     finally:
