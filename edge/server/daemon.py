@@ -37,6 +37,7 @@ from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.clock import ClockGuard
 from edge.server.errors import Busy, InvalidRequest, OverrideRefused
 from edge.server.interceptors import EdgeInterceptor
+from edge.server.memory import drop_library_pages, release_free_memory
 from edge.server.metrics import Metrics
 from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServicer, VerificationServicer
 from edge.server.systemd import Notifier
@@ -48,22 +49,6 @@ __all__ = ["MODEL_ID", "EdgeDaemon"]
 SourceFactory = Callable[[], FrameSource]
 
 
-def _malloc_trim() -> Callable[[], None]:
-    """glibc's malloc_trim(0): hand freed heap pages back to the system (no-op where there is no glibc)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    def release() -> None:
-        trim(0)
-
-    return release
-
-
-release_free_memory = _malloc_trim()
 
 
 class Listeners:
@@ -178,6 +163,7 @@ class EdgeDaemon:
         self._monitor: threading.Thread | None = None
         self._inflight = 0
         self._inflight_lock = threading.Condition()
+        self.dropped_compiler_kb = 0  # LLVM's pages handed back after warm-up (edge.server.memory)
         self._record_lock = threading.Lock()  # one vaccination record at a time (record_vaccination)
         self._register_services()
 
@@ -372,6 +358,7 @@ class EdgeDaemon:
         frame = np.zeros((240, 320, 3), np.uint8)
         self.parts.liveness.decide([(0.0, [])], [frame])
         release_free_memory()  # model loading and JIT leave tens of MB of freed heap behind
+        self.dropped_compiler_kb = drop_library_pages()  # LLVM is done once the kernels are loaded
         return time.monotonic() - began
 
     def start(self) -> int | None:
@@ -394,6 +381,7 @@ class EdgeDaemon:
         self.notifier.ready("serving" if camera.ok else f"NOT serving: camera: {camera.reason}")
         log.warning("serving" if camera.ok else "started without a camera", extra={"fields": {
             "port": self.port, "warm_up_s": round(seconds, 3), "device": self.config.device.id,
+            "compiler_pages_dropped_mb": round(self.dropped_compiler_kb / 1024, 1),
             "camera": camera.reason}})
         return self.port
 

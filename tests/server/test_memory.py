@@ -1,0 +1,65 @@
+"""Handing LLVM's pages back after warm-up (edge/server/memory.py): the kernels keep their results, LLVM
+can still compile afterwards, and nothing written (relocations, copy-on-write data) is dropped.
+
+Runs in a child process so the test process's own mappings are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    from numba import njit
+    from edge.liveness import kernels
+    from edge.server.memory import drop_library_pages, mappings, resident_kb
+
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    colour = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    magnitude = rng.random((32, 32)).astype(np.float32)
+
+    def results():
+        return [kernels.lbp_histogram(grey).tolist(), kernels.spectral_peak_ratio(magnitude, 0.3),
+                kernels.glare_block_fraction(grey, 250, 2),
+                np.asarray(kernels.straight_edge_profile(grey, 40)).tolist(),
+                np.asarray(kernels.colour_stats(colour)).tolist()]
+
+    kernels.warm_up()
+    before = results()
+    written = {(m.start, m.end): m.rss_kb for m in mappings()
+               if "libllvmlite" in m.path and ("w" in m.perms or m.anonymous_kb)}
+    resident_before = resident_kb("libllvmlite")
+    dropped = drop_library_pages()
+    resident_after = resident_kb("libllvmlite")
+    written_after = {(m.start, m.end): m.rss_kb for m in mappings() if (m.start, m.end) in written}
+    after = results()
+
+    @njit
+    def compiled_after_the_drop(x):
+        return (x * x).sum()
+
+    print(json.dumps({"before": before, "after": after, "dropped_kb": dropped, "resident_before_kb": resident_before,
+                      "resident_after_kb": resident_after, "written": sorted(written.values()),
+                      "written_after": sorted(written_after.values()),
+                      "new_kernel": float(compiled_after_the_drop(np.arange(5.0)))}))
+""")
+
+
+def test_llvm_pages_are_dropped_and_the_kernels_and_the_compiler_still_work(tmp_path):
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.splitlines()[-1])
+    assert report["resident_before_kb"] > 20_000  # LLVM is resident once kernels are compiled
+    assert report["dropped_kb"] > report["resident_before_kb"] / 2
+    assert report["resident_after_kb"] < report["resident_before_kb"] / 4
+    assert report["after"] == report["before"]
+    assert report["new_kernel"] == 30.0  # LLVM compiles again once its pages fault back in
+    # relocated, copy-on-write mappings are untouched
+    assert report["written"] and report["written_after"] == report["written"]
