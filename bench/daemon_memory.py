@@ -5,7 +5,8 @@ with its anonymous and file-backed parts (RssAnon, RssFile).
 Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
 and onnxruntime defaults) and the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim``
 after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it). Both start with a warm Numba cache,
-as a board does after its first start (a cold cache costs ~40 MB more of JIT memory, once).
+as a board does after its first start (a cold cache costs ~40 MB more of JIT memory, once), and both hand
+LLVM's pages back after warm-up (edge/server/memory.py), which is not configurable.
 
     .venv/bin/python bench/daemon_memory.py [SESSIONS]      (default 1000; results/daemon_memory.json)
 """
