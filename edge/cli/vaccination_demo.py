@@ -23,27 +23,22 @@ from typing import Any
 import grpc
 
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, fail
-from edge.cli.escort_demo import Scene, Steps, _channel, _has_templates, _wait
+from edge.cli.demo_site import DemoSite, Scene, Steps, channel, has_templates, wait_until
 
 SITE = "st-mary-vaccination"
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.assembly import MODEL_ID, build_face_stage
-    from edge.config import config_from_dict, load_config
+    from edge.config import load_config
     from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
     from edge.imageio import load_image
     from edge.proto_gen.edge.v1 import edge_pb2 as pb
     from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
-    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
-    from edge.security.ca import init_ca, issue_cert
-    from edge.security.keys import DeviceKey
-    from edge.security.sealing import load_or_create_x25519, raw_public, seal
+    from edge.security.sealing import seal
     from edge.security.templates import template_digest
     from edge.server.daemon import EdgeDaemon
-    from registry.service import RegistryServer, RegistryState, TLSFiles
-    from registry.storage import SQLiteStorage
 
     try:
         data = data_dir()
@@ -52,19 +47,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SETUP
     steps = Steps(args.json)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="edge-vaccination-"))
-    pki = work / "pki"
-    init_ca(pki)
-    for name, role in (("admin", None), ("hospital-ehr", "hospital"), ("station-app", "controller"),
-                       ("vax-desk-1", None)):
-        issue_cert(pki, name, role=role)
-    issue_cert(pki, "registry", server=True)
-    issue_cert(pki, "edge-device", server=True)
-    state = RegistryState.open(SQLiteStorage(work / "registry" / "registry.sqlite"), work / "registry" / "state",
-                               issuer_name="st-mary-hospital")
-    registry = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
-    rport = registry.start("127.0.0.1:0")
-    admin = rpb_grpc.RegistryStub(_channel(rport, pki, "admin", "registry"))
-    hospital = rpb_grpc.RegistryStub(_channel(rport, pki, "hospital-ehr", "registry"))
+    site = DemoSite.start(work, {"admin": None, "hospital-ehr": "hospital", "station-app": "controller"},
+                          ["vax-desk-1"])
+    pki, state = site.pki, site.state
+    admin, hospital = site.registry("admin"), site.registry("hospital-ehr")
     daemon: EdgeDaemon | None = None
     try:
         face = build_face_stage(load_config()).embed_image(load_image(data / HOLDER_PORTRAIT)).vector
@@ -99,25 +85,13 @@ def run(args: argparse.Namespace) -> int:
         stored = [store_template(c) for c in (delegation.card_id, lapsing.card_id, teen.card_id)]
         steps.record("delegation_issued", None, [], stored == ["stored"] * 3, delegation=delegation.card_id)
 
-        keys = work / "vax-desk-1" / "keys"
-        key, enc = DeviceKey.load_or_create(keys), load_or_create_x25519(keys)
-        admin.RegisterDevice(rpb.RegisterDeviceRequest(device_id="vax-desk-1", signing_key=key.public_raw,
-                                                       encryption_key=raw_public(enc.public_key()), site=SITE),
-                             timeout=10)
         scene = write_scene(work / "scene-face", None, speaker_frames(data))
-        config = config_from_dict({
-            "device": {"id": "vax-desk-1", "data_dir": str(work / "vax-desk-1")},
-            "site": {"id": SITE, "gate_id": "vax-desk-1", "require_challenge": False},
-            # A 1 s clock tolerance so that the delegation made to lapse in 2 s is seen to lapse (default 300 s).
-            "card": {"accepted_types": ["vaccination_appointment", "health_card"], "clock_skew_s": 1},
-            "server": {"address": "127.0.0.1:0", "grace_s": 2, "tls_dir": str(pki), "server_cert": "edge-device"},
-            "registry": {"address": f"127.0.0.1:{rport}", "tls_dir": str(pki), "sync_interval_s": 1,
-                         "delivery_idle_s": 0.2},
-        }, "vaccination demo")
-        daemon = EdgeDaemon(config, source_factory=Scene(scene))
-        daemon.start()
-        _wait(_has_templates(daemon, 3), 20)
-        station = _channel(daemon.port or 0, pki, "station-app", "edge-device")
+        # A 1 s clock tolerance so that the delegation made to lapse in 2 s is seen to lapse (default 300 s).
+        daemon = site.start_gate("vax-desk-1", {"id": SITE},
+                                 {"accepted_types": ["vaccination_appointment", "health_card"], "clock_skew_s": 1},
+                                 Scene(scene), sync_interval_s=1, label="vaccination demo")
+        wait_until(has_templates(daemon, 3), 20)
+        station = channel(daemon.port or 0, pki, "station-app", "edge-device")
         stub = pb_grpc.VerificationServiceStub(station)
 
         def verify(card: str, delegation_text: str = "") -> Any:
@@ -136,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                        expiry="2099-06-30", dose_number=1, series_doses=3, route="IM", body_site="LVL",
                        performer_staff_id="nurse-17")
         done = stub.RecordVaccination(pb.VaccinationRecordRequest(**request), timeout=30)
-        _wait(lambda: state.storage.immunization_for(infant.card_id) is not None, 20)
+        wait_until(lambda: state.storage.immunization_for(infant.card_id) is not None, 20)
         history = json.loads(hospital.ImmunizationHistory(rpb.ImmunizationHistoryRequest(card_id=infant.card_id),
                                                           timeout=10).json)
         resource = history["entry"][0]["resource"] if history.get("entry") else {}
@@ -166,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if daemon is not None:
             daemon.stop(1.0)
-        registry.stop(0.5)
+        site.server.stop(0.5)
     failed = [r["step"] for r in steps.results if not r["expected"]]
     if failed:
         fail(f"vaccination scenario: unexpected outcome at {', '.join(failed)}")

@@ -1,0 +1,130 @@
+"""What the scenario demos (``edge demo --scenario escort|vaccination``) share: a site's PKI, the embedded
+registry over mutual TLS, gates registered with it, the recorded scene a gate's camera shows, and the step
+log printed as text or JSON lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edge.cli.common import emit
+
+
+@dataclass
+class Scene:
+    """The scene the gate camera shows next (a recording per session)."""
+
+    path: Path | None = None
+
+    def __call__(self) -> Any:
+        from edge.camera.sources import ReplaySource
+
+        assert self.path is not None
+        return ReplaySource(self.path, fps=30.0)
+
+
+@dataclass
+class Steps:
+    json: bool
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, step: str, decision: str | None, reasons: list[str], expected: bool, **extra: Any) -> None:
+        row = {"step": step, "decision": decision, "reasons": reasons, "expected": expected, **extra}
+        self.results.append(row)
+        if self.json:
+            emit(row)
+        else:
+            print(f"{'ok ' if expected else 'NOT'} {step}: {decision or '-'} {', '.join(reasons)}"
+                  + "".join(f" {k}={v}" for k, v in extra.items()))
+
+
+def channel(port: int, pki: Path, name: str, server_name: str) -> grpc.Channel:
+    """A mutual-TLS channel as the caller ``name`` (its certificate in ``pki``) to ``server_name``."""
+    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / f"{name}.key").read_bytes(),
+                                         (pki / f"{name}.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", server_name)])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def has_templates(daemon: Any, count: int) -> Callable[[], bool]:
+    return lambda: bool(daemon.templates.count() >= count)
+
+
+@dataclass
+class DemoSite:
+    """A site's CA and certificates, and its registry serving over mutual TLS on a local port."""
+
+    work: Path
+    pki: Path
+    state: Any  # registry.service.RegistryState
+    server: Any  # registry.service.RegistryServer
+    port: int
+
+    @classmethod
+    def start(cls, work: Path, callers: dict[str, str | None], devices: list[str]) -> DemoSite:
+        """``callers``: certificate name -> role (None for the registry's admin and for gates); ``devices``:
+        the gates' device ids. The registry and the gates' listener get server certificates."""
+        from edge.security.ca import init_ca, issue_cert
+        from registry.service import RegistryServer, RegistryState, TLSFiles
+        from registry.storage import SQLiteStorage
+
+        pki = work / "pki"
+        init_ca(pki)
+        issue_cert(pki, "registry", server=True)
+        issue_cert(pki, "edge-device", server=True)
+        for name, role in callers.items():
+            issue_cert(pki, name, role=role)
+        for device_id in devices:
+            issue_cert(pki, device_id)
+        state = RegistryState.open(SQLiteStorage(work / "registry" / "registry.sqlite"), work / "registry" / "state",
+                                   issuer_name="st-mary-hospital")
+        server = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
+        return cls(work, pki, state, server, server.start("127.0.0.1:0"))
+
+    def registry(self, caller: str) -> Any:
+        """A registry stub for ``caller``."""
+        from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+
+        return rpb_grpc.RegistryStub(channel(self.port, self.pki, caller, "registry"))
+
+    def start_gate(self, device_id: str, site: dict[str, Any], card: dict[str, Any], scene: Scene,
+                   *, sync_interval_s: float, label: str) -> Any:
+        """Register a gate's device key with the registry (as admin) and start its daemon, which syncs from
+        the registry and delivers to it. ``site`` and ``card`` are those config sections."""
+        from edge.config import config_from_dict
+        from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+        from edge.security.keys import DeviceKey
+        from edge.security.sealing import load_or_create_x25519, raw_public
+        from edge.server.daemon import EdgeDaemon
+
+        keys = self.work / device_id / "keys"
+        key, enc = DeviceKey.load_or_create(keys), load_or_create_x25519(keys)
+        self.registry("admin").RegisterDevice(rpb.RegisterDeviceRequest(
+            device_id=device_id, signing_key=key.public_raw, encryption_key=raw_public(enc.public_key()),
+            site=site["id"]), timeout=10)
+        config = config_from_dict({
+            "device": {"id": device_id, "data_dir": str(self.work / device_id)},
+            "site": {"gate_id": device_id, "require_challenge": False, **site},
+            "card": card,
+            "server": {"address": "127.0.0.1:0", "grace_s": 2, "tls_dir": str(self.pki),
+                       "server_cert": "edge-device"},
+            "registry": {"address": f"127.0.0.1:{self.port}", "tls_dir": str(self.pki),
+                         "sync_interval_s": sync_interval_s, "delivery_idle_s": 0.2},
+        }, label)
+        daemon = EdgeDaemon(config, source_factory=scene)
+        daemon.start()
+        return daemon
