@@ -63,6 +63,36 @@ def shipped(challenge: Challenge, times: list[float], faces: list[Face]) -> bool
     return challenge_answered(challenge, times, faces)[0]
 
 
+def turn_coupling(challenge: Challenge, times: list[float], faces: list[Face]) -> float:
+    """Sideways travel of the eye midpoint over sin(apparent yaw change), in eye distances, at the peak of
+    the answer. A head turns about the neck, ~1-1.5 eye distances behind the eyes, so the eyes travel with
+    the turn; a sheet turned about its own middle keeps them in place. NaN when the turn is under 2 degrees."""
+    t = np.array(times) - times[0]
+    yaw = yaw_series(faces)
+    before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
+    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
+    if before.size < 2 or after.size == 0:
+        return float("nan")
+    landmarks = np.array([f.landmarks for f in faces], dtype=np.float64)
+    eye_mid = landmarks[:, :2].mean(axis=1)
+    eye_line = np.median(landmarks[before, 1] - landmarks[before, 0], axis=0)
+    eye_distance = float(np.linalg.norm(eye_line))
+    y0, m0 = float(np.median(yaw[before])), np.median(eye_mid[before], axis=0)
+    peak = int(after[np.argmax(np.abs(yaw[after] - y0))])
+    around = slice(max(peak - 2, 0), peak + 3)
+    turned = float(np.median(yaw[around])) - y0
+    if abs(turned) < 2.0 or eye_distance < 1e-6:
+        return float("nan")
+    travel = float((np.median(eye_mid[around], axis=0) - m0) @ (eye_line / eye_distance)) / eye_distance
+    return travel / float(np.sin(np.radians(turned)))
+
+
+def with_coupling(rule: Rule, min_coupling: float) -> Rule:
+    def coupled(challenge: Challenge, times: list[float], faces: list[Face]) -> bool:
+        return rule(challenge, times, faces) and turn_coupling(challenge, times, faces) >= min_coupling
+    return coupled
+
+
 def main() -> None:
     stage = build_face_stage(load_config())
     detector = stage.detector
@@ -99,6 +129,9 @@ def main() -> None:
         print("artefact", i, flush=True)
     rules: dict[str, Rule] = {"shipped (asked 8-15 deg from the window start)": shipped}
     rules |= {f"from the prompt pose, >= {d} deg": from_prompt_pose(d) for d in (6, 8, 10, 12, 14)}
+    rules |= {f"shipped, eyes travel >= {c}": with_coupling(shipped, c) for c in (0.3, 0.5)}
+    rules |= {f"from the prompt pose, >= {d} deg, eyes travel >= {c}": with_coupling(from_prompt_pose(d), c)
+              for d in (4, 6, 8) for c in (0.3, 0.5, 0.7)}
     report = {}
     for name, rule in rules.items():
         first = [rule(*tries[0]) for tries in bona_fide]
