@@ -62,7 +62,8 @@ def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
     pad = PADModel.from_dir(lv.pad_models) if lv.pad_models else None
     thresholds = LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
                                     min_pad_live=lv.min_pad_live, min_planarity=lv.min_planarity,
-                                    min_nose_depth=lv.min_nose_depth, min_eye_distance_px=lv.min_eye_distance_px,
+                                    min_nose_depth=lv.min_nose_depth, min_turn_deg=lv.min_turn_deg,
+                                    min_eye_travel=lv.min_eye_travel, min_eye_distance_px=lv.min_eye_distance_px,
                                     quality=faces.limits, require_challenge=config.site.require_challenge)
     return LivenessChecker(faces.detector, thresholds, pad)
 

@@ -120,6 +120,10 @@ class LivenessConfig(_Strict):
     min_pad_live: float = Field(0.5, ge=0, le=1, description="PAD model live probability below which to deny.")
     min_planarity: float = Field(0.15, gt=0, description="Nose residual (eye distances) that confirms depth.")
     min_nose_depth: float = Field(0.3, gt=0, description="Implied nose depth (eye distances) for the challenge.")
+    min_turn_deg: float = Field(4.0, gt=0, le=30, description="Apparent yaw (degrees) from the pose at the prompt "
+                                                              "that answers the challenge.")
+    min_eye_travel: float = Field(0.5, ge=0, description="Sideways eye travel over sin(turn), eye distances: a "
+                                                         "head pivots at the neck, a held sheet about its middle.")
     min_eye_distance_px: float = Field(18.0, gt=0, description="Smaller faces are failure-to-acquire, pixels.")
     pad_models: Path | None = Field(None, description="Folder with the MiniFASNet ONNX files (optional).")
 

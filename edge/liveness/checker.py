@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.liveness.cues import FrameCues, frame_cues
 from edge.liveness.pad import PADModel
-from edge.liveness.temporal import Challenge, challenge_answered, nose_residuals, yaw_series
+from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, nose_residuals, yaw_series
 from edge.liveness.tracking import Track, follow
 from edge.vision.detector import FaceDetector
 from edge.vision.quality import QualityLimits, estimate_pose
@@ -50,6 +50,8 @@ class LivenessThresholds:
     min_pad_live: float = 0.5
     min_planarity: float = 0.15
     min_nose_depth: float = 0.3
+    min_turn_deg: float = 4.0
+    min_eye_travel: float = 0.5
     cue_frames: int = 8
     #: Natural depth motion alone does not pass: a screen replaying a real video carries real 3-D motion
     #: (docs/LIVENESS.md). With this on, the nonce-bound challenge must be answered.
@@ -172,10 +174,13 @@ class LivenessChecker:
         if challenge is None:
             return LivenessResult(live=False, score=0.0, cues=cues, track=track, reasons=["challenge_required"],
                                   prompts=[])
-        ok, why = challenge_answered(challenge, track.times, track.faces, min_depth=th.min_nose_depth)
-        cues["challenge"] = {"direction": challenge.direction, "amplitude_deg": round(challenge.amplitude_deg, 1),
+        ok, why = challenge_answered(challenge, track.times, track.faces, min_depth=th.min_nose_depth,
+                                     min_turn_deg=th.min_turn_deg, min_eye_travel=th.min_eye_travel)
+        travel = eye_travel(challenge, track.times, track.faces)
+        cues["challenge"] = {"direction": challenge.direction, "min_turn_deg": th.min_turn_deg,
                              "prompt_at_s": round(challenge.prompt_at_s, 2), "attempt": challenge.attempt,
-                             "fired": ok, "kind": "confirm"}
+                             "eye_travel": None if np.isnan(travel) else round(travel, 2),
+                             "min_eye_travel": th.min_eye_travel, "fired": ok, "kind": "confirm"}
         return LivenessResult(live=ok, score=min(1.0, planarity / (2 * th.min_planarity)) if ok else 0.0, cues=cues,
                               reasons=[why], track=track, prompts=[challenge.prompt])
 

@@ -7,12 +7,20 @@ leaves the prediction. The residual is measured in eye distances; its 75th perce
 is the cue.
 
 Challenge: when natural movement does not confirm, the gate asks for one gentle turn. Direction (left or
-right), amplitude (8-15 degrees of yaw) and the moment of the prompt (0.3-1.0 s into the window) come from
-HMAC-SHA256 of the session nonce, so a recording made before the session cannot know them. The turn must
-happen after the prompt, in the asked direction, by the asked amplitude, and in depth; a slow, early or
-too small answer gets one more, independent challenge from the same nonce. The nose residual
-over sin(yaw change) estimates how far the nose stands out of the face plane, ~0.6 eye distances for a
-head and ~0 for a photo tilted to fake a yaw, independent of the amplitude.
+right) and the moment of the prompt (0.3-1.0 s into the window) come from HMAC-SHA256 of the session
+nonce, so a recording made before the session cannot know them. The turn is measured from the pose at
+the prompt and must go the asked way by at least ``min_turn_deg`` within the answer window, in depth, and
+about a neck:
+
+- depth: the nose residual over sin(yaw change) estimates how far the nose stands out of the face plane,
+  ~0.6 eye distances for a head and ~0 for a flat photo tilted to fake a yaw;
+- pivot: a head turns about the neck, 1-1.5 eye distances behind the eyes, so the eyes travel sideways
+  with the turn (travel over sin(yaw change) ~1-1.5 eye distances on the real clips); a sheet, flat or
+  bent, held and turned about its own middle keeps them in place (~0). With five landmarks the depth test
+  alone is circular for a sheet bent around a vertical axis (its nose stands out too, and the yaw is read
+  from that nose); the pivot is read from the eyes instead.
+
+A slow, small, wrong-way or pivot-less answer gets one more, independent challenge from the same nonce.
 Never a smile or a blink: some patients cannot.
 """
 
@@ -56,7 +64,6 @@ def yaw_series(faces: list[Face]) -> np.ndarray:
 @dataclass(frozen=True)
 class Challenge:
     direction: str  # "left" or "right" (the person's own left/right)
-    amplitude_deg: float
     prompt_at_s: float
     window_s: float = 2.5
     attempt: int = 0
@@ -65,9 +72,8 @@ class Challenge:
     def from_nonce(cls, nonce: bytes, key: bytes = b"edge-liveness-challenge", attempt: int = 0) -> Challenge:
         """The session's challenge; ``attempt`` 1 is the retry, drawn independently from the same nonce."""
         digest = hmac.new(key, nonce + (bytes([attempt]) if attempt else b""), hashlib.sha256).digest()
-        return cls(direction="left" if digest[0] & 1 else "right",
-                   amplitude_deg=8.0 + 7.0 * digest[1] / 255.0,
-                   prompt_at_s=0.3 + 0.7 * digest[2] / 255.0, attempt=attempt)
+        return cls(direction="left" if digest[0] & 1 else "right", prompt_at_s=0.3 + 0.7 * digest[2] / 255.0,
+                   attempt=attempt)
 
     @property
     def prompt(self) -> str:
@@ -81,36 +87,73 @@ class Challenge:
 
 
 #: Reasons after which the gate asks once more (pipeline ``challenge_retries``): the person may have been
-#: slow, early or turned too little. A planar or swinging answer is what artefacts do: no second try.
-RETRYABLE = frozenset({"challenge_not_completed", "challenge_wrong_direction", "challenge_anticipated",
-                       "challenge_not_observed"})
+#: slow, turned too little or the wrong way, or turned with the shoulders. A planar or swinging answer is
+#: what artefacts do: no second try. (A pivot-less answer is what a held sheet does too; it is retried
+#: because a person can also give one, and the retry counts in the gate's failure limiter.)
+RETRYABLE = frozenset({"challenge_not_completed", "challenge_wrong_direction", "challenge_not_observed",
+                       "challenge_pivoted"})
 
 
-def challenge_answered(challenge: Challenge, times: list[float], faces: list[Face], *,
-                       min_depth: float = 0.3) -> tuple[bool, str]:
-    """Did the tracked face turn as asked, after the prompt and in depth? Returns (ok, reason)."""
+def _median3(values: np.ndarray) -> np.ndarray:
+    padded = np.concatenate([values[:1], values, values[-1:]])
+    return np.asarray(np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0))
+
+
+def challenge_answered(challenge: Challenge, times: list[float], faces: list[Face], *, min_depth: float = 0.3,
+                       min_turn_deg: float = 4.0, min_eye_travel: float = 0.5,
+                       max_sway_deg: float = 12.0) -> tuple[bool, str]:
+    """Did the tracked face turn as asked, after the prompt, in depth and about a neck? Returns (ok, reason).
+
+    ``min_turn_deg``: apparent yaw from the pose at the prompt (median of 3 frames against landmark
+    jitter); ``max_sway_deg``: yaw range before the prompt above which the head was already swinging (a
+    replayed conversation answers a random prompt by chance); ``min_eye_travel``: see ``eye_travel``.
+    """
     if len(faces) < 4:
         return False, "challenge_too_few_frames"
     t = np.array(times) - times[0]
-    yaw = yaw_series(faces)
-    before = yaw[t < challenge.prompt_at_s]
-    after_mask = (t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s)
-    if before.size == 0 or not after_mask.any():
+    raw = yaw_series(faces)
+    asked = _median3(raw) * challenge.yaw_sign  # positive: the asked way
+    before = np.flatnonzero(t < challenge.prompt_at_s)
+    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
+    if before.size < 2 or after.size == 0:
         return False, "challenge_not_observed"
-    baseline = float(np.median(yaw[:3]))
-    if float(((before - baseline) * challenge.yaw_sign).max(initial=0.0)) >= challenge.amplitude_deg / 2:
-        return False, "challenge_anticipated"  # it turned before it was asked: a recording, or a guess
-    if float(before.max() - before.min()) >= challenge.amplitude_deg:
-        # A person waiting for the prompt faces the camera; a head already swinging both ways (a replayed
-        # conversation) would answer a random prompt by chance.
+    if float(np.ptp(asked[before])) >= max_sway_deg:
         return False, "challenge_unsteady"
-    moved = (yaw[after_mask] - baseline) * challenge.yaw_sign
-    if moved.max() < challenge.amplitude_deg:
-        wrong = (-(yaw[after_mask] - baseline) * challenge.yaw_sign).max() >= challenge.amplitude_deg
-        return False, "challenge_wrong_direction" if wrong else "challenge_not_completed"
-    if implied_nose_depth(faces, yaw, challenge.amplitude_deg / 2) < min_depth:
+    turned = asked[after] - float(np.median(asked[before[-4:]]))
+    if turned.max() < min_turn_deg:
+        return False, "challenge_wrong_direction" if (-turned).max() >= min_turn_deg else "challenge_not_completed"
+    if implied_nose_depth(faces, raw, min_turn_deg / 2) < min_depth:
         return False, "challenge_planar"
+    if not eye_travel(challenge, times, faces) >= min_eye_travel:  # NaN (no measurable turn) fails too
+        return False, "challenge_pivoted"
     return True, "challenge_completed"
+
+
+def eye_travel(challenge: Challenge, times: list[float], faces: list[Face]) -> float:
+    """Sideways travel of the eye midpoint along the eye line, over sin(apparent yaw change), in eye
+    distances, at the peak of the answer against the last 0.6 s before the prompt (medians of 5 frames).
+
+    ~1-1.5 for a head (it pivots at the neck, behind the eyes), ~0 for a sheet turned about its middle;
+    NaN when the turn is under 2 degrees or there is no steady pose before the prompt.
+    """
+    t = np.array(times) - times[0]
+    yaw = yaw_series(faces)
+    before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
+    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
+    if before.size < 2 or after.size == 0:
+        return float("nan")
+    landmarks = np.array([f.landmarks for f in faces], dtype=np.float64)
+    eye_mid = landmarks[:, :2].mean(axis=1)
+    eye_line = np.median(landmarks[before, 1] - landmarks[before, 0], axis=0)
+    eye_distance = float(np.linalg.norm(eye_line))
+    start_yaw, start_mid = float(np.median(yaw[before])), np.median(eye_mid[before], axis=0)
+    peak = int(after[np.argmax(np.abs(yaw[after] - start_yaw))])
+    around = slice(max(peak - 2, 0), peak + 3)
+    change = float(np.median(yaw[around])) - start_yaw
+    if abs(change) < 2.0 or eye_distance < 1e-6:
+        return float("nan")
+    travel = float((np.median(eye_mid[around], axis=0) - start_mid) @ (eye_line / eye_distance)) / eye_distance
+    return travel / float(np.sin(np.radians(change)))
 
 
 def implied_nose_depth(faces: list[Face], yaw: np.ndarray, min_turn_deg: float) -> float:

@@ -5,36 +5,38 @@ import pytest
 
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import Outcome, metrics, upper_bound_95
-from edge.liveness.temporal import Challenge, challenge_answered, nose_residuals
+from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, nose_residuals
 from edge.liveness.tracking import follow
 from edge.vision.types import Face
 
 # A 5-point head in 3-D (pixels, camera looks along +z): eyes and mouth on a plane, the nose 0.6 eye
-# distances in front of it. ``nose_depth=0`` turns it into a flat photo of the same face.
+# distances in front of it, turning about a neck 1.4 eye distances behind the eyes. ``nose_depth=0`` with
+# ``pivot=0`` is a flat photo turned about its middle; ``pivot=0`` alone is a sheet bent so that its nose
+# stands out as a head's does (what five landmarks see of a photo bent around a vertical axis).
 EYE = 60.0
 
 
-def head(yaw_deg, nose_depth=0.6, centre=(320.0, 240.0), focal=800.0, distance=600.0):
+def head(yaw_deg, nose_depth=0.6, pivot=1.4, centre=(320.0, 240.0), focal=800.0, distance=600.0):
     points = np.array([[-EYE / 2, -20, 0], [EYE / 2, -20, 0], [0, 15, -nose_depth * EYE], [-25, 45, 0], [25, 45, 0]])
     a = math.radians(yaw_deg)
     rot = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-    p = points @ rot.T + [0, 0, distance]
+    axis = np.array([0.0, 0.0, pivot * EYE])
+    p = (points - axis) @ rot.T + axis + [0, 0, distance]
     uv = focal * p[:, :2] / p[:, 2:3] + centre
     box = (uv[:, 0].min() - 30, uv[:, 1].min() - 50, np.ptp(uv[:, 0]) + 60, np.ptp(uv[:, 1]) + 90)
     return Face(box=tuple(float(v) for v in box), landmarks=uv.astype(np.float32), score=0.95)
 
 
-def turn(challenge, nose_depth=0.6, direction=None, start=None, fps=30.0, seconds=2.5, amplitude=None):
+def turn(challenge, nose_depth=0.6, direction=None, start=None, fps=30.0, seconds=2.5, amplitude=12.0, pivot=1.4):
     direction = direction or challenge.direction
     # In this model a positive rotation moves the nose to the image's left, i.e. towards the person's right.
     sign = -1.0 if direction == "left" else 1.0
     start = challenge.prompt_at_s + 0.2 if start is None else start
-    amplitude = challenge.amplitude_deg + 5 if amplitude is None else amplitude
     times, faces = [], []
     for i in range(int(seconds * fps)):
         t = i / fps
         progress = min(max((t - start) / 0.5, 0.0), 1.0)
-        faces.append(head(sign * amplitude * progress, nose_depth))
+        faces.append(head(sign * amplitude * progress, nose_depth, pivot))
         times.append(t)
     return times, faces
 
@@ -43,10 +45,10 @@ def test_challenge_is_bound_to_the_nonce():
     a, b = Challenge.from_nonce(b"n" * 16), Challenge.from_nonce(b"n" * 16)
     assert a == b
     challenges = [Challenge.from_nonce(bytes([i]) * 16) for i in range(40)]
-    variety = {(c.direction, round(c.amplitude_deg, 1)) for c in challenges}
+    variety = {(c.direction, round(c.prompt_at_s, 2)) for c in challenges}
     assert {d for d, _ in variety} == {"left", "right"} and len(variety) > 10
     c = Challenge.from_nonce(b"x" * 16)
-    assert 8.0 <= c.amplitude_deg <= 15.0 and 0.3 <= c.prompt_at_s <= 1.0 and c.direction in c.prompt
+    assert 0.3 <= c.prompt_at_s <= 1.0 and c.direction in c.prompt
     # The in-session retry is drawn independently from the same nonce.
     retries = [Challenge.from_nonce(bytes([i]) * 16, attempt=1) for i in range(40)]
     assert all(r.attempt == 1 for r in retries)
@@ -54,10 +56,12 @@ def test_challenge_is_bound_to_the_nonce():
     assert all(r.prompt_at_s != c.prompt_at_s for r, c in zip(retries, challenges, strict=True))
 
 
-def test_real_head_turn_answers_the_challenge():
+@pytest.mark.parametrize("amplitude", [6.0, 12.0, 25.0])
+def test_real_head_turn_answers_the_challenge(amplitude):
     challenge = Challenge.from_nonce(b"session-1")
-    times, faces = turn(challenge)
+    times, faces = turn(challenge, amplitude=amplitude)
     assert challenge_answered(challenge, times, faces) == (True, "challenge_completed")
+    assert 0.6 < eye_travel(challenge, times, faces) < 2.0  # the eyes travel with a turn about the neck
 
 
 def test_wrong_direction_early_turn_and_flat_photo_fail():
@@ -65,19 +69,30 @@ def test_wrong_direction_early_turn_and_flat_photo_fail():
     other = "right" if challenge.direction == "left" else "left"
     assert challenge_answered(challenge, *turn(challenge, direction=other))[1] == \
         "challenge_wrong_direction"
-    assert challenge_answered(challenge, *turn(challenge, start=0.0))[1] == "challenge_anticipated"
-    assert challenge_answered(challenge, *turn(challenge, amplitude=3))[1] == \
+    # Turned before the prompt and held: the answer is measured from the pose at the prompt, so nothing moved.
+    assert challenge_answered(challenge, *turn(challenge, start=-1.0))[1] == "challenge_not_completed"
+    assert challenge_answered(challenge, *turn(challenge, amplitude=1.5))[1] == \
         "challenge_not_completed"
     # A head swinging the other way before the prompt, then the asked way: unsteady, refused.
     times, faces = turn(challenge)
     sign = -1.0 if challenge.direction == "left" else 1.0
     early = [i for i, t in enumerate(times) if t < challenge.prompt_at_s]
     for i in early[len(early) // 2:]:
-        faces[i] = head(-sign * (challenge.amplitude_deg + 2))
+        faces[i] = head(-sign * 14.0)
     assert challenge_answered(challenge, times, faces)[1] == "challenge_unsteady"
-    # A flat photo turned the same way: its landmarks barely fake a yaw, and what they fake is planar.
-    ok, why = challenge_answered(challenge, *turn(challenge, nose_depth=0.0, amplitude=60))
-    assert not ok and why in ("challenge_planar", "challenge_not_completed")
+    # A flat photo turned the same way about its middle: its landmarks barely fake a yaw, and what they fake
+    # is planar and does not travel.
+    ok, why = challenge_answered(challenge, *turn(challenge, nose_depth=0.0, amplitude=60, pivot=0.0))
+    assert not ok and why in ("challenge_planar", "challenge_not_completed", "challenge_pivoted")
+
+
+def test_a_sheet_whose_nose_stands_out_turned_about_its_middle_is_refused():
+    # Five landmarks of a photo bent around a vertical axis: the nose in front of the eyes and mouth, as on a
+    # head, so the depth test passes; but the sheet turns about its own middle and the eyes stay in place.
+    challenge = Challenge.from_nonce(b"session-1")
+    times, faces = turn(challenge, amplitude=20, pivot=0.0)
+    assert challenge_answered(challenge, times, faces) == (False, "challenge_pivoted")
+    assert abs(eye_travel(challenge, times, faces)) < 0.2
 
 
 @pytest.mark.parametrize("amplitude", [8.0, 12.0, 20.0])
