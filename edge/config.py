@@ -85,8 +85,8 @@ class SiteConfig(_Strict):
     require_challenge: bool = Field(True, description="Require the randomized head-turn challenge; natural "
                                                       "movement alone does not defeat screen replays.")
     challenge_retries: int = Field(1, ge=0, le=2, description="Further challenges in one session after a slow, "
-                                                              "early or too small answer (never after a planar "
-                                                              "one); each failed answer counts towards "
+                                                              "small, wrong-way or pivot-less answer (never after "
+                                                              "a planar one); each failed answer counts towards "
                                                               "max_failures.")
     card_timeout_s: float = Field(4.0, gt=0, description="How long to look for a card QR code, seconds.")
     liveness_frames: int = Field(45, ge=8, le=300, description="Frames in the liveness window.")

@@ -81,7 +81,7 @@ class SitePolicy:
     site: str
     gate_id: str
     require_challenge: bool = True
-    #: Further challenges after a slow, early or too small answer (temporal.RETRYABLE), within the budget.
+    #: Further challenges after a slow, small, wrong-way or pivot-less answer (temporal.RETRYABLE).
     challenge_retries: int = 1
     card_timeout_s: float = 4.0
     liveness_frames: int = 45
@@ -388,9 +388,9 @@ class VerificationPipeline:
                      emit: EventSink, stage_done: Callable[[str, float], None]
                      ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray], list[str]]:
         """Capture and decide liveness; with a challenge, ask again (up to ``challenge_retries`` times) when
-        the answer was slow, early or too small (temporal.RETRYABLE). A planar or swinging answer is not asked
-        again: those are what artefacts do. Returns the last result, its challenge, its frames and every
-        prompt shown."""
+        the answer was slow, too small, the wrong way or without the head's pivot (temporal.RETRYABLE). A
+        planar or swinging answer is not asked again: those are what artefacts do. Returns the last result,
+        its challenge, its frames and every prompt shown."""
         challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
         prompts: list[str] = []
         while True:
