@@ -7,9 +7,8 @@ No averaging of unrelated scores. The decision walks these steps and the first t
    prompt ("Please step closer", "Please face the light"), never counted as attacks.
 2. deny cues (any one vetoes): screen moire, a large glare blob, a bezel or paper edge around the face,
    and the PAD model's live probability when it is provisioned.
-3. confirm cues (at least one): non-planar motion of the nose during natural movement with the eyes
-   travelling as a head's do when it turns about the neck, or, when that does not fire and a challenge
-   was issued, the challenge answered in depth and with that pivot.
+3. confirm cues (at least one): non-planar motion of the nose during natural movement, or, when that does
+   not fire and a challenge was issued, the challenge answered in depth.
 
 ``score`` in the output is 0 when a deny cue fired or nothing confirmed, else the planarity residual over
 twice its threshold, capped at 1: a margin, not a probability.
@@ -27,14 +26,7 @@ import numpy as np
 
 from edge.liveness.cues import FrameCues, frame_cues
 from edge.liveness.pad import PADModel
-from edge.liveness.temporal import (
-    Challenge,
-    challenge_answered,
-    eye_travel,
-    natural_eye_travel,
-    nose_residuals,
-    yaw_series,
-)
+from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, nose_residuals, yaw_series
 from edge.liveness.tracking import Track, follow
 from edge.vision.detector import FaceDetector
 from edge.vision.quality import QualityLimits, estimate_pose
@@ -165,12 +157,8 @@ class LivenessChecker:
         residual = nose_residuals(track.faces)
         planarity = float(np.percentile(residual, 75)) if residual.size else 0.0
         yaw = yaw_series(track.faces)
-        natural = natural_eye_travel(track.times, track.faces)  # NaN (no turn to measure) does not confirm
         cues["planarity"] = {"value": round(planarity, 4), "min": th.min_planarity,
-                             "eye_travel": None if np.isnan(natural) else round(natural, 2),
-                             "min_eye_travel": th.min_eye_travel,
-                             "fired": planarity >= th.min_planarity and natural >= th.min_eye_travel,
-                             "kind": "confirm"}
+                             "fired": planarity >= th.min_planarity, "kind": "confirm"}
         cues["head_pose"] = {"yaw_range_deg": round(float(yaw.max() - yaw.min()), 1), "kind": "tracked"}
         cues["pulse"] = {"value": None, "fired": False, "role": "not implemented"}
         cues["frames"] = len(track.faces)

@@ -130,29 +130,18 @@ def challenge_answered(challenge: Challenge, times: list[float], faces: list[Fac
 
 
 def eye_travel(challenge: Challenge, times: list[float], faces: list[Face]) -> float:
-    """``eye_travel_between`` the last 0.6 s before the prompt and the answer window."""
-    t = np.array(times) - times[0]
-    before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
-    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
-    return eye_travel_between(faces, before, after)
-
-
-def natural_eye_travel(times: list[float], faces: list[Face], settle_s: float = 0.3) -> float:
-    """``eye_travel_between`` the first ``settle_s`` of the window and the rest (natural movement)."""
-    t = np.array(times) - times[0]
-    return eye_travel_between(faces, np.flatnonzero(t < settle_s), np.flatnonzero(t >= settle_s))
-
-
-def eye_travel_between(faces: list[Face], before: np.ndarray, after: np.ndarray) -> float:
     """Sideways travel of the eye midpoint along the eye line, over sin(apparent yaw change), in eye
-    distances, at the frame of ``after`` turned furthest from the pose of ``before`` (medians of 5 frames).
+    distances, at the peak of the answer against the last 0.6 s before the prompt (medians of 5 frames).
 
     ~1-1.5 for a head (it pivots at the neck, behind the eyes), ~0 for a sheet turned about its middle;
-    NaN when the turn is under 2 degrees or ``before`` has fewer than 2 frames.
+    NaN when the turn is under 2 degrees or there is no steady pose before the prompt.
     """
+    t = np.array(times) - times[0]
+    yaw = yaw_series(faces)
+    before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
+    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
     if before.size < 2 or after.size == 0:
         return float("nan")
-    yaw = yaw_series(faces)
     landmarks = np.array([f.landmarks for f in faces], dtype=np.float64)
     eye_mid = landmarks[:, :2].mean(axis=1)
     eye_line = np.median(landmarks[before, 1] - landmarks[before, 0], axis=0)

@@ -52,9 +52,9 @@ def test_trimmed_to_face_keeps_the_head_and_fills_the_view():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 15 open: a tightly bent photo turned slowly passes the "
+                                       "five-landmark planarity cue (bench/liveness_bent.py measures how often)")
 def test_bent_photo_is_refused_passively(face_stage, testdata):
-    # Its nose leaves the plane of its eyes and mouth as a head's does, so planarity alone accepted it
-    # (a strict xfail until 2026-11-23); turned about its own middle, its eyes do not travel as a head's.
     photo = load_image(sorted((testdata / "faces" / "people").glob("*/*.jp*g"))[6])
     [head] = attacks.trimmed_heads([photo], face_stage.detector)
     presentation = attacks.bent_photo_attack(head, np.random.default_rng(7),
