@@ -36,7 +36,7 @@ from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
 from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
-from edge.liveness.temporal import Challenge, challenge_answered, implied_nose_depth, yaw_series
+from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, implied_nose_depth, yaw_series
 from edge.liveness.tracking import follow
 from edge.vision.types import Face
 
@@ -64,33 +64,9 @@ def shipped(challenge: Challenge, times: list[float], faces: list[Face]) -> bool
     return challenge_answered(challenge, times, faces)[0]
 
 
-def turn_coupling(challenge: Challenge, times: list[float], faces: list[Face]) -> float:
-    """Sideways travel of the eye midpoint over sin(apparent yaw change), in eye distances, at the peak of
-    the answer. A head turns about the neck, ~1-1.5 eye distances behind the eyes, so the eyes travel with
-    the turn; a sheet turned about its own middle keeps them in place. NaN when the turn is under 2 degrees."""
-    t = np.array(times) - times[0]
-    yaw = yaw_series(faces)
-    before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
-    after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))
-    if before.size < 2 or after.size == 0:
-        return float("nan")
-    landmarks = np.array([f.landmarks for f in faces], dtype=np.float64)
-    eye_mid = landmarks[:, :2].mean(axis=1)
-    eye_line = np.median(landmarks[before, 1] - landmarks[before, 0], axis=0)
-    eye_distance = float(np.linalg.norm(eye_line))
-    y0, m0 = float(np.median(yaw[before])), np.median(eye_mid[before], axis=0)
-    peak = int(after[np.argmax(np.abs(yaw[after] - y0))])
-    around = slice(max(peak - 2, 0), peak + 3)
-    turned = float(np.median(yaw[around])) - y0
-    if abs(turned) < 2.0 or eye_distance < 1e-6:
-        return float("nan")
-    travel = float((np.median(eye_mid[around], axis=0) - m0) @ (eye_line / eye_distance)) / eye_distance
-    return travel / float(np.sin(np.radians(turned)))
-
-
 def with_coupling(rule: Rule, min_coupling: float) -> Rule:
     def coupled(challenge: Challenge, times: list[float], faces: list[Face]) -> bool:
-        return rule(challenge, times, faces) and turn_coupling(challenge, times, faces) >= min_coupling
+        return rule(challenge, times, faces) and eye_travel(challenge, times, faces) >= min_coupling
     return coupled
 
 
