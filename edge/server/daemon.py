@@ -49,8 +49,6 @@ __all__ = ["MODEL_ID", "EdgeDaemon"]
 SourceFactory = Callable[[], FrameSource]
 
 
-
-
 class Listeners:
     """The gRPC server with its ports bound (not yet started). SO_REUSEPORT is off: a second daemon on
     the same port is refused instead of silently sharing it (calls would alternate between two keys)."""

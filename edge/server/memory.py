@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,20 @@ class Mapping:
 
 def mappings(pid: int | str = "self") -> list[Mapping]:
     """The process's mappings from /proc/PID/smaps (empty where there is no /proc)."""
-    found: list[Mapping] = []
     try:
-        lines = open(f"/proc/{pid}/smaps").read().splitlines()  # noqa: SIM115 - read at once
+        with open(f"/proc/{pid}/smaps") as smaps:
+            lines = smaps.read().splitlines()
     except OSError:
-        return found
-    current: dict[str, object] | None = None
-    for line in lines + ["00-00 ---- 0 0 0 end"]:
+        return []
+    rows: list[dict[str, Any]] = []
+    for line in lines:
         header = _HEADER.match(line)
         if header:
-            if current is not None:
-                found.append(Mapping(**current))  # type: ignore[arg-type]
-            current = {"start": int(header[1], 16), "end": int(header[2], 16), "perms": header[3],
-                       "path": header[4], "rss_kb": 0, "anonymous_kb": 0}
-        elif current is not None and line.startswith(("Rss:", "Anonymous:")):
-            current["rss_kb" if line.startswith("Rss:") else "anonymous_kb"] = int(line.split()[1])
-    return found
+            rows.append({"start": int(header[1], 16), "end": int(header[2], 16), "perms": header[3],
+                         "path": header[4], "rss_kb": 0, "anonymous_kb": 0})
+        elif rows and line.startswith(("Rss:", "Anonymous:")):
+            rows[-1]["rss_kb" if line.startswith("Rss:") else "anonymous_kb"] = int(line.split()[1])
+    return [Mapping(**row) for row in rows]
 
 
 def resident_kb(library: str, pid: int | str = "self") -> int:
