@@ -21,12 +21,10 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import grpc
-
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, emit, fail
+from edge.cli.demo_site import channel, wait_until
 from edge.cli.token import jsonable
 from edge.config import config_from_dict, load_config
 
@@ -87,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     registry = RegistryServer(state, tls=TLSFiles.in_dir(pki, "registry"))
     rport = registry.start("127.0.0.1:0")
     say(f"[1/6] registry (SQLite, mutual TLS) on 127.0.0.1:{rport}; work folder {work}")
-    creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "admin.key").read_bytes(),
-                                         (pki / "admin.pem").read_bytes())
-    admin_channel = grpc.secure_channel(f"127.0.0.1:{rport}", creds,
-                                        options=[("grpc.ssl_target_name_override", "registry")])
+    admin_channel = channel(rport, pki, "admin", "registry")
     admin = rpb_grpc.RegistryStub(admin_channel)
     keys = work / "device" / "keys"
     device_key, enc_key = DeviceKey.load_or_create(keys), load_or_create_x25519(keys)
@@ -125,18 +120,15 @@ def run(args: argparse.Namespace) -> int:
     daemon = EdgeDaemon(config)
     began = time.monotonic()
     port = daemon.start()
-    synced = _wait(lambda: daemon.templates.count() > 0 and len(daemon.cards.trust.by_kid) > 0, 20)
+    synced = wait_until(lambda: daemon.templates.count() > 0 and len(daemon.cards.trust.by_kid) > 0, 20,
+                        interval=0.05)
     say(f"[4/6] daemon SERVING on 127.0.0.1:{port} after {time.monotonic() - began:.1f} s; synced from the "
         f"registry: trust list, revocations, {daemon.templates.count()} template(s)" + ("" if synced else " (NOT)"))
     history = []
     try:
-        controller = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(),
-                                                  (pki / "demo-gate-controller.key").read_bytes(),
-                                                  (pki / "demo-gate-controller.pem").read_bytes())
-        with grpc.secure_channel(f"127.0.0.1:{port}", controller,
-                                 options=[("grpc.ssl_target_name_override", "edge-device")]) as channel:
+        with channel(port or 0, pki, "demo-gate-controller", "edge-device") as gate:
             nonce = os.urandom(16)
-            reply = pb_grpc.VerificationServiceStub(channel).Verify(
+            reply = pb_grpc.VerificationServiceStub(gate).Verify(
                 pb.VerifyRequest(nonce=nonce, gate_id="demo-gate", request_id="demo-1"), timeout=60)
         decision = pb.Decision.Name(reply.decision)
         reasons = [pb.ReasonCode.Name(r) for r in reply.reasons]
@@ -149,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             say(f"      token {reply.token_id} ({len(reply.token)} bytes) verifies with the device key:")
             for name, value in claims.items():
                 say(f"        {name}: {value}")
-            _wait(lambda: daemon.outbox.pending_count() == 0, 20)
+            wait_until(lambda: daemon.outbox.pending_count() == 0, 20, interval=0.05)
             history = list(admin.AuditHistory(rpb.AuditHistoryRequest(card_id=card.card_id), timeout=10).entries)
             say(f"[6/6] registry audit for card {card.card_id}:")
             for entry in history:
@@ -171,11 +163,3 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     return EXIT_OK
 
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

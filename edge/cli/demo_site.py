@@ -73,6 +73,7 @@ class DemoSite:
     state: Any  # registry.service.RegistryState
     server: Any  # registry.service.RegistryServer
     port: int
+    _stubs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(cls, work: Path, callers: dict[str, str | None], devices: list[str]) -> DemoSite:
@@ -96,10 +97,12 @@ class DemoSite:
         return cls(work, pki, state, server, server.start("127.0.0.1:0"))
 
     def registry(self, caller: str) -> Any:
-        """A registry stub for ``caller``."""
+        """The registry stub for ``caller`` (one channel per caller, kept for the demo's life)."""
         from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 
-        return rpb_grpc.RegistryStub(channel(self.port, self.pki, caller, "registry"))
+        if caller not in self._stubs:
+            self._stubs[caller] = rpb_grpc.RegistryStub(channel(self.port, self.pki, caller, "registry"))
+        return self._stubs[caller]
 
     def start_gate(self, device_id: str, site: dict[str, Any], card: dict[str, Any], scene: Scene,
                    *, sync_interval_s: float, label: str) -> Any:
