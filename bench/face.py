@@ -27,7 +27,7 @@ from edge.config import load_config
 from edge.imageio import load_image
 from edge.modelstore import resolve_model
 from edge.vision.align import align_face
-from edge.vision.matcher import CosineMatcher
+from edge.vision.matcher import FaceMatcher
 
 SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]
 
@@ -114,7 +114,7 @@ def main() -> None:
     pairs = list(itertools.combinations([str(p) for p in images], 2))
 
     def edge_batch() -> None:
-        matcher = PairMatcher(stage, CosineMatcher(config.face.match_threshold), config.image.max_pixels)
+        matcher = PairMatcher(stage, FaceMatcher(stage.model, config.face.threshold), config.image.max_pixels)
         for a, b in pairs:
             matcher.compare(a, b)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from edge.config import CameraConfig, EdgeConfig
 from edge.errors import ConfigError
 from edge.vision.face_stage import FaceStage
+from edge.vision.matcher import SFACE
 from edge.vision.quality import QualityLimits
 
 if TYPE_CHECKING:  # the parts below are imported where they are built: `edge match` needs none of them
@@ -38,7 +39,8 @@ if TYPE_CHECKING:  # the parts below are imported where they are built: `edge ma
     from edge.security.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
-MODEL_ID = "sface-2021dec-fp32"
+#: The default face model's template id (a site's own is ``config.face.face_model.model_id``).
+MODEL_ID = SFACE.model_id
 
 
 def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
@@ -51,7 +53,7 @@ def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
                                  retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena,
-                                 spinning=batch)
+                                 spinning=batch, model=face.face_model)
 
 
 def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
@@ -179,7 +181,7 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
     from edge.security.sealing import load_or_create_x25519
     from edge.security.templates import TemplateStore
     from edge.security.tokens import TokenSigner
-    from edge.vision.matcher import CosineMatcher
+    from edge.vision.matcher import FaceMatcher
 
     transport = build_transport(config)  # config errors first: nothing is created on disk before them
     data = config.device.data_dir
@@ -217,14 +219,14 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
                             face_policy={str(band): str(subject) for band, subject in site.face_policy.items()})
         pipeline = VerificationPipeline(
             qr=QRStage(budget_ms=config.qr.budget_ms), cards=cards, templates=templates, faces=faces,
-            liveness=liveness, matcher=CosineMatcher(config.face.match_threshold), signer=signer, outbox=outbox,
-            policy=policy, model_id=MODEL_ID, data_age=syncer.age_s if syncer else None,
+            liveness=liveness, matcher=FaceMatcher(faces.model, config.face.threshold), signer=signer, outbox=outbox,
+            policy=policy, model_id=faces.model.model_id, data_age=syncer.age_s if syncer else None,
             limiter=FailureLimiter(max_failures=site.max_failures, window_s=site.failure_window_s,
                                    cooldown_s=site.cooldown_s), entries=entries)
         return Components(config=config, key=key, enc_key=enc_key, clock=clock, templates=templates, outbox=outbox,
                           cards=cards, faces=faces, liveness=liveness, signer=signer, pipeline=pipeline,
                           camera=camera or build_camera(config.camera), transport=transport, syncer=syncer,
-                          deliverer=deliverer, entries=entries)
+                          deliverer=deliverer, entries=entries, model_id=faces.model.model_id)
     except BaseException:
         for thing in reversed(opened):
             close = getattr(thing, "close", None)

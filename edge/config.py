@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import ConfigError
 from edge.vision.matcher import DEFAULT_THRESHOLD as SFACE_PUBLISHED_THRESHOLD
+from edge.vision.matcher import FACE_MODELS, SFACE, FaceModel
 
-#: Shipped cosine threshold for 1:1 matching; docs/THRESHOLDS.md gives the data and the reasoning.
-DEFAULT_MATCH_THRESHOLD = 0.52
+#: Shipped threshold of the default face model (SFace, cosine); docs/THRESHOLDS.md gives the data and the
+#: reasoning.
+DEFAULT_MATCH_THRESHOLD = SFACE.threshold
 
 __all__ = ["SFACE_PUBLISHED_THRESHOLD", "EdgeConfig", "load_config"]
 
@@ -51,8 +53,13 @@ class FaceConfig(_Strict):
                                                                          "retry with its long side at most this.")
     score_threshold: float = Field(0.8, gt=0, lt=1, description="YuNet face score threshold (0..1).")
     nms_threshold: float = Field(0.3, gt=0, lt=1, description="IoU above which overlapping boxes are merged.")
-    match_threshold: float = Field(DEFAULT_MATCH_THRESHOLD, ge=-1, le=1,
-                                   description="Cosine similarity at or above which two faces match.")
+    model: Literal["sface", "sface+dlib"] = Field(
+        "sface", description="Face model of the site's templates: SFace alone, or SFace fused with dlib's ResNet "
+                             "(docs/THRESHOLDS.md). Changing it needs every template enrolled again.")
+    match_threshold: float | None = Field(None, ge=-1, le=1,
+                                          description="Score at or above which two faces match; default: the "
+                                                      "face model's shipped threshold (sface 0.52, sface+dlib "
+                                                      "0.49).")
     flip_fusion: bool = Field(False, description="Also embed the mirrored crop and fuse (2x embed cost).")
     min_eye_distance_px: float = Field(20.0, ge=0, description="Minimum distance between eye centres, pixels.")
     max_yaw_deg: float = Field(35.0, ge=0, le=90, description="Largest head yaw accepted, degrees.")
@@ -60,6 +67,15 @@ class FaceConfig(_Strict):
     min_sharpness: float = Field(15.0, ge=0, description="Minimum variance of the Laplacian of the crop.")
     min_brightness: float = Field(40.0, ge=0, le=255, description="Minimum mean grey level of the crop.")
     max_brightness: float = Field(220.0, ge=0, le=255, description="Maximum mean grey level of the crop.")
+
+    @property
+    def face_model(self) -> FaceModel:
+        return FACE_MODELS[self.model]
+
+    @property
+    def threshold(self) -> float:
+        """The match threshold in force: the configured one, else the face model's."""
+        return self.face_model.threshold if self.match_threshold is None else self.match_threshold
 
 
 class ImageConfig(_Strict):

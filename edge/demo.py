@@ -107,9 +107,10 @@ class DevIssuer:
 
     def issue(self, template_sha256: bytes, *, site: str, card_type: str = "escort_permit",
               valid_for_s: int = 3600, now: float | None = None, ward: str = "paediatrics",
-              condition_until: int | None = None, age_band: str | None = None) -> tuple[str, bytes]:
+              condition_until: int | None = None, age_band: str | None = None,
+              model_id: str = "sface-2021dec-fp32") -> tuple[str, bytes]:
         text, card = self.issuer.issue(card_type=card_type, holder=hashlib.sha256(template_sha256).digest()[:16],
                                        site=site, ward=ward, template_sha256=template_sha256,
-                                       model_id="sface-2021dec-fp32", valid_for_s=valid_for_s, now=now,
+                                       model_id=model_id, valid_for_s=valid_for_s, now=now,
                                        condition_until=condition_until, age_band=age_band)
         return text, card.card_id

@@ -34,7 +34,7 @@ from edge.registry_client.outbox import Outbox
 from edge.security.templates import TemplateStore
 from edge.security.tokens import TokenContent, TokenSigner
 from edge.vision.face_stage import FaceStage
-from edge.vision.matcher import CosineMatcher
+from edge.vision.matcher import FaceMatcher
 from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ EventSink = Callable[[str, str], None]  # (kind, text): kind is "prompt" or a st
 
 class VerificationPipeline:
     def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
-                 liveness: LivenessChecker, matcher: CosineMatcher, signer: TokenSigner, outbox: Outbox,
+                 liveness: LivenessChecker, matcher: FaceMatcher, signer: TokenSigner, outbox: Outbox,
                  policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None,
                  limiter: FailureLimiter | None = None, entries: EntryLog | None = None) -> None:
         """``data_age()``: seconds since the last registry sync (None: standalone, local files only)."""
@@ -254,6 +254,9 @@ class VerificationPipeline:
 
             began = time.monotonic()
             try:
+                if face_card.face.model_id != self.model_id:  # a site that changed face.model re-enrolls
+                    raise SecurityError(f"the card's template is {face_card.face.model_id}, this gate matches "
+                                        f"{self.model_id}", code="template_mismatch")
                 template = self.templates.get(face_card.card_id.hex(), commitment=face_card.face.template_sha256,
                                               model_id=face_card.face.model_id)
             except SecurityError as exc:
@@ -446,17 +449,16 @@ class VerificationPipeline:
         return "DENY", "LIVENESS_FAILED"
 
     def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray) -> float:
-        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (mean, renormalised)
-        and compare once. Fusing rather than taking the best of three keeps genuine scores (live clip of the
-        holder: minimum 0.670 either way) and lowers the impostor tail (12 live clips of other people against
-        20 portraits: highest 0.332 -> 0.323, 99th percentile 0.265 -> 0.257; docs/THRESHOLDS.md)."""
+        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (the face model's
+        ``combine``: mean, SFace's part renormalised) and compare once. Fusing rather than taking the best of
+        three keeps genuine scores (live clip of the holder: minimum 0.670 either way) and lowers the impostor
+        tail (12 live clips of other people against 20 portraits: highest 0.332 -> 0.323, 99th percentile
+        0.265 -> 0.257; docs/THRESHOLDS.md)."""
         track = result.track
         assert track is not None
         order = sorted(range(len(track.faces)), key=lambda i: -track.faces[i].eye_distance)[:3]
         vectors = [self.faces.embed_face(images[track.frame_indices[i]], track.faces[i]).vector for i in order]
-        fused = np.mean(vectors, axis=0)
-        fused = fused / max(float(np.linalg.norm(fused)), 1e-12)
-        return self.matcher.match(fused.astype(np.float32), template).similarity
+        return self.matcher.match(self.matcher.model.combine(vectors), template).similarity
 
     def _finish(self, decision: str, reasons: list[str], card_id: str, card_text: str, card_kid: bytes, nonce: bytes,
                 checks: dict, timings: dict[str, float], *, prompts: list[str] | None = None,

@@ -44,8 +44,9 @@ from registry.vaccination import history_bundle
 log = logging.getLogger(__name__)
 ADMIN = "admin"
 MAX_BATCH = 500
-#: A sealed 128-d float32 template: 32-byte ephemeral key + 12-byte nonce + 512 bytes + 16-byte tag, and slack.
-MAX_SEALED_TEMPLATE = 1024
+#: A sealed template: 32-byte ephemeral key + 12-byte nonce + the template (512 bytes for sface, 1,024 for
+#: sface+dlib) + 16-byte tag, and slack.
+MAX_SEALED_TEMPLATE = 1536
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
@@ -223,7 +224,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         key = load_or_create_x25519(self.state.state_dir, "template_key.pem")
         try:
             template = unseal(key, request.sealed_template, request.card_id.encode())
-            check_template(template)
+            check_template(template, request.model_id)
         except SecurityError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         commitment = hashlib.sha256(template).digest()
@@ -243,7 +244,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         out = []
         for card_id, sealed, model_id in self.state.storage.templates_for_site(device.site):
             try:  # one unreadable record must not stop the site's sync
-                template = check_template(unseal(key, sealed, card_id.encode())).astype("<f4").tobytes()
+                template = check_template(unseal(key, sealed, card_id.encode()), model_id).astype("<f4").tobytes()
             except SecurityError as exc:
                 log.error("stored template skipped", extra={"fields": {"card_id": card_id[:64], "code": exc.code}})
                 continue

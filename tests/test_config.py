@@ -6,7 +6,20 @@ from edge.errors import ConfigError
 
 def test_defaults_load():
     config = load_config()
-    assert config.face.match_threshold == DEFAULT_MATCH_THRESHOLD
+    assert config.face.model == "sface" and config.face.match_threshold is None
+    assert config.face.threshold == DEFAULT_MATCH_THRESHOLD == 0.52
+
+
+def test_the_threshold_follows_the_face_model_unless_set(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[face]\nmodel = "sface+dlib"\n')
+    assert load_config(path).face.threshold == 0.49
+    path.write_text('[face]\nmodel = "sface+dlib"\nmatch_threshold = 0.55\n')
+    assert load_config(path).face.threshold == 0.55
+    path.write_text('[face]\nmodel = "arcface"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert "face.model" in str(e.value)
 
 
 def test_unknown_key_is_named(tmp_path):

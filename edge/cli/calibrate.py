@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, help="one sub-folder of images per person")
     p.add_argument("--target-fmr", type=float, default=0.001, help="false-match rate to pick a threshold for")
     p.add_argument("--thresholds", default="0.30,0.363,0.40,0.45,0.50,0.52,0.55,0.60",
-                   help="comma-separated cosine thresholds to tabulate")
+                   help="comma-separated score thresholds to tabulate")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
 
@@ -44,13 +44,14 @@ def run(args: argparse.Namespace) -> int:
         except EdgeError as exc:
             skipped.append({"path": str(image), "error": exc.code})
     progress.finish()
-    scores = pair_scores(vectors, labels)
+    scores = pair_scores(vectors, labels, stage.model)
     table = []
     for t in (float(x) for x in args.thresholds.split(",")):
         fmr, fnmr = error_rates(scores, t)
         table.append({"threshold": t, "fmr": fmr, "fnmr": fnmr})
-    result = {"images": len(vectors), "people": len(set(labels.values())), "skipped": skipped,
-              "genuine": summary(scores.genuine), "impostor": summary(scores.impostor), "table": table}
+    result = {"model": stage.model.name, "images": len(vectors), "people": len(set(labels.values())),
+              "skipped": skipped, "genuine": summary(scores.genuine), "impostor": summary(scores.impostor),
+              "table": table}
     if scores.impostor.size:
         chosen = threshold_for_fmr(scores.impostor, args.target_fmr)
         fmr, fnmr = error_rates(scores, chosen)

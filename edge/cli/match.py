@@ -19,7 +19,7 @@ from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_ar
 from edge.errors import EdgeError, ImageError
 from edge.imageio import read_image_bytes
 from edge.vision.face_stage import FaceStage
-from edge.vision.matcher import CosineMatcher
+from edge.vision.matcher import FaceMatcher
 from edge.vision.types import FaceEmbedding
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="two images: A B")
     p.add_argument("--pairs", metavar="FILE.csv", help="CSV with header a,b: one comparison per row")
     p.add_argument("--json", action="store_true", help="one JSON object per pair on stdout")
-    p.add_argument("--threshold", type=float, help="cosine threshold (default: from config)")
+    p.add_argument("--threshold", type=float, help="match threshold (default: from config, else the face model's)")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
 
@@ -40,7 +40,7 @@ class PairMatcher:
     """Embeds images (cached by path) and compares pairs with one matcher."""
 
     stage: FaceStage
-    matcher: CosineMatcher
+    matcher: FaceMatcher
     max_pixels: int
 
     def __post_init__(self) -> None:
@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     except ImageError as exc:
         fail(exc.message)
         return EXIT_UNREADABLE
-    threshold = args.threshold if args.threshold is not None else config.face.match_threshold
-    matcher = PairMatcher(build_face_stage(config, batch=True), CosineMatcher(threshold), config.image.max_pixels)
+    threshold = args.threshold if args.threshold is not None else config.face.threshold
+    stage = build_face_stage(config, batch=True)
+    matcher = PairMatcher(stage, FaceMatcher(stage.model, threshold), config.image.max_pixels)
     code = EXIT_OK
     for a, b in pairs:
         result, error = matcher.compare(a, b)

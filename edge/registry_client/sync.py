@@ -79,7 +79,7 @@ class Syncer:
         report = SyncReport(trust.version, revocations.version, 0)
         for card_id, sealed, model_id in self.transport.templates(self.device_id):
             try:
-                vector = check_template(unseal(self.enc_key, sealed, card_id.encode()))
+                vector = check_template(unseal(self.enc_key, sealed, card_id.encode()), model_id)
                 self.templates.put(card_id, vector, model_id)
                 report.templates += 1
             except EdgeError as exc:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from edge.errors import SecurityError
 from edge.security.keys import read_secret, write_secret
 from edge.sqlite_schema import open_versioned
+from edge.vision.matcher import SFACE, face_model_by_id
 
 STORE_KEY_FILE = "template_store.key"
 MIGRATIONS = [
@@ -28,22 +29,11 @@ MIGRATIONS = [
 ]
 
 
-#: SFace embeddings: 128 float32 values, L2-normalised.
-TEMPLATE_DIM = 128
-
-
-def check_template(data: bytes, dim: int = TEMPLATE_DIM) -> np.ndarray:
-    """Bytes as a template, or SecurityError(template_invalid): ``dim`` little-endian float32 values, all
-    finite, unit L2 norm (within float tolerance). Used wherever a template arrives from outside."""
-    if len(data) != dim * 4:
-        raise SecurityError(f"a template is {dim * 4} bytes ({dim} float32), got {len(data)}",
-                            code="template_invalid")
-    vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    if not np.all(np.isfinite(vector)):
-        raise SecurityError("template holds non-finite values", code="template_invalid")
-    if abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3:
-        raise SecurityError("template is not unit-norm", code="template_invalid")
-    return vector
+def check_template(data: bytes, model_id: str = SFACE.model_id) -> np.ndarray:
+    """Bytes as a template of the face model ``model_id``, or SecurityError(template_invalid): the size,
+    finiteness and norms that model's templates have (edge/vision/matcher.py). Used wherever a template
+    arrives from outside."""
+    return face_model_by_id(model_id).check(data)
 
 
 def template_digest(vector: np.ndarray) -> bytes:

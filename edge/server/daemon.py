@@ -132,7 +132,7 @@ class EdgeDaemon:
                  notifier: Notifier | None = None) -> None:
         """``source_factory`` opens a recording per session (tests, demos); ``camera`` overrides the feed."""
         self.config = config
-        self.model_id = MODEL_ID
+        self.model_id = config.face.face_model.model_id
         self.notifier = notifier or Notifier()
         server_config = config.server
         self.interceptor = EdgeInterceptor(

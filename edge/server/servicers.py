@@ -23,6 +23,7 @@ from edge.security.identity import OPERATOR
 from edge.security.sealing import raw_public, seal
 from edge.security.templates import template_digest
 from edge.server.errors import DeadlineExceeded, InvalidRequest
+from edge.vision.matcher import face_model_by_id
 
 
 class Daemon(Protocol):
@@ -242,8 +243,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         vectors = self.daemon.capture_embeddings(frames, rpc_deadline(context))
         if not vectors:
             raise NoFaceError("no usable face in the enrollment frames")
-        template = np.mean(vectors, axis=0)
-        template = (template / np.linalg.norm(template)).astype(np.float32)
+        template = face_model_by_id(self.daemon.model_id).combine(vectors)
         self.daemon.templates.put(request.card_id, template, self.daemon.model_id)
         sealed = b""
         registry_key = self.daemon.config.registry.public_key

@@ -54,9 +54,11 @@ def transform_scale(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
-    """Warp the face given by 5 landmarks (frame pixels) to a ``size`` x ``size`` BGR crop."""
-    template = TEMPLATE * (size / ALIGNED_SIZE)
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE,
+               template: np.ndarray | None = None) -> np.ndarray:
+    """Warp the face given by 5 landmarks (frame pixels) to a ``size`` x ``size`` BGR crop, the landmarks
+    onto ``template`` (pixels of that crop; default SFace's, scaled to ``size``)."""
+    template = TEMPLATE * (size / ALIGNED_SIZE) if template is None else np.asarray(template, np.float64)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     matrix = similarity_transform(landmarks, template)
     scale = transform_scale(matrix)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.vision.matcher import SFACE, FaceModel
+
 
 @dataclass(frozen=True)
 class ScoreSets:
@@ -20,11 +22,12 @@ class ScoreSets:
     impostor: np.ndarray
 
 
-def pair_scores(vectors: dict[str, np.ndarray], labels: dict[str, str]) -> ScoreSets:
+def pair_scores(vectors: dict[str, np.ndarray], labels: dict[str, str], model: FaceModel = SFACE) -> ScoreSets:
+    """Every pair's score under ``model``, split into same-person (genuine) and different-person pairs."""
     genuine: list[float] = []
     impostor: list[float] = []
     for a, b in itertools.combinations(sorted(vectors), 2):
-        score = float(np.dot(vectors[a], vectors[b]))
+        score = model.similarity(vectors[a], vectors[b])
         (genuine if labels[a] == labels[b] else impostor).append(score)
     return ScoreSets(np.array(genuine), np.array(impostor))
 

@@ -18,7 +18,9 @@ from edge.modelstore import resolve_model
 from edge.vision.align import align_face
 from edge.vision.detector import FaceDetector
 from edge.vision.embedder import FaceEmbedder
+from edge.vision.matcher import SFACE, SFACE_DLIB, FaceModel
 from edge.vision.quality import QualityLimits, assess_quality
+from edge.vision.resnet_embedder import ResNetEmbedder
 from edge.vision.runtime import OnnxBackend
 from edge.vision.types import Face, FaceEmbedding
 
@@ -34,33 +36,47 @@ def choose_face(faces: list[Face]) -> Face:
 
 
 class FaceStage:
-    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, limits: QualityLimits | None = None) -> None:
+    """Detects, chooses and embeds faces for one face model: SFace alone, or SFace and dlib's ResNet
+    (``resnet``), whose vectors are concatenated into one template (edge/vision/matcher.py)."""
+
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, limits: QualityLimits | None = None,
+                 resnet: ResNetEmbedder | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.limits = limits or QualityLimits()
+        self.resnet = resnet
+        self.model: FaceModel = SFACE_DLIB if resnet is not None else SFACE
 
     @classmethod
     def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
-                    memory_arena: bool = False, spinning: bool = False) -> FaceStage:
+                    memory_arena: bool = False, spinning: bool = False, model: FaceModel = SFACE) -> FaceStage:
         detector = FaceDetector(OnnxBackend(resolve_model("yunet", model_dir), threads=threads,
                                             memory_arena=memory_arena, spinning=spinning),
                                 max_side=max_side, score_threshold=score_threshold, retry_max_side=retry_max_side)
         embedder = FaceEmbedder(OnnxBackend(resolve_model("sface", model_dir), threads=threads,
                                             memory_arena=memory_arena, spinning=spinning),
                                 flip_fusion=flip_fusion, channel_order=channel_order)
-        return cls(detector, embedder, limits)
+        resnet = None
+        if model is SFACE_DLIB:
+            resnet = ResNetEmbedder(OnnxBackend(resolve_model("dlib_resnet", model_dir), threads=threads,
+                                                memory_arena=memory_arena, spinning=spinning))
+        return cls(detector, embedder, limits, resnet)
 
     def warm_up(self) -> None:
         self.detector.warm_up()
         self.embedder.warm_up()
+        if self.resnet is not None:
+            self.resnet.warm_up()
 
     def embed_face(self, image: np.ndarray, face: Face, faces_found: int = 1) -> FaceEmbedding:
         aligned = align_face(image, face.landmarks)
         quality = assess_quality(face, aligned, self.limits)
-        return FaceEmbedding(vector=self.embedder.embed(aligned), face=face, faces_found=faces_found,
-                             quality=quality)
+        vector = self.embedder.embed(aligned)
+        if self.resnet is not None:
+            vector = np.concatenate([vector, self.resnet.embed(image, face.landmarks)])
+        return FaceEmbedding(vector=vector, face=face, faces_found=faces_found, quality=quality)
 
     def embed_photograph(self, data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS) -> FaceEmbedding:
         """A photograph's encoded bytes to the chosen face's embedding, decoding no more than it needs: a large

@@ -48,7 +48,8 @@ class Quality:
 
 @dataclass(frozen=True)
 class FaceEmbedding:
-    """An L2-normalised embedding of the face chosen in an image, with how it was chosen."""
+    """The chosen face's template vector (the face model's layout, edge/vision/matcher.py), with how it was
+    chosen."""
 
     vector: np.ndarray
     face: Face

@@ -8,7 +8,7 @@ from edge.modelstore import default_model_dir, load_manifest, resolve_model
 
 def test_manifest_lists_pinned_models():
     manifest = load_manifest()
-    assert set(manifest.models) == {"yunet", "sface"}
+    assert set(manifest.models) == {"yunet", "sface", "dlib_resnet"}
     for spec in manifest.models.values():
         assert len(spec.sha256) == 64 and len(spec.source_sha256) == 64
         assert spec.license

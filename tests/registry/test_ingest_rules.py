@@ -104,10 +104,10 @@ def unit_template(seed: int) -> np.ndarray:
     return (vector / np.linalg.norm(vector)).astype("<f4")
 
 
-def issue_for(admin, template: np.ndarray, site: str = "ward-7") -> str:
+def issue_for(admin, template: np.ndarray, site: str = "ward-7", model_id: str = "sface-2021dec-fp32") -> str:
     import hashlib
 
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site=site, model_id="sface",
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site=site, model_id=model_id,
                                                 template_sha256=hashlib.sha256(template.tobytes()).digest()),
                            timeout=10)
     assert card.qr_text.startswith("EHC1:") and len(card.card_id) == 32
@@ -125,7 +125,7 @@ def test_templates_travel_sealed_and_only_to_the_site(registry, pki, tmp_path):
     card_id = issue_for(admin, template)
     sealed = seal(state.template_public_key, template.tobytes(), card_id.encode())
     transport_a = device_transport(port, pki, "dev-a")
-    commitment = transport_a.store_template(card_id, sealed, "sface")
+    commitment = transport_a.store_template(card_id, sealed, "sface-2021dec-fp32")
     assert commitment == hashlib.sha256(template.tobytes()).digest()
     [(synced_id, sealed_for_a, _)] = transport_a.templates("dev-a")
     assert synced_id == card_id and template.tobytes() not in sealed_for_a

@@ -39,7 +39,7 @@ def site(tls_registry, tmp_path, pki):
     return state, port, admin
 
 
-def store(state, transport, card_id: str, data: bytes, model: str = "sface") -> grpc.StatusCode | None:
+def store(state, transport, card_id: str, data: bytes, model: str = "sface-2021dec-fp32") -> grpc.StatusCode | None:
     try:
         transport.store_template(card_id, seal(state.template_public_key, data, card_id.encode()), model)
         return None
@@ -63,11 +63,28 @@ def test_a_device_cannot_plant_templates(site, pki, tmp_path):
     assert store(state, a, "X" * 10_000, good.tobytes()) == grpc.StatusCode.INVALID_ARGUMENT
     big = seal(state.template_public_key, b"\x00" * 1_000_000, mine.encode())
     with pytest.raises(Exception) as e:
-        a.store_template(mine, big, "sface")
+        a.store_template(mine, big, "sface-2021dec-fp32")
     assert e.value.__cause__.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert store(state, a, mine, good.tobytes()) is None  # the committed template is accepted
     [(card_id, _, _)] = a.templates("dev-a")  # and the site's sync is whole
     assert card_id == mine and state.storage.templates_for_site("ward-9") == []
+
+
+def test_fused_templates_are_checked_as_their_model_says(site, pki, tmp_path):
+    """face.model = "sface+dlib": 256 values under its own id; the registry holds such a site to that layout."""
+    from edge.vision.matcher import SFACE_DLIB
+
+    state, port, admin = site
+    a = device_transport(port, pki, "dev-a")
+    dlib = np.random.default_rng(6).normal(size=128).astype("<f4")
+    fused = np.concatenate([unit_template(6), 1.4 * dlib / np.linalg.norm(dlib)]).astype("<f4")
+    card = issue_for(admin, fused, model_id=SFACE_DLIB.model_id)
+    assert store(state, a, card, fused[:128].tobytes(), SFACE_DLIB.model_id) == grpc.StatusCode.INVALID_ARGUMENT
+    assert store(state, a, card, fused.tobytes(), "arcface-r100") == grpc.StatusCode.INVALID_ARGUMENT  # unknown
+    assert store(state, a, card, fused.tobytes()) == grpc.StatusCode.INVALID_ARGUMENT  # 256 values as SFace's
+    assert store(state, a, card, fused.tobytes(), SFACE_DLIB.model_id) is None
+    [(card_id, _, model_id)] = a.templates("dev-a")
+    assert card_id == card and model_id == SFACE_DLIB.model_id
 
 
 def test_one_bad_token_never_fails_the_batch_and_no_exception_text_leaks(site, pki, tmp_path):

@@ -49,11 +49,11 @@ def registry(tmp_path, pki):  # noqa: F811 - the fixture imported above
 def enrolled_card(state, admin, seed: int) -> str:
     vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
     vector = (vector / np.linalg.norm(vector)).astype("<f4")
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", model_id="sface",
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", model_id="sface-2021dec-fp32",
                                                 template_sha256=hashlib.sha256(vector.tobytes()).digest()),
                            timeout=10)
     state.storage.put_template(card.card_id, seal(state.template_public_key, vector.tobytes(),
-                                                  card.card_id.encode()), "sface",
+                                                  card.card_id.encode()), "sface-2021dec-fp32",
                                hashlib.sha256(vector.tobytes()).digest(), "ward-7")
     return card.card_id
 

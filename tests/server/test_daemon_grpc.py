@@ -243,3 +243,51 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
         assert world.cards["holder"][1].hex() not in text  # no card id in a label
     finally:
         daemon.stop(1.0)
+
+
+def test_a_site_on_the_fused_face_model_enrolls_verifies_and_refuses_other_models_cards(tmp_path, world, testdata,
+                                                                                          face_stage):
+    """face.model = "sface+dlib": Enroll keeps a 256-value template under the fused id, the holder is let in
+    on it at the fused threshold, another face is refused, and a card enrolled on SFace alone is refused as a
+    template mismatch (before the check, comparing the two layouts raised inside the session)."""
+    from edge.assembly import build_face_stage
+    from edge.demo import speaker_frames, write_scene
+    from edge.imageio import load_image
+    from edge.security.templates import template_digest
+    from edge.vision.matcher import SFACE_DLIB
+
+    from .conftest import Camera
+
+    config = make_config(tmp_path / "device", world.issuer)
+    config = config.model_copy(update={"face": config.face.model_copy(update={"model": "sface+dlib"})})
+    camera = Camera(scene=world.scenes["holder"])
+    daemon = EdgeDaemon(config, source_factory=camera)
+    enroll(daemon, world, testdata, face_stage)  # the world's cards, on SFace alone as before the switch
+    daemon.start()
+    try:
+        with connect(daemon, "operator") as operator:
+            reply = pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id="cd" * 16, frames=5),
+                                                                  timeout=60)
+        assert reply.model_id == SFACE_DLIB.model_id
+        template = daemon.templates.get("cd" * 16, commitment=bytes.fromhex(reply.template_sha256),
+                                        model_id=reply.model_id)
+        assert template.shape == (256,)
+        text, card_id = world.issuer.issue(template_digest(template), site="ward-7", model_id=SFACE_DLIB.model_id)
+        daemon.templates.put(card_id.hex(), template, SFACE_DLIB.model_id)
+        obama = build_face_stage(config).embed_image(load_image(testdata / "faces/people/obama/obama.jpg")).vector
+        other_text, other_id = world.issuer.issue(template_digest(obama), site="ward-7", model_id=SFACE_DLIB.model_id)
+        daemon.templates.put(other_id.hex(), obama, SFACE_DLIB.model_id)
+        live = speaker_frames(testdata)
+        with connect(daemon) as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+            allowed = verify(stub, camera, write_scene(tmp_path / "fused-holder", text, live))
+            assert names(allowed) == ("ALLOW", ["OK"])
+            assert allowed.match_threshold == pytest.approx(SFACE_DLIB.threshold)
+            assert allowed.match_score >= SFACE_DLIB.threshold
+            impostor = verify(stub, camera, write_scene(tmp_path / "fused-other", other_text, live))
+            assert names(impostor) == ("DENY", ["FACE_MISMATCH"])
+            assert impostor.match_score < SFACE_DLIB.threshold
+            old_card = verify(stub, camera, world.scenes["holder"])  # enrolled as SFace alone
+            assert names(old_card) == ("DENY", ["TEMPLATE_MISMATCH"])
+    finally:
+        daemon.stop(1.0)

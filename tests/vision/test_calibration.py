@@ -5,7 +5,10 @@ from edge.vision.calibration import error_rates, pair_scores, threshold_for_fmr
 
 
 def test_pair_scores_split_by_label():
-    v = {"a1": np.array([1.0, 0.0]), "a2": np.array([0.8, 0.6]), "b1": np.array([0.0, 1.0])}
+    def template(x: float, y: float) -> np.ndarray:  # an SFace-sized template in a 2-d subspace
+        return np.concatenate([[x, y], np.zeros(126)])
+
+    v = {"a1": template(1.0, 0.0), "a2": template(0.8, 0.6), "b1": template(0.0, 1.0)}
     labels = {"a1": "a", "a2": "a", "b1": "b"}
     s = pair_scores(v, labels)
     np.testing.assert_allclose(sorted(s.genuine), [0.8])

@@ -3,7 +3,7 @@ import pytest
 
 from edge.vision.align import TEMPLATE
 from edge.vision.embedder import FaceEmbedder, l2_normalise
-from edge.vision.matcher import CosineMatcher, cosine_similarity
+from edge.vision.matcher import SFACE, FaceMatcher, cosine_similarity
 from edge.vision.quality import QualityLimits, assess_quality, estimate_pose
 from edge.vision.types import Face
 
@@ -18,13 +18,17 @@ def test_cosine_and_matcher():
     assert cosine_similarity([1, 0], [0, 1]) == pytest.approx(0.0)
     assert cosine_similarity([1, 1], [2, 2]) == pytest.approx(1.0)
     assert cosine_similarity([0, 0], [1, 0]) == 0.0
-    m = CosineMatcher(0.5)
-    assert m.match(np.array([1.0, 0.0]), np.array([1.0, 0.0])).match
-    assert not m.match(np.array([1.0, 0.0]), np.array([0.0, 1.0])).match
+    m = FaceMatcher(SFACE, 0.5)
+    x, y = np.eye(128, dtype=np.float32)[:2]
+    assert m.match(x, x).match
+    assert not m.match(x, y).match
+    assert FaceMatcher(SFACE).threshold == SFACE.threshold
     with pytest.raises(ValueError):
         cosine_similarity([1, 0], [1, 0, 0])
     with pytest.raises(ValueError):
-        CosineMatcher(2.0)
+        m.match(np.array([1.0, 0.0]), np.array([1.0, 0.0]))  # not an SFace template
+    with pytest.raises(ValueError):
+        FaceMatcher(SFACE, 2.0)
 
 
 class _Backend:
