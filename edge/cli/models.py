@@ -1,4 +1,6 @@
-"""``edge models fetch|check``: install-time model fetch and integrity check."""
+"""``edge models fetch|check``: install-time model fetch and integrity check. One line per model; an optional
+model (needed only by a non-default configuration) that is missing is reported with ``"ok": false`` and does
+not fail the command."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 from pathlib import Path
 
 from edge.cli.common import EXIT_OK, emit
+from edge.errors import ModelError
 from edge.modelstore import default_model_dir, load_manifest, resolve_model
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,14 @@ def run(args: argparse.Namespace) -> int:
         fetch_models(model_dir, force=args.force)
     manifest = load_manifest()
     for name, spec in manifest.models.items():
-        path = resolve_model(name, model_dir, manifest)
-        emit({"model": name, "path": str(path), "sha256": spec.sha256, "license": spec.license, "ok": True})
+        try:
+            path = resolve_model(name, model_dir, manifest)
+        except ModelError as exc:
+            if not spec.optional:
+                raise
+            emit({"model": name, "path": str(model_dir / spec.file), "sha256": spec.sha256, "license": spec.license,
+                  "ok": False, "optional": True, "error": exc.code})
+            continue
+        emit({"model": name, "path": str(path), "sha256": spec.sha256, "license": spec.license, "ok": True,
+              "optional": spec.optional})
     return EXIT_OK

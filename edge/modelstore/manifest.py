@@ -24,6 +24,8 @@ class ModelSpec:
     source_sha256: str
     transform: str
     sha256: str
+    #: Needed only by a non-default configuration: a failed fetch is reported, not fatal.
+    optional: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,3 +41,54 @@ def test_altered_model_is_refused(tmp_path):
 def test_unknown_model_name():
     with pytest.raises(ModelError):
         load_manifest().spec("nope")
+
+
+def _unreachable_manifest(tmp_path, optional: bool):
+    """A manifest with one model whose npm registry cannot be reached (a closed local port)."""
+    path = tmp_path / "manifest.toml"
+    path.write_text(f"""
+[source.npm]
+url = "http://127.0.0.1:9/face-api-1.7.15.tgz"
+archive = "face-api-1.7.15.tgz"
+sha256 = "{'0' * 64}"
+
+[models.second]
+file = "second.onnx"
+task = "t"
+license = "l"
+source = "npm"
+member = "package/model/m.json"
+source_sha256 = "{'0' * 64}"
+transform = "faceapi_resnet_to_onnx"
+sha256 = "{'0' * 64}"
+optional = {str(optional).lower()}
+""")
+    return load_manifest(path)
+
+
+def test_an_optional_model_that_cannot_be_fetched_is_left_out_and_a_required_one_fails(tmp_path, monkeypatch):
+    from edge.modelstore.fetch import fetch_models
+
+    monkeypatch.delenv("EDGE_WHEEL_CACHE", raising=False)
+    assert fetch_models(tmp_path / "models", _unreachable_manifest(tmp_path, optional=True)) == {}
+    with pytest.raises(ModelError) as e:
+        fetch_models(tmp_path / "models", _unreachable_manifest(tmp_path, optional=False))
+    assert "127.0.0.1:9" in e.value.message
+
+
+def test_models_check_reports_a_missing_optional_model_without_failing(tmp_path, monkeypatch, capsys):
+    import json
+
+    from edge.cli.main import main
+
+    source = default_model_dir()
+    manifest = load_manifest()
+    if not all((source / spec.file).is_file() for spec in manifest.models.values() if not spec.optional):
+        pytest.skip("models not fetched")
+    for spec in manifest.models.values():
+        if not spec.optional:
+            (tmp_path / spec.file).symlink_to(source / spec.file)
+    assert main(["models", "check", "--dir", str(tmp_path)]) == 0
+    lines = {line["model"]: line for line in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert lines["dlib_resnet"]["ok"] is False and lines["dlib_resnet"]["error"] == "model_missing"
+    assert lines["sface"]["ok"] is True and lines["yunet"]["ok"] is True
