@@ -85,3 +85,24 @@ def test_human_mode(testdata):
     code, out, _ = edge("match", str(testdata / "faces/people/obama/obama.jpg"),
                         str(testdata / "faces/people/biden/biden.jpg"))
     assert code == 0 and out.startswith("NO MATCH")
+
+
+def test_the_fused_face_model_keeps_the_contract(testdata, tmp_path):
+    """face.model = "sface+dlib": the same fields, its own threshold, and the look-alike pair (the closest
+    impostor of the shared portraits) further below the threshold than under SFace alone."""
+    config = tmp_path / "fused.toml"
+    config.write_text('[face]\nmodel = "sface+dlib"\n')
+    people = testdata / "faces/people"
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"a,b\n{people}/obama/obama.jpg,{people}/obama/obama2.jpg\n"
+                     f"{people}/angelina_jolie/1.jpg,{people}/kate_siegel/1.jpg\n")
+    code, out, _ = edge("match", "--json", "--pairs", str(pairs), "--config", str(config))
+    assert code == 0
+    genuine, lookalike = lines(out)
+    assert list(genuine) == ["a", "b", "similarity", "match", "threshold", "error"]
+    assert genuine["threshold"] == 0.49 and genuine["match"] is True
+    assert lookalike["match"] is False
+    _, out, _ = edge("match", "--json", "--pairs", str(pairs))
+    [_, sface_lookalike] = lines(out)
+    margin = lookalike["threshold"] - lookalike["similarity"]
+    assert margin > sface_lookalike["threshold"] - sface_lookalike["similarity"]  # 0.038 against 0.024
