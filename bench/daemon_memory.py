@@ -3,12 +3,13 @@ card and 45 frames of the holder), ``SESSIONS`` Verify calls one after another, 
 with its anonymous and file-backed parts (RssAnon, RssFile).
 
 Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
-and onnxruntime defaults) and the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim``
-after each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it). Both start with a warm Numba cache,
-as a board does after its first start (a cold cache costs ~40 MB more of JIT memory, once), and both hand
-LLVM's pages back after warm-up (edge/server/memory.py), which is not configurable.
+and onnxruntime defaults), the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim`` after
+each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it), and the same with ``face.model =
+"sface+dlib"``. All start with a warm Numba cache, as a board does after its first start (a cold cache costs
+~40 MB more of JIT memory, once), and all hand clean library pages back after warm-up
+(edge/server/memory.py), which is not configurable.
 
-    .venv/bin/python bench/daemon_memory.py [SESSIONS]      (default 1000; results/daemon_memory.json)
+    .venv/bin/python bench/daemon_memory.py [SESSIONS [VARIANT...]]    (default 1000, all; results/daemon_memory.json)
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grpc_load
 from common import DATA, save
 
-from edge.assembly import MODEL_ID, build_face_stage
-from edge.config import load_config
+from edge.assembly import build_face_stage
+from edge.config import config_from_dict
 from edge.demo import HOLDER_PORTRAIT, DevIssuer, speaker_frames, write_scene
 from edge.imageio import load_image
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
@@ -34,34 +35,43 @@ from edge.security.ca import init_ca, issue_cert
 from edge.security.templates import TemplateStore, template_digest
 
 VARIANTS = {
-    "baseline": ({"memory_arena": "true"}, {"trim": "false"}, {}),
-    "shipped": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}),
+    "baseline": ({"memory_arena": "true"}, {"trim": "false"}, {}, "sface"),
+    "shipped": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}, "sface"),
+    "shipped_sface_dlib": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}, "sface+dlib"),
 }
 
 
 def main() -> None:
     sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    chosen = sys.argv[2:] or list(VARIANTS)
     work = Path(tempfile.mkdtemp(prefix="edge-mem-"))
     grpc_load.PKI["dir"] = work / "pki"
     init_ca(grpc_load.PKI["dir"])
     issue_cert(grpc_load.PKI["dir"], "edge-device", server=True)
     issue_cert(grpc_load.PKI["dir"], "bench", role="controller")
     issuer = DevIssuer(work / "issuer")
-    template = build_face_stage(load_config()).embed_image(load_image(DATA / HOLDER_PORTRAIT)).vector
-    text, card_id = issuer.issue(template_digest(template), site="bench")
-    scene = write_scene(work / "scene", text, speaker_frames(DATA))
+    holder, frames = load_image(DATA / HOLDER_PORTRAIT), speaker_frames(DATA)
+    cards = {}  # face model -> (template, card id, scene): the card commits to the model's template
+    for face_model in sorted({VARIANTS[name][3] for name in chosen}):
+        stage = build_face_stage(config_from_dict({"face": {"model": face_model}}, "bench"))
+        template = stage.embed_image(holder).vector
+        text, card_id = issuer.issue(template_digest(template), site="bench", model_id=stage.model.model_id)
+        cards[face_model] = (template, card_id, stage.model.model_id,
+                             write_scene(work / f"scene-{face_model}", text, frames))
     results: dict = {"date": time.strftime("%Y-%m-%d"), "sessions": sessions, "variants": {}}
     cache = tempfile.mkdtemp(prefix="numba-cache-")
     subprocess.run([sys.executable, "-c", "from edge.liveness import kernels; kernels.warm_up()"], check=True,
                    env={**os.environ, "NUMBA_CACHE_DIR": cache})
-    for name, (models, server, env) in VARIANTS.items():
+    for name in chosen:
+        models, server, env, face_model = VARIANTS[name]
+        template, card_id, model_id, scene = cards[face_model]
         data = work / f"device-{name}"
         store = TemplateStore(data / "templates.sqlite", data / "keys")
-        store.put(card_id.hex(), template, MODEL_ID)
+        store.put(card_id.hex(), template, model_id)
         store.close()
         config = grpc_load.write_bench_config(
             work / f"{name}.toml", data, issuer.trust_path, scene, models=f"memory_arena = {models['memory_arena']}",
-            site="max_failures = 100000",
+            face=f'model = "{face_model}"', site="max_failures = 100000",
             server=f"caller_sessions_per_min = 1000000\ntrim_after_session = {server['trim']}")
         os.environ.update(env)
         try:

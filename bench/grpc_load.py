@@ -58,12 +58,14 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def write_bench_config(path: Path, data: Path, trust_list: Path, scene: Path, *, models: str = "", site: str = "",
-                       camera: str = "", server: str = "") -> Path:
+                       camera: str = "", server: str = "", face: str = "") -> Path:
     """A device config for a benchmark daemon: the bench PKI, a replay camera on ``scene``, the challenge off;
     the keyword arguments are extra TOML lines for those sections (limits raised for load, memory knobs)."""
     path.write_text(f"""
 [models]
 {models}
+[face]
+{face}
 [device]
 data_dir = "{data}"
 [card]

@@ -161,7 +161,7 @@ class EdgeDaemon:
         self._monitor: threading.Thread | None = None
         self._inflight = 0
         self._inflight_lock = threading.Condition()
-        self.dropped_compiler_kb = 0  # LLVM's pages handed back after warm-up (edge.server.memory)
+        self.dropped_library_kb = 0  # clean library pages handed back after warm-up (edge.server.memory)
         self._record_lock = threading.Lock()  # one vaccination record at a time (record_vaccination)
         self._register_services()
 
@@ -350,14 +350,23 @@ class EdgeDaemon:
 
     # -- lifetime ---------------------------------------------------------------------------------
     def warm_up(self) -> float:
+        """Compile or load the kernels, run every stage once, then hand back what only start-up needed (freed
+        heap, library pages) and run the stages again, so the first session finds its pages resident (it
+        ran 20 ms slower without the second pass)."""
         began = time.monotonic()
         kernels.warm_up()
-        self.parts.faces.warm_up()
-        frame = np.zeros((240, 320, 3), np.uint8)
-        self.parts.liveness.decide([(0.0, [])], [frame])
+        self._exercise()
         release_free_memory()  # model loading and JIT leave tens of MB of freed heap behind
-        self.dropped_compiler_kb = drop_library_pages()  # LLVM is done once the kernels are loaded
+        self.dropped_library_kb = drop_library_pages()  # the steady state faults back only what it uses
+        self._exercise()
+        release_free_memory()
         return time.monotonic() - began
+
+    def _exercise(self) -> None:
+        frame = np.zeros((240, 320, 3), np.uint8)
+        self.parts.pipeline.qr.decode(frame)
+        self.parts.faces.warm_up()
+        self.parts.liveness.decide([(0.0, [])], [frame])
 
     def start(self) -> int | None:
         parts = self.parts
@@ -379,7 +388,7 @@ class EdgeDaemon:
         self.notifier.ready("serving" if camera.ok else f"NOT serving: camera: {camera.reason}")
         log.warning("serving" if camera.ok else "started without a camera", extra={"fields": {
             "port": self.port, "warm_up_s": round(seconds, 3), "device": self.config.device.id,
-            "compiler_pages_dropped_mb": round(self.dropped_compiler_kb / 1024, 1),
+            "library_pages_dropped_mb": round(self.dropped_library_kb / 1024, 1),
             "camera": camera.reason}})
         return self.port
 

@@ -79,7 +79,7 @@ def test_ready_after_serving_then_watchdog_pings_and_stopping(tmp_path, world):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         serving = next(json.loads(line) for line in log_of(config).splitlines() if '"serving"' in line)
-        assert serving["compiler_pages_dropped_mb"] > 10  # LLVM handed back after warm-up (edge/server/memory.py)
+        assert serving["library_pages_dropped_mb"] > 30  # LLVM and more handed back (edge/server/memory.py)
         with connect(int(port_file.read_text())) as channel:  # READY means SERVING, not "soon"
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
         assert status == health_pb2.HealthCheckResponse.SERVING
