@@ -90,7 +90,8 @@ def resident_kb(library: str, pid: int | str = "self") -> int:
 
 def drop_library_pages(libraries: tuple[str, ...] | None = None) -> int:
     """Drop the resident pages of read-only, unmodified file mappings: of the libraries whose file names start
-    with one of ``libraries``, or of every file when it is None. Returns the kB dropped."""
+    with one of ``libraries``, or of every file when it is None. Device mappings (/dev: a camera's buffers,
+    the camera helper's shared-memory ring) are never touched. Returns the kB dropped."""
     libc = _libc()
     madvise = getattr(libc, "madvise", None)
     if madvise is None:
@@ -99,7 +100,7 @@ def drop_library_pages(libraries: tuple[str, ...] | None = None) -> int:
     dropped = 0
     for m in mappings():
         named = os.path.basename(m.path).startswith(libraries) if libraries else m.path.startswith("/")
-        if not named or "w" in m.perms or m.anonymous_kb or not m.rss_kb:
+        if not named or m.path.startswith("/dev/") or "w" in m.perms or m.anonymous_kb or not m.rss_kb:
             continue
         if madvise(m.start, m.end - m.start, MADV_DONTNEED) == 0:
             dropped += m.rss_kb

@@ -114,3 +114,32 @@ def test_every_clean_library_page_can_go_and_the_models_and_kernels_still_comput
     assert report["resident_after_kb"] < report["resident_before_kb"] / 3
     assert report["resident_after_kb"] < report["resident_again_kb"] < report["resident_before_kb"]
     assert report["written"] and report["written_after"] == report["written"]
+
+
+def test_only_clean_read_only_file_mappings_are_dropped_and_never_a_device(monkeypatch):
+    """The filter itself, on made-up mappings: libraries' clean code goes; a camera's or a shared-memory ring's
+    device mapping, anything writable, anything holding a private page, and anonymous memory stay."""
+    from edge.server import memory
+
+    rows = [memory.Mapping(0x1000, 0x5000, "r-xp", "/usr/lib/libfoo.so", 16, 0),
+            memory.Mapping(0x5000, 0x6000, "r--p", "/usr/lib/libfoo.so", 4, 4),  # relocated: private pages
+            memory.Mapping(0x6000, 0x7000, "rw-p", "/usr/lib/libfoo.so", 4, 0),
+            memory.Mapping(0x7000, 0x9000, "r--s", "/dev/video0", 8, 0),
+            memory.Mapping(0x9000, 0xA000, "r--s", "/dev/shm/edge-camera-ring", 4, 0),
+            memory.Mapping(0xA000, 0xB000, "r--p", "", 4, 4),
+            memory.Mapping(0xB000, 0xC000, "r--p", "[vvar]", 4, 0),
+            memory.Mapping(0xC000, 0xE000, "r--p", "/opt/edge/.venv/lib/libllvmlite.so", 8, 0)]
+    advised: list[tuple[int, int, int]] = []
+
+    class Libc:
+        @staticmethod
+        def madvise(start, length, advice):
+            advised.append((start, length, advice))
+            return 0
+
+    monkeypatch.setattr(memory, "mappings", lambda pid="self": rows)
+    monkeypatch.setattr(memory, "_libc", lambda: Libc())
+    assert memory.drop_library_pages() == 16 + 8
+    assert advised == [(0x1000, 0x4000, memory.MADV_DONTNEED), (0xC000, 0x2000, memory.MADV_DONTNEED)]
+    advised.clear()
+    assert memory.drop_library_pages(("libllvmlite",)) == 8 and advised == [(0xC000, 0x2000, memory.MADV_DONTNEED)]
