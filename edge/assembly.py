@@ -156,7 +156,6 @@ class Components:
     syncer: Syncer | None
     deliverer: Deliverer | None
     entries: EntryLog
-    model_id: str = MODEL_ID
 
     def close(self) -> None:
         self.camera.close()
@@ -220,13 +219,13 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         pipeline = VerificationPipeline(
             qr=QRStage(budget_ms=config.qr.budget_ms), cards=cards, templates=templates, faces=faces,
             liveness=liveness, matcher=FaceMatcher(faces.model, config.face.threshold), signer=signer, outbox=outbox,
-            policy=policy, model_id=faces.model.model_id, data_age=syncer.age_s if syncer else None,
+            policy=policy, data_age=syncer.age_s if syncer else None,
             limiter=FailureLimiter(max_failures=site.max_failures, window_s=site.failure_window_s,
                                    cooldown_s=site.cooldown_s), entries=entries)
         return Components(config=config, key=key, enc_key=enc_key, clock=clock, templates=templates, outbox=outbox,
                           cards=cards, faces=faces, liveness=liveness, signer=signer, pipeline=pipeline,
                           camera=camera or build_camera(config.camera), transport=transport, syncer=syncer,
-                          deliverer=deliverer, entries=entries, model_id=faces.model.model_id)
+                          deliverer=deliverer, entries=entries)
     except BaseException:
         for thing in reversed(opened):
             close = getattr(thing, "close", None)

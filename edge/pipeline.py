@@ -136,7 +136,7 @@ EventSink = Callable[[str, str], None]  # (kind, text): kind is "prompt" or a st
 class VerificationPipeline:
     def __init__(self, *, qr: QRStage, cards: CardVerifier, templates: TemplateStore, faces: FaceStage,
                  liveness: LivenessChecker, matcher: FaceMatcher, signer: TokenSigner, outbox: Outbox,
-                 policy: SitePolicy, model_id: str, data_age: Callable[[], float] | None = None,
+                 policy: SitePolicy, data_age: Callable[[], float] | None = None,
                  limiter: FailureLimiter | None = None, entries: EntryLog | None = None) -> None:
         """``data_age()``: seconds since the last registry sync (None: standalone, local files only)."""
         self.qr = qr
@@ -148,7 +148,7 @@ class VerificationPipeline:
         self.signer = signer
         self.outbox = outbox
         self.policy = policy
-        self.model_id = model_id
+        self.model_id = matcher.model.model_id  # the template id this gate matches (edge/vision/matcher.py)
         self.data_age = data_age
         self.limiter = limiter or FailureLimiter()
         self.entries = entries

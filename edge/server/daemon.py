@@ -132,7 +132,6 @@ class EdgeDaemon:
                  notifier: Notifier | None = None) -> None:
         """``source_factory`` opens a recording per session (tests, demos); ``camera`` overrides the feed."""
         self.config = config
-        self.model_id = config.face.face_model.model_id
         self.notifier = notifier or Notifier()
         server_config = config.server
         self.interceptor = EdgeInterceptor(
@@ -167,6 +166,7 @@ class EdgeDaemon:
 
     # The components, by the names servicers, tests and benchmarks use.
     templates = property(lambda self: self.parts.templates)
+    model_id = property(lambda self: self.parts.pipeline.model_id)
     outbox = property(lambda self: self.parts.outbox)
     key = property(lambda self: self.parts.key)
     enc_key = property(lambda self: self.parts.enc_key)
