@@ -1,6 +1,9 @@
+import json
+from pathlib import Path
+
 import pytest
 
-from edge.config import DEFAULT_MATCH_THRESHOLD, load_config
+from edge.config import DEFAULT_MATCH_THRESHOLD, config_from_dict, config_to_dict, load_config
 from edge.errors import ConfigError
 
 
@@ -54,3 +57,46 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("toml", "key", "words"), [
+    ("unknown = 1\n", "unknown", "unknown field"),
+    ("[face]\nmodel = 3\n", "face.model", "Expected `str`"),
+    ("[face]\nmax_yaw_deg = 91\n", "face.max_yaw_deg", "<= 90"),
+    ("[site]\nwards = \"ward-3\"\n", "site.wards", "Expected `array`"),
+    ("[site.face_policy]\nbaby = \"guardian\"\n", "site.face_policy", "baby"),
+    ("[models]\ndir = 7\n", "models.dir", "Expected a path"),
+    ("[models]\nthreads = true\n", "models.threads", "got `bool`"),
+    ("[models]\nthreads = \"2\"\n", "models.threads", "got `str`"),
+    ("[camera]\nrotation = 90\n", "camera.rotation", "90"),
+])
+def test_every_kind_of_bad_value_names_its_key(tmp_path, toml, key, words):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.details["key"] == key
+    assert e.value.message.startswith(f"{path}: {key}: ") and words in e.value.message
+
+
+def test_paths_numbers_and_lists_arrive_typed(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[models]\ndir = "/srv/models"\n[face]\nmax_yaw_deg = 20\n[site]\nwards = ["ward-3"]\n'
+                    '[camera.controls]\nAeEnable = true\nExposureTime = 10000\nColourGains = [1.5, 2]\n')
+    config = load_config(path)
+    assert config.models.dir == Path("/srv/models")
+    assert config.face.max_yaw_deg == 20.0 and isinstance(config.face.max_yaw_deg, float)
+    assert config.site.wards == ("ward-3",)
+    assert config.camera.controls == {"AeEnable": True, "ExposureTime": 10000, "ColourGains": (1.5, 2.0)}
+
+
+def test_the_config_is_immutable_and_survives_a_round_trip_through_plain_values(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[models]\ndir = "/srv/models"\n[site]\nwards = ["ward-3"]\n')
+    config = load_config(path)
+    with pytest.raises(AttributeError):
+        config.face.max_yaw_deg = 10  # type: ignore[misc]
+    plain = config_to_dict(config)
+    assert plain["models"]["dir"] == "/srv/models"
+    assert json.loads(json.dumps(plain)) == json.loads(json.dumps(config_to_dict(config_from_dict(plain))))
+    assert config_from_dict(plain) == config

@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from edge import __version__
+from edge.config import config_to_dict
 from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, NoFaceError
 from edge.pipeline import CARD_REASONS, Outcome
@@ -268,7 +269,7 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                              delivery_error=d.deliverer.stats.last_error if d.deliverer and
                              d.deliverer.stats.failures and d.deliverer.stats.last_success < time.time() - 5 else "",
                              encryption_key=raw_public(d.enc_key.public_key()),
-                             config_json=json.dumps(d.config.model_dump(mode="json"), sort_keys=True)
+                             config_json=json.dumps(config_to_dict(d.config), sort_keys=True)
                              if _role(context) == OPERATOR else "")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import pytest
+from msgspec.structs import replace
 
 from edge.qr.advice import GLARE
 from tests.qr.test_advice import phone
@@ -24,7 +25,7 @@ def test_a_session_without_a_readable_card_says_what_to_do(tmp_path, world, test
     for index in range(12):
         cv2.imwrite(str(scene / f"{index:04d}.png"), cv2.cvtColor(phone(glare=True), cv2.COLOR_GRAY2BGR))
     config = make_config(tmp_path / "device", world.issuer)
-    config = config.model_copy(update={"site": config.site.model_copy(update={"card_timeout_s": 1.0})})
+    config = replace(config, site=replace(config.site, card_timeout_s=1.0))
     daemon = EdgeDaemon(config, source_factory=Camera(scene=scene))
     daemon.start()
     try:

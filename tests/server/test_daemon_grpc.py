@@ -9,6 +9,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from msgspec.structs import replace
 
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -166,8 +167,7 @@ def test_repeated_failures_at_a_gate_are_rate_limited(tmp_path, world, testdata,
     from .conftest import Camera
 
     config = make_config(tmp_path, world.issuer)
-    config = config.model_copy(update={"site": config.site.model_copy(update={"max_failures": 2,
-                                                                               "cooldown_s": 60.0})})
+    config = replace(config, site=replace(config.site, max_failures=2, cooldown_s=60.0))
     camera = Camera(scene=world.scenes["other"])  # the enrolled face is another person's: FACE_MISMATCH
     daemon = EdgeDaemon(config, source_factory=camera)
     enroll(daemon, world, testdata, face_stage)
@@ -193,8 +193,7 @@ def test_enroll_keeps_the_template_and_returns_only_its_digest_and_a_sealed_copy
 
     registry_key = load_or_create_x25519(tmp_path / "registry-keys")
     config = make_config(tmp_path / "device", world.issuer)
-    config = config.model_copy(update={"registry": config.registry.model_copy(update={
-        "public_key": raw_public(registry_key.public_key()).hex()})})
+    config = replace(config, registry=replace(config.registry, public_key=raw_public(registry_key.public_key()).hex()))
     daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["holder"]))
     daemon.start()
     try:
@@ -221,8 +220,7 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
     from .conftest import Camera
 
     config = make_config(tmp_path, world.issuer)
-    config = config.model_copy(update={"server": config.server.model_copy(update={
-        "metrics_address": "127.0.0.1:0"})})
+    config = replace(config, server=replace(config.server, metrics_address="127.0.0.1:0"))
     daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["holder"]))
     enroll(daemon, world, testdata, face_stage)
     daemon.start()
@@ -259,7 +257,7 @@ def test_a_site_on_the_fused_face_model_enrolls_verifies_and_refuses_other_model
     from .conftest import Camera
 
     config = make_config(tmp_path / "device", world.issuer)
-    config = config.model_copy(update={"face": config.face.model_copy(update={"model": "sface+dlib"})})
+    config = replace(config, face=replace(config.face, model="sface+dlib"))
     camera = Camera(scene=world.scenes["holder"])
     daemon = EdgeDaemon(config, source_factory=camera)
     enroll(daemon, world, testdata, face_stage)  # the world's cards, on SFace alone as before the switch

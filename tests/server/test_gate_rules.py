@@ -8,6 +8,7 @@ import os
 import time
 
 import pytest
+from msgspec.structs import replace
 
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def gate(tmp_path, world, testdata, face_stage, **site):
     config = make_config(tmp_path, world.issuer)
-    config = config.model_copy(update={"site": config.site.model_copy(update=site)})
+    config = replace(config, site=replace(config.site, **site))
     daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["no_card"]))
     enroll(daemon, world, testdata, face_stage)
     return daemon

@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from msgspec.structs import replace
 
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -19,10 +20,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("policy", ["deny", "allow_flagged"])
 def test_stale_cache_follows_the_site_policy(tmp_path, world, testdata, face_stage, policy):
-    config = make_config(tmp_path, world.issuer).model_copy(update={
-        "registry": make_config(tmp_path, world.issuer).registry.model_copy(update={
-            "address": "127.0.0.1:1", "plaintext": True, "staleness_s": 60.0, "stale_policy": policy,
-            "sync_interval_s": 3600.0})})
+    config = make_config(tmp_path, world.issuer)
+    config = replace(config, registry=replace(
+        config.registry, address="127.0.0.1:1", plaintext=True, staleness_s=60.0, stale_policy=policy,
+        sync_interval_s=3600.0))
     camera = Camera(scene=world.scenes["holder"])
     daemon = EdgeDaemon(config, source_factory=camera)  # never synced: the cache is older than 60 s
     enroll(daemon, world, testdata, face_stage)

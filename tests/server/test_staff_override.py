@@ -9,6 +9,7 @@ import time
 
 import grpc
 import pytest
+from msgspec.structs import replace
 
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -26,7 +27,7 @@ def gate(tmp_path, world, testdata, face_stage):
     staff_text, staff_id = world.issuer.issue(template_digest(world.holder_template), site="ward-7",
                                               card_type="staff_card", valid_for_s=86400)
     config = make_config(tmp_path, world.issuer)
-    config = config.model_copy(update={"site": config.site.model_copy(update={"overrides_per_staff_per_hour": 1})})
+    config = replace(config, site=replace(config.site, overrides_per_staff_per_hour=1))
     camera = Camera(scene=world.scenes["other"])
     daemon = EdgeDaemon(config, source_factory=camera)
     enroll(daemon, world, testdata, face_stage)

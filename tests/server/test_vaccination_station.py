@@ -9,6 +9,7 @@ import time
 
 import grpc
 import pytest
+from msgspec.structs import replace
 
 from edge.demo import speaker_frames, write_scene
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
@@ -41,8 +42,7 @@ def station(tmp_path_factory, world, testdata):
                                   valid_for_s=valid, now=now - (3600 if name == "expired" else 0))
         cards[name] = (text, card)
     config = make_config(tmp_path_factory.mktemp("station"), world.issuer)
-    config = config.model_copy(update={"card": config.card.model_copy(update={
-        "accepted_types": ("vaccination_appointment", "health_card")})})
+    config = replace(config, card=replace(config.card, accepted_types=("vaccination_appointment", "health_card")))
     scene = write_scene(tmp_path_factory.mktemp("face") / "scene", None, speaker_frames(testdata))
     camera = Camera(scene=scene)
     daemon = EdgeDaemon(config, source_factory=camera)
