@@ -52,14 +52,14 @@ class FaceStage:
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
                     memory_arena: bool = False, spinning: bool = False, model: FaceModel = SFACE) -> FaceStage:
-        def backend(name: str) -> OnnxBackend:
+        def backend(name: str, prepack: bool = True) -> OnnxBackend:
             return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=memory_arena,
-                               spinning=spinning)
+                               spinning=spinning, prepack=prepack)
 
         detector = FaceDetector(backend("yunet"), max_side=max_side, score_threshold=score_threshold,
                                 retry_max_side=retry_max_side)
-        embedder = FaceEmbedder(backend("sface"), flip_fusion=flip_fusion, channel_order=channel_order)
-        resnet = ResNetEmbedder(backend("dlib_resnet")) if model is SFACE_DLIB else None
+        embedder = FaceEmbedder(backend("sface", prepack=False), flip_fusion=flip_fusion, channel_order=channel_order)
+        resnet = ResNetEmbedder(backend("dlib_resnet", prepack=False)) if model is SFACE_DLIB else None
         return cls(detector, embedder, limits, resnet)
 
     def warm_up(self) -> None:

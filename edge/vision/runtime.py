@@ -34,10 +34,13 @@ class OnnxBackend:
     default for a 1 GB board.
     """
 
-    def __init__(self, path: Path, *, threads: int = 2, memory_arena: bool = False, spinning: bool = False) -> None:
+    def __init__(self, path: Path, *, threads: int = 2, memory_arena: bool = False, spinning: bool = False,
+                 prepack: bool = True) -> None:
         """``spinning`` lets idle intra-op workers spin (faster per call: SFace 6.1 vs 8.0 ms here with 2
         threads), for batch commands that own the machine; the daemon keeps it off (the camera and Numba need
-        the cores)."""
+        the cores). ``prepack=False`` skips onnxruntime's re-layout of constant weights at session creation:
+        for the embedders, whose weights sit mostly in one-row products, it saves 8-24 ms of start-up
+        and no time per call (bench/README.md, start-up); the detector's convolutions gain from it."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -48,6 +51,8 @@ class OnnxBackend:
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = memory_arena
         options.enable_mem_pattern = memory_arena
+        if not prepack:
+            options.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
