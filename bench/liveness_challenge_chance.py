@@ -1,0 +1,67 @@
+"""How often a recording answers the challenge by chance (issue 15): the challenge alone against a perfect replay.
+
+An attacker who replays a recording of the card holder without watching the prompt (or injects it into the
+camera path, out of scope for the camera cues) gets a random prompt. This measures how often ordinary
+head motion answers it: every 0.5 s of the twelve real clips (shared/data/video/live) starts a 3.5 s window
+with a fresh random nonce, and the challenge rules decide on the clip's own frames, with no screen in
+between (so the moire, glare and bezel cues, which stop every screen replay in
+bench/liveness_challenge_replay.py, see nothing to stop). A rate here is what the challenge contributes on its
+own; a gate relies on the camera cues (and the PAD model when provisioned) for the rest.
+
+Run: .venv/bin/python bench/liveness_challenge_chance.py  (writes bench/results/liveness_challenge_chance.json)
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, save
+
+from edge.assembly import build_face_stage
+from edge.camera.sources import ReplaySource
+from edge.config import load_config
+from edge.liveness.checker import LivenessChecker, LivenessThresholds
+from edge.liveness.evaluation import upper_bound_95
+from edge.liveness.presentations import FPS, WINDOW_FRAMES
+from edge.liveness.temporal import Challenge
+
+STEP = int(FPS // 2)  # a window every 0.5 s
+
+
+def main() -> None:
+    stage = build_face_stage(load_config())
+    checker = LivenessChecker(stage.detector, LivenessThresholds(require_challenge=True))
+    rng = np.random.default_rng(15)
+    outcomes: collections.Counter = collections.Counter()
+    per_clip = {}
+    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
+        with ReplaySource(clip) as source:
+            frames = list(source.frames())
+        detections, images = checker.detect_all(frames)
+        accepted = windows = 0
+        for first in range(0, len(detections) - WINDOW_FRAMES + 1, STEP):
+            challenge = Challenge.from_nonce(rng.bytes(16))
+            window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
+            result = checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
+            outcome = "fta" if result.failure_to_acquire else result.reasons[0]
+            outcomes[outcome] += 1
+            windows += outcome != "fta"
+            accepted += result.live
+        per_clip[clip.name] = {"acquired_windows": windows, "answered_by_chance": accepted}
+        print(clip.name, per_clip[clip.name], flush=True)
+    acquired = sum(v for k, v in outcomes.items() if k != "fta")
+    chance = outcomes["challenge_completed"]
+    report = {"windows": sum(outcomes.values()), "acquired": acquired, "answered_by_chance": chance,
+              "rate": chance / acquired if acquired else None, "rate_upper95": upper_bound_95(chance, acquired),
+              "outcomes": dict(outcomes)}
+    print(report)
+    print(save("liveness_challenge_chance", {"step_s": STEP / FPS, "per_clip": per_clip, "report": report}))
+
+
+if __name__ == "__main__":
+    main()
