@@ -101,13 +101,14 @@ def _median3(values: np.ndarray) -> np.ndarray:
 
 def challenge_answered(challenge: Challenge, times: list[float], faces: list[Face], *, min_depth: float = 0.3,
                        min_turn_deg: float = 4.0, min_eye_travel: float = 0.5,
-                       max_sway_deg: float = 12.0, yaw: np.ndarray | None = None) -> tuple[bool, str]:
+                       max_sway_deg: float = 12.0, yaw: np.ndarray | None = None,
+                       travel: float | None = None) -> tuple[bool, str]:
     """Did the tracked face turn as asked, after the prompt, in depth and about a neck? Returns (ok, reason).
 
     ``min_turn_deg``: apparent yaw from the pose at the prompt (median of 3 frames against landmark
     jitter); ``max_sway_deg``: yaw range before the prompt above which the head was already swinging (a
     replayed conversation answers a random prompt by chance); ``min_eye_travel``: see ``eye_travel``;
-    ``yaw``: ``yaw_series(faces)`` when the caller has it already.
+    ``yaw``: ``yaw_series(faces)`` and ``travel``: ``eye_travel(...)`` when the caller has them already.
     """
     if len(faces) < 4:
         return False, "challenge_too_few_frames"
@@ -125,7 +126,9 @@ def challenge_answered(challenge: Challenge, times: list[float], faces: list[Fac
         return False, "challenge_wrong_direction" if (-turned).max() >= min_turn_deg else "challenge_not_completed"
     if implied_nose_depth(faces, raw, min_turn_deg / 2) < min_depth:
         return False, "challenge_planar"
-    if not eye_travel(challenge, times, faces, raw) >= min_eye_travel:  # NaN (no measurable turn) fails too
+    if travel is None:
+        travel = eye_travel(challenge, times, faces, raw)
+    if not travel >= min_eye_travel:  # NaN (no measurable turn) fails too
         return False, "challenge_pivoted"
     return True, "challenge_completed"
 
