@@ -69,6 +69,7 @@ def test_invalid_toml_and_missing_file(tmp_path):
     ("[models]\nthreads = true\n", "models.threads", "got `bool`"),
     ("[models]\nthreads = \"2\"\n", "models.threads", "got `str`"),
     ("[camera]\nrotation = 90\n", "camera.rotation", "90"),
+    ("[qr]\nbudget_ms = nan\n", "qr.budget_ms", "> 0"),  # TOML has nan; no bound lets it through
 ])
 def test_every_kind_of_bad_value_names_its_key(tmp_path, toml, key, words):
     path = tmp_path / "c.toml"
