@@ -44,16 +44,22 @@ MODEL_ID = SFACE.model_id
 
 
 def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
-    """``batch``: a command that owns the machine (match, calibrate) lets onnxruntime's workers spin."""
+    """``batch``: for a command that embeds many images (match, calibrate): each model call runs on one
+    thread, and the command runs ``batch_workers(config)`` images at once (edge/vision/batch.py)."""
     face = config.face
     limits = QualityLimits(min_eye_distance_px=face.min_eye_distance_px, max_yaw_deg=face.max_yaw_deg,
                            max_pitch_deg=face.max_pitch_deg, min_sharpness=face.min_sharpness,
                            min_brightness=face.min_brightness, max_brightness=face.max_brightness)
-    return FaceStage.from_models(config.models.dir, threads=config.models.threads,
+    return FaceStage.from_models(config.models.dir, threads=1 if batch else config.models.threads,
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
                                  retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena,
-                                 spinning=batch, model=face.face_model)
+                                 model=face.face_model)
+
+
+def batch_workers(config: EdgeConfig) -> int:
+    """Images a batch command embeds at once: the cores ``models.threads`` gives the models."""
+    return config.models.threads
 
 
 def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:

@@ -45,7 +45,9 @@ class _Strict(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
 class ModelsConfig(_Strict, frozen=True):
     dir: Annotated[Path | None, Meta(description=(
         "Folder of fetched models; default $EDGE_MODEL_DIR or ~/.local/share/edge/models."))] = None
-    threads: Annotated[int, Meta(ge=1, le=16, description="onnxruntime intra-op threads per model session.")] = 2
+    threads: Annotated[int, Meta(ge=1, le=16, description=(
+        "onnxruntime intra-op threads per model session; batch commands (match, calibrate) embed this many "
+        "images at once instead, each model call on one thread."))] = 2
     memory_arena: Annotated[bool, Meta(description=(
         "Keep onnxruntime's CPU memory arena (slightly faster; the arena never shrinks, so off on small "
         "boards)."))] = False

@@ -6,11 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge.assembly import build_face_stage
+from edge.assembly import batch_workers, build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.cli.progress import Progress
 from edge.errors import EdgeError
 from edge.imageio import load_image
+from edge.vision.batch import embed_concurrently
 from edge.vision.calibration import error_rates, pair_scores, summary, threshold_for_fmr
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         fail(f"{args.folder} is not a folder")
         return EXIT_USAGE
-    stage = build_face_stage(config_from_args(args), batch=True)
+    config = config_from_args(args)
+    stage = build_face_stage(config, batch=True)
     vectors, labels, skipped = {}, {}, []
     images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
               for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
     progress = Progress("embedding images", len(images))
-    for person, image in images:
+    embeddings = embed_concurrently(lambda item: stage.embed_image(load_image(item[1])), images,
+                                    workers=batch_workers(config))
+    for (person, image), embedding in embeddings:
         progress.step()
-        try:
-            vectors[str(image)] = stage.embed_image(load_image(image)).vector
+        if isinstance(embedding, EdgeError):
+            skipped.append({"path": str(image), "error": embedding.code})
+        else:
+            vectors[str(image)] = embedding.vector
             labels[str(image)] = person.name
-        except EdgeError as exc:
-            skipped.append({"path": str(image), "error": exc.code})
     progress.finish()
     scores = pair_scores(vectors, labels, stage.model)
     table = []

@@ -1,8 +1,8 @@
 """``edge match``: 1:1 face comparison of image pairs (DESIGN.md command-line contract).
 
 Models are loaded once per invocation; each distinct image is embedded once even if it appears in many
-pairs. A pair that fails (no face, unreadable image) yields its own line with an error code and never
-stops the batch.
+pairs, ``models.threads`` images at a time. A pair that fails (no face, unreadable image) yields its own
+line with an error code and never stops the batch.
 """
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.assembly import build_face_stage
+from edge.assembly import batch_workers, build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
 from edge.errors import EdgeError, ImageError
 from edge.imageio import read_image_bytes
+from edge.vision.batch import embed_concurrently
 from edge.vision.face_stage import FaceStage
 from edge.vision.matcher import FaceMatcher
 from edge.vision.types import FaceEmbedding
@@ -37,42 +39,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 @dataclass
 class PairMatcher:
-    """Embeds images (cached by path) and compares pairs with one matcher."""
+    """Embeds each distinct image once, ``workers`` at a time (edge/vision/batch.py), and compares the pairs
+    with one matcher, in the order given."""
 
     stage: FaceStage
     matcher: FaceMatcher
     max_pixels: int
+    workers: int = 1
 
-    def __post_init__(self) -> None:
-        self._cache: dict[str, FaceEmbedding | EdgeError] = {}
+    def _embed(self, path: str) -> FaceEmbedding:
+        return self.stage.embed_photograph(read_image_bytes(path), path, max_pixels=self.max_pixels)
 
-    def embedding(self, path: str) -> FaceEmbedding:
-        if path not in self._cache:
-            try:
-                embedding = self.stage.embed_photograph(read_image_bytes(path), path, max_pixels=self.max_pixels)
-                if embedding.faces_found > 1:
+    def compare_all(self, pairs: list[tuple[str, str]]) -> Iterator[tuple[dict[str, Any], EdgeError | None]]:
+        """One contract line per pair and the error behind it if any; each line as soon as both its images
+        are embedded, so a long pairs file streams."""
+        known: dict[str, FaceEmbedding | EdgeError] = {}
+        order = dict.fromkeys(path for pair in pairs for path in pair)
+        embeddings = embed_concurrently(self._embed, order, workers=self.workers)
+        for a, b in pairs:
+            while a not in known or b not in known:
+                path, embedding = next(embeddings)
+                if isinstance(embedding, FaceEmbedding) and embedding.faces_found > 1:
                     log.warning("several faces; chose the largest", extra={"fields": {
                         "path": path, "faces": embedding.faces_found, "rule": "largest_box"}})
-                self._cache[path] = embedding
-            except EdgeError as exc:
-                self._cache[path] = exc
-        cached = self._cache[path]
-        if isinstance(cached, EdgeError):
-            raise cached
-        return cached
+                known[path] = embedding
+            yield self._compare(a, b, known[a], known[b])
 
-    def compare(self, a: str, b: str) -> tuple[dict[str, Any], EdgeError | None]:
-        """One contract line for the pair, and the error behind it if any."""
+    def _compare(self, a: str, b: str, first: FaceEmbedding | EdgeError,
+                 second: FaceEmbedding | EdgeError) -> tuple[dict[str, Any], EdgeError | None]:
         result: dict[str, Any] = {"a": a, "b": b, "similarity": None, "match": False,
                                   "threshold": self.matcher.threshold, "error": None}
+        if isinstance(first, EdgeError):
+            return self._failed(result, first)
+        if isinstance(second, EdgeError):
+            return self._failed(result, second)
         try:
-            outcome = self.matcher.match(self.embedding(a).vector, self.embedding(b).vector)
+            outcome = self.matcher.match(first.vector, second.vector)
         except EdgeError as exc:
-            result["error"] = exc.code
-            return result, exc
+            return self._failed(result, exc)
         result["similarity"] = round(outcome.similarity, 6)
         result["match"] = outcome.match
         return result, None
+
+    @staticmethod
+    def _failed(result: dict[str, Any], error: EdgeError) -> tuple[dict[str, Any], EdgeError]:
+        result["error"] = error.code
+        return result, error
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
@@ -118,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     threshold = args.threshold if args.threshold is not None else config.face.threshold
     stage = build_face_stage(config, batch=True)
-    matcher = PairMatcher(stage, FaceMatcher(stage.model, threshold), config.image.max_pixels)
+    matcher = PairMatcher(stage, FaceMatcher(stage.model, threshold), config.image.max_pixels,
+                          workers=batch_workers(config))
     code = EXIT_OK
-    for a, b in pairs:
-        result, error = matcher.compare(a, b)
+    for result, error in matcher.compare_all(pairs):
         if args.json:
             emit(result)
         else:

@@ -30,6 +30,7 @@ from edge.camera.base import FrameSource
 from edge.camera.feed import CameraFeed, ReplayFeed
 from edge.config import EdgeConfig, ServerConfig
 from edge.errors import ConfigError
+from edge.glibc import release_free_memory
 from edge.liveness import kernels
 from edge.pipeline import Outcome, OverrideLink
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
@@ -37,7 +38,7 @@ from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.clock import ClockGuard
 from edge.server.errors import Busy, InvalidRequest, OverrideRefused
 from edge.server.interceptors import EdgeInterceptor
-from edge.server.memory import drop_library_pages, release_free_memory
+from edge.server.memory import drop_library_pages
 from edge.server.metrics import Metrics
 from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServicer, VerificationServicer
 from edge.server.systemd import Notifier

@@ -19,40 +19,18 @@ Two kinds, both measured by bench/daemon_memory.py:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from edge.glibc import libc
 
 log = logging.getLogger(__name__)
 
 MADV_DONTNEED = 4
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-def _malloc_trim() -> Callable[[], None]:
-    """glibc's malloc_trim(0): hand freed heap pages back to the system."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is None:
-        return lambda: None
-
-    def release() -> None:
-        trim(0)
-
-    return release
-
-
-release_free_memory = _malloc_trim()
 
 
 @dataclass(frozen=True)
@@ -92,8 +70,7 @@ def drop_library_pages(libraries: tuple[str, ...] | None = None) -> int:
     """Drop the resident pages of read-only, unmodified file mappings: of the libraries whose file names start
     with one of ``libraries``, or of every file when it is None. Device mappings (/dev: a camera's buffers,
     the camera helper's shared-memory ring) are never touched. Returns the kB dropped."""
-    libc = _libc()
-    madvise = getattr(libc, "madvise", None)
+    madvise = getattr(libc(), "madvise", None)
     if madvise is None:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -51,10 +51,10 @@ class FaceStage:
     def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
-                    memory_arena: bool = False, spinning: bool = False, model: FaceModel = SFACE) -> FaceStage:
+                    memory_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
         def backend(name: str, prepack: bool = True) -> OnnxBackend:
             return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=memory_arena,
-                               spinning=spinning, prepack=prepack)
+                               prepack=prepack)
 
         detector = FaceDetector(backend("yunet"), max_side=max_side, score_threshold=score_threshold,
                                 retry_max_side=retry_max_side)

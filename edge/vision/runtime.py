@@ -34,20 +34,17 @@ class OnnxBackend:
     default for a 1 GB board.
     """
 
-    def __init__(self, path: Path, *, threads: int = 2, memory_arena: bool = False, spinning: bool = False,
-                 prepack: bool = True) -> None:
-        """``spinning`` lets idle intra-op workers spin (faster per call: SFace 6.1 vs 8.0 ms here with 2
-        threads), for batch commands that own the machine; the daemon keeps it off (the camera and Numba need
-        the cores). ``prepack=False`` skips onnxruntime's re-layout of constant weights at session creation:
-        for the embedders, whose weights sit mostly in one-row products, it saves 8-24 ms of start-up
-        and no time per call (bench/README.md, start-up); the detector's convolutions gain from it."""
+    def __init__(self, path: Path, *, threads: int = 2, memory_arena: bool = False, prepack: bool = True) -> None:
+        """``prepack=False`` skips onnxruntime's re-layout of constant weights at session creation: for the
+        embedders, whose weights sit mostly in one-row products, it saves 8-24 ms of start-up and no time
+        per call (bench/README.md, start-up); the detector's convolutions gain from it."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = memory_arena
         options.enable_mem_pattern = memory_arena

@@ -138,7 +138,7 @@ def test_only_clean_read_only_file_mappings_are_dropped_and_never_a_device(monke
             return 0
 
     monkeypatch.setattr(memory, "mappings", lambda pid="self": rows)
-    monkeypatch.setattr(memory, "_libc", lambda: Libc())
+    monkeypatch.setattr(memory, "libc", lambda: Libc())
     assert memory.drop_library_pages() == 16 + 8
     assert advised == [(0x1000, 0x4000, memory.MADV_DONTNEED), (0xC000, 0x2000, memory.MADV_DONTNEED)]
     advised.clear()

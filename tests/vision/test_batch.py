@@ -1,0 +1,94 @@
+"""Embedding several images at once: order, per-image errors, real concurrency, bounded look-ahead, and the
+same vectors as one at a time."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge.errors import EdgeError, NoFaceError
+from edge.imageio import read_image_bytes
+from edge.vision.batch import embed_concurrently
+from edge.vision.types import FaceEmbedding
+
+
+def _fake(item: int) -> FaceEmbedding:
+    if item % 4 == 3:
+        raise NoFaceError(f"no face in {item}")
+    return FaceEmbedding(vector=np.full(4, float(item), dtype=np.float32), face=None, faces_found=1,
+                         quality=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_results_come_in_order_and_an_image_error_stays_with_its_image(workers):
+    results = list(embed_concurrently(_fake, range(10), workers=workers))
+    assert [item for item, _ in results] == list(range(10))
+    for item, result in results:
+        if item % 4 == 3:
+            assert isinstance(result, NoFaceError) and str(item) in result.message
+        else:
+            assert isinstance(result, FaceEmbedding) and result.vector[0] == item
+
+
+def test_a_bug_is_not_mistaken_for_an_image_error():
+    def broken(item: int) -> FaceEmbedding:
+        raise KeyError(item)
+
+    with pytest.raises(KeyError):
+        list(embed_concurrently(broken, range(3), workers=2))
+
+
+def test_two_workers_really_run_at_once():
+    barrier = threading.Barrier(2, timeout=10)
+
+    def meet(item: int) -> FaceEmbedding:
+        barrier.wait()  # breaks (and raises) unless a second embedding runs at the same time
+        return _fake(0)
+
+    results = list(embed_concurrently(meet, range(4), workers=2))
+    assert all(isinstance(r, FaceEmbedding) for _, r in results)
+    with pytest.raises(ValueError):
+        list(embed_concurrently(meet, range(1), workers=0))
+
+
+def test_a_slow_reader_does_not_pull_the_whole_input():
+    pulled = []
+
+    def items():
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    results = embed_concurrently(lambda i: _fake(0), items(), workers=2)
+    next(results)
+    assert len(pulled) <= 2 * 2 + 1
+    results.close()
+
+
+def test_concurrent_embeddings_equal_one_at_a_time(testdata, face_stage):
+    paths = sorted(str(p) for p in (testdata / "faces" / "people").glob("*/*"))[:8]
+
+    def embed(path: str) -> FaceEmbedding:
+        return face_stage.embed_photograph(read_image_bytes(path), path)
+
+    one = dict(embed_concurrently(embed, paths, workers=1))
+    two = dict(embed_concurrently(embed, paths, workers=2))
+    assert any(isinstance(v, FaceEmbedding) for v in one.values())
+    for path in paths:
+        if isinstance(one[path], EdgeError):
+            assert type(two[path]) is type(one[path])
+        else:
+            np.testing.assert_allclose(one[path].vector, two[path].vector, atol=1e-5)
+
+
+def test_several_workers_share_one_heap(monkeypatch):
+    from edge import glibc
+    from edge.vision import batch
+
+    assert glibc.limit_malloc_arenas(8) is True  # this machine runs glibc: mallopt takes the setting
+    calls = []
+    monkeypatch.setattr(batch, "limit_malloc_arenas", calls.append)
+    list(embed_concurrently(_fake, range(3), workers=1))
+    assert calls == []
+    list(embed_concurrently(_fake, range(3), workers=2))
+    assert calls == [1]
