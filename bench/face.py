@@ -115,8 +115,8 @@ def main() -> None:
 
     def edge_batch() -> None:
         matcher = PairMatcher(stage, FaceMatcher(stage.model, config.face.threshold), config.image.max_pixels)
-        for a, b in pairs:
-            matcher.compare(a, b)
+        for _ in matcher.compare_all(pairs):
+            pass
 
     def opencv_batch() -> None:
         cache: dict[str, np.ndarray] = {}

@@ -48,7 +48,7 @@ from pathlib import Path
 from edge.assembly import build_face_stage
 from edge.config import config_from_dict
 from edge.imageio import load_image
-from edge.server.memory import release_free_memory
+from edge.glibc import release_free_memory
 stage = build_face_stage(config_from_dict({"face": {"model": sys.argv[1]}}, "bench"))
 stage.warm_up()
 stage.embed_image(load_image(sys.argv[2]))
