@@ -11,31 +11,26 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-from collections.abc import Callable
+import functools
 
 M_ARENA_MAX = -8  # glibc's malloc.h
 
 
+@functools.cache
 def libc() -> ctypes.CDLL | None:
+    """The C library this process already has loaded (``dlopen(NULL)``), looked up once: no search for the
+    file (``ctypes.util.find_library`` runs ``ldconfig``, ~3 ms a call), nothing at import."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 
 
-def _malloc_trim() -> Callable[[], None]:
+def release_free_memory() -> None:
+    """``malloc_trim(0)``; nothing where the C library has no such call."""
     trim = getattr(libc(), "malloc_trim", None)
-    if trim is None:
-        return lambda: None
-
-    def release() -> None:
+    if trim is not None:
         trim(0)
-
-    return release
-
-
-release_free_memory = _malloc_trim()
 
 
 def limit_malloc_arenas(count: int) -> bool:
