@@ -7,8 +7,9 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(os.environ.get("EDGE_TESTDATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -38,3 +39,13 @@ def save(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def live_clips() -> Iterator[tuple[Path, list[tuple[float, Any]]]]:
+    """The real clips of shared/data/video/live in name order, each with all its frames as (seconds, BGR)."""
+    from edge.camera.sources import ReplaySource
+
+    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
+        with ReplaySource(clip) as source:
+            frames = list(source.frames())
+        yield clip, frames

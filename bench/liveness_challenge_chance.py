@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, save
+from common import live_clips, save
 
 from edge.assembly import build_face_stage
-from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
@@ -39,9 +38,7 @@ def main() -> None:
     rng = np.random.default_rng(15)
     outcomes: collections.Counter = collections.Counter()
     per_clip = {}
-    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
-        with ReplaySource(clip) as source:
-            frames = list(source.frames())
+    for clip, frames in live_clips():
         detections, images = checker.detect_all(frames)
         accepted = windows = 0
         for first in range(0, len(detections) - WINDOW_FRAMES + 1, STEP):

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, save
+from common import live_clips, save
 from liveness_challenge_attacks import challenge_checkers
 
 from edge.assembly import build_face_stage
-from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.liveness import attacks
 from edge.liveness.evaluation import upper_bound_95
@@ -36,9 +35,7 @@ def main() -> None:
     checkers = challenge_checkers(stage.detector)
     rng = np.random.default_rng(15)
     tallies = {name: collections.Counter() for name in checkers}
-    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
-        with ReplaySource(clip) as source:
-            frames = list(source.frames())
+    for clip, frames in live_clips():
         detections, _ = checkers["without_pad"].detect_all(frames)
         for cut, window in turn_cuts(frames, detections, rng):
             challenge = cut.challenge

@@ -37,10 +37,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, save
+from common import DATA, live_clips, save
 
 from edge.assembly import build_face_stage
-from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
@@ -128,9 +127,7 @@ def main(model: Path) -> None:
     detector = build_face_stage(load_config()).detector
     rows: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
     rng = np.random.default_rng(15)
-    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
-        with ReplaySource(clip) as source:
-            frames = list(source.frames())
+    for clip, frames in live_clips():
         track = follow([(t, detector.detect(f)) for t, f in frames])
         if len(track.faces) < 30:
             continue
