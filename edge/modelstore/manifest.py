@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +49,23 @@ def manifest_path() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
 
 
-def load_manifest(path: Path | None = None) -> ModelManifest:
+def load_manifest(path: Path | None = None, machine: str | None = None) -> ModelManifest:
+    """The manifest, each model's entry as this machine takes it: a ``[models.NAME.machine.ARCH]`` table
+    (ARCH as ``platform.machine()`` names it, e.g. ``x86_64``) replaces the fields it names, so one
+    architecture can pin a file built for its own kernels (docs/MODELS.md)."""
     path = path or manifest_path()
+    machine = machine or platform.machine()
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(f"model manifest not found at {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"model manifest {path} is not valid TOML: {exc}", code="model_corrupt") from exc
-    models = {name: ModelSpec(name=name, **fields) for name, fields in raw.get("models", {}).items()}
+    models = {}
+    for name, fields in raw.get("models", {}).items():
+        fields = dict(fields)
+        overrides = fields.pop("machine", {}).get(machine, {})
+        models[name] = ModelSpec(name=name, **{**fields, **overrides})
     return ModelManifest(path=path, sources=raw.get("source", {}), models=models)
 
 

@@ -17,6 +17,14 @@ generic broadcasting path: half of SFace's time (18 of 34 ms, single thread, pro
 PRelu(x, s) = Relu(x) - s * Relu(-x) uses only fast element-wise kernels: bit-identical outputs, 1.4-1.6x
 faster end to end (docs/MODELS.md).
 
+``prelu_as_depthwise``: the same PRelu as ``x + (1 - s) * Relu(-x)``, each product written as a 1x1
+depthwise convolution: ``Add(DWConv[1-s](Relu(DWConv[-1](x))), x)``. On x86-64 onnxruntime runs
+convolutions in its blocked NCHWc layout, and every element-wise op between two of them costs a reorder out
+of that layout and back (15 % of SFace's time, profiled); depthwise convolutions stay in it, their Relu and
+their Add fuse into the kernels, and SFace takes 6.7 instead of 9.5 ms on one thread, outputs within 2e-6.
+Without the blocked layout (onnxruntime's aarch64 wheels are built without it) the same graph is ~5 %
+slower, so only the x86-64 manifest entry uses it (models/manifest.toml, docs/MODELS.md).
+
 ``fold_fp32``: evaluate every DequantizeLinear (and the Reshape after it) on constant weights once and
 store the fp32 result, so the runtime graph holds plain fp32 convolutions. Kept or not by measurement
 (bench/face.py, docs/MODELS.md).
@@ -168,6 +176,46 @@ def prelu_as_relu(model: Any) -> Any:
     return model
 
 
+def prelu_as_depthwise(model: Any) -> Any:
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    nodes, slopes = [], set()
+    for node in graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope = node.input
+        y = node.output[0]
+        slopes.add(slope)
+        array = numpy_helper.to_array(inits[slope]) if slope in inits else None
+        if array is None or array.ndim not in (3, 4) or array.size < 2 or array.size != array.shape[-3]:
+            # Only a constant slope per channel ([C,1,1] or [1,C,1,1]) is a depthwise product; any other
+            # broadcast (one shared slope, one per column) would be rewritten wrongly.
+            raise ValueError(f"PRelu {node.name or y!r}: slope is not a constant per-channel [C,1,1] tensor")
+        s = array.astype(np.float32).reshape(-1)
+        channels = s.size
+        graph.initializer.extend([
+            numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{y}__minus_one"),
+            numpy_helper.from_array((1.0 - s).reshape(channels, 1, 1, 1), f"{y}__one_minus_slope")])
+        nodes += [helper.make_node("Conv", [x, f"{y}__minus_one"], [f"{y}__neg"], group=channels, kernel_shape=[1, 1]),
+                  helper.make_node("Relu", [f"{y}__neg"], [f"{y}__negpart"]),
+                  helper.make_node("Conv", [f"{y}__negpart", f"{y}__one_minus_slope"], [f"{y}__scaled"],
+                                   group=channels, kernel_shape=[1, 1]),
+                  helper.make_node("Add", [f"{y}__scaled", x], [y])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    folded = {name for name in slopes if name not in used}  # now inside the depthwise weights
+    for listing in (graph.initializer, graph.input):
+        kept = [item for item in listing if item.name not in folded]
+        del listing[:]
+        listing.extend(kept)
+    return model
+
+
 def repair_yunet(model: Any) -> Any:
     return drop_per_tensor_block_size(dynamic_input(model))
 
@@ -177,5 +225,6 @@ TRANSFORMS = {
     "repair_yunet": repair_yunet,
     "repair_sface+fold_fp32": lambda model: fold_fp32(repair_sface(model)),
     "repair_sface+fold_fp32+prelu_as_relu": lambda model: prelu_as_relu(fold_fp32(repair_sface(model))),
+    "repair_sface+fold_fp32+prelu_as_depthwise": lambda model: prelu_as_depthwise(fold_fp32(repair_sface(model))),
     "repair_yunet+fold_fp32": lambda model: fold_fp32(repair_yunet(model)),
 }

@@ -92,3 +92,34 @@ def test_models_check_reports_a_missing_optional_model_without_failing(tmp_path,
     lines = {line["model"]: line for line in map(json.loads, capsys.readouterr().out.splitlines())}
     assert lines["dlib_resnet"]["ok"] is False and lines["dlib_resnet"]["error"] == "model_missing"
     assert lines["sface"]["ok"] is True and lines["yunet"]["ok"] is True
+
+
+def test_a_machine_table_replaces_only_the_fields_it_names(tmp_path):
+    path = tmp_path / "manifest.toml"
+    path.write_text(f"""
+[models.m]
+file = "m.onnx"
+task = "t"
+license = "l"
+source = "s"
+member = "m"
+source_sha256 = "{'1' * 64}"
+transform = "plain"
+sha256 = "{'2' * 64}"
+
+[models.m.machine.x86_64]
+file = "m_x86.onnx"
+transform = "blocked"
+sha256 = "{'3' * 64}"
+""")
+    x86, arm = load_manifest(path, machine="x86_64").spec("m"), load_manifest(path, machine="aarch64").spec("m")
+    assert (x86.file, x86.transform, x86.sha256) == ("m_x86.onnx", "blocked", "3" * 64)
+    assert (arm.file, arm.transform, arm.sha256) == ("m.onnx", "plain", "2" * 64)
+    assert x86.source_sha256 == arm.source_sha256 == "1" * 64
+
+
+def test_the_shipped_manifest_gives_x86_64_its_own_sface_and_the_pi_the_portable_one():
+    x86, arm = load_manifest(machine="x86_64").spec("sface"), load_manifest(machine="aarch64").spec("sface")
+    assert x86.file != arm.file and x86.sha256 != arm.sha256
+    assert x86.transform.endswith("prelu_as_depthwise") and arm.transform.endswith("prelu_as_relu")
+    assert load_manifest(machine="aarch64").spec("yunet") == load_manifest(machine="x86_64").spec("yunet")

@@ -90,3 +90,34 @@ def test_prelu_rewrite_is_exact():
     assert not [n for n in model.graph.node if n.op_type == "PRelu"]
     np.testing.assert_array_equal(after, before)
     np.testing.assert_allclose(before, np.where(x > 0, x, slope[None] * x), rtol=1e-6)
+
+
+def _prelu_model(slope: np.ndarray, channels: int = 3):
+    node = helper.make_node("PRelu", ["x", "s"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 4, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(slope, "s")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (1, 3, 1, 1)])
+def test_prelu_as_depthwise_computes_prelu(shape):
+    from edge.modelstore.transforms import prelu_as_depthwise
+
+    slope = np.array([0.25, -0.5, 2.0], np.float32).reshape(shape)  # negative and above one, as SFace has
+    x = np.random.default_rng(0).normal(size=(1, 3, 4, 5)).astype(np.float32)
+    model = prelu_as_depthwise(_prelu_model(slope))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == ["Conv", "Relu", "Conv", "Add"]
+    assert "s" not in {t.name for t in model.graph.initializer}  # the slope now lives in the depthwise weights
+    expected = np.where(x > 0, x, slope.reshape(1, 3, 1, 1) * x)
+    np.testing.assert_allclose(_run(model, x), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("slope", [np.array([0.25], np.float32), np.full((1, 1, 5), 0.25, np.float32)])
+def test_prelu_as_depthwise_refuses_a_slope_that_is_not_per_channel(slope):
+    from edge.modelstore.transforms import prelu_as_depthwise
+
+    # One shared slope, or one per column: neither is a depthwise product over channels.
+    with pytest.raises(ValueError, match="per-channel"):
+        prelu_as_depthwise(_prelu_model(slope))
