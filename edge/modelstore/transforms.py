@@ -32,6 +32,7 @@ store the fp32 result, so the runtime graph holds plain fp32 convolutions. Kept 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -151,29 +152,36 @@ def dynamic_input(model: Any) -> Any:
     return model
 
 
-def prelu_as_relu(model: Any) -> Any:
-    from onnx import helper, numpy_helper
-
+def _replace_prelus(model: Any, expand: Callable[[Any, str, str, str], list[Any]]) -> Any:
+    """Each PRelu node becomes ``expand(node, x, slope, y)``'s nodes, in place, in graph order."""
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
     nodes = []
     for node in graph.node:
         if node.op_type != "PRelu":
             nodes.append(node)
             continue
-        x, slope = node.input
-        y = node.output[0]
-        if slope in inits:  # rank-4 slope so Mul broadcasts over N, H, W without the generic path
-            array = numpy_helper.to_array(inits[slope])
-            inits[slope].CopyFrom(numpy_helper.from_array(array.reshape(1, -1, 1, 1), slope))
-        nodes += [helper.make_node("Relu", [x], [f"{y}__pos"]),
-                  helper.make_node("Neg", [x], [f"{y}__neg"]),
-                  helper.make_node("Relu", [f"{y}__neg"], [f"{y}__negpart"]),
-                  helper.make_node("Mul", [f"{y}__negpart", slope], [f"{y}__scaled"]),
-                  helper.make_node("Sub", [f"{y}__pos", f"{y}__scaled"], [y])]
+        nodes += expand(node, node.input[0], node.input[1], node.output[0])
     del graph.node[:]
     graph.node.extend(nodes)
     return model
+
+
+def prelu_as_relu(model: Any) -> Any:
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+
+    def expand(node: Any, x: str, slope: str, y: str) -> list[Any]:
+        if slope in inits:  # rank-4 slope so Mul broadcasts over N, H, W without the generic path
+            array = numpy_helper.to_array(inits[slope])
+            inits[slope].CopyFrom(numpy_helper.from_array(array.reshape(1, -1, 1, 1), slope))
+        return [helper.make_node("Relu", [x], [f"{y}__pos"]),
+                helper.make_node("Neg", [x], [f"{y}__neg"]),
+                helper.make_node("Relu", [f"{y}__neg"], [f"{y}__negpart"]),
+                helper.make_node("Mul", [f"{y}__negpart", slope], [f"{y}__scaled"]),
+                helper.make_node("Sub", [f"{y}__pos", f"{y}__scaled"], [y])]
+
+    return _replace_prelus(model, expand)
 
 
 def prelu_as_depthwise(model: Any) -> Any:
@@ -182,13 +190,9 @@ def prelu_as_depthwise(model: Any) -> Any:
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
-    nodes, slopes = [], set()
-    for node in graph.node:
-        if node.op_type != "PRelu":
-            nodes.append(node)
-            continue
-        x, slope = node.input
-        y = node.output[0]
+    slopes = set()
+
+    def expand(node: Any, x: str, slope: str, y: str) -> list[Any]:
         slopes.add(slope)
         array = numpy_helper.to_array(inits[slope]) if slope in inits else None
         if array is None or array.ndim not in (3, 4) or array.size < 2 or array.size != array.shape[-3]:
@@ -200,13 +204,13 @@ def prelu_as_depthwise(model: Any) -> Any:
         graph.initializer.extend([
             numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{y}__minus_one"),
             numpy_helper.from_array((1.0 - s).reshape(channels, 1, 1, 1), f"{y}__one_minus_slope")])
-        nodes += [helper.make_node("Conv", [x, f"{y}__minus_one"], [f"{y}__neg"], group=channels, kernel_shape=[1, 1]),
-                  helper.make_node("Relu", [f"{y}__neg"], [f"{y}__negpart"]),
-                  helper.make_node("Conv", [f"{y}__negpart", f"{y}__one_minus_slope"], [f"{y}__scaled"],
-                                   group=channels, kernel_shape=[1, 1]),
-                  helper.make_node("Add", [f"{y}__scaled", x], [y])]
-    del graph.node[:]
-    graph.node.extend(nodes)
+        return [helper.make_node("Conv", [x, f"{y}__minus_one"], [f"{y}__neg"], group=channels, kernel_shape=[1, 1]),
+                helper.make_node("Relu", [f"{y}__neg"], [f"{y}__negpart"]),
+                helper.make_node("Conv", [f"{y}__negpart", f"{y}__one_minus_slope"], [f"{y}__scaled"],
+                                 group=channels, kernel_shape=[1, 1]),
+                helper.make_node("Add", [f"{y}__scaled", x], [y])]
+
+    _replace_prelus(model, expand)
     used = {name for node in graph.node for name in node.input}
     folded = {name for name in slopes if name not in used}  # now inside the depthwise weights
     for listing in (graph.initializer, graph.input):
