@@ -92,8 +92,12 @@ class FaceDetector:
     """Finds faces in a BGR frame. ``detect`` returns faces in original-frame pixels, best first."""
 
     def __init__(self, backend: InferenceBackend, *, max_side: int = 640, score_threshold: float = 0.8,
-                 nms_threshold: float = 0.3, top_k: int = 50, retry_max_side: int = 1600) -> None:
+                 nms_threshold: float = 0.3, top_k: int = 50, retry_max_side: int = 1600,
+                 retry_backend: InferenceBackend | None = None) -> None:
+        """``retry_backend`` runs the larger retry pass when given (else ``backend`` does): a backend that
+        keeps an arena sized by what it ran then stays sized by ``max_side``."""
         self.backend = backend
+        self.retry_backend = retry_backend or backend
         self.max_side = max_side
         self.retry_max_side = retry_max_side
         self.score_threshold = score_threshold
@@ -117,14 +121,14 @@ class FaceDetector:
         return tensor, scale
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        faces = self._detect_at(image, self.max_side)
+        faces = self._detect_at(image, self.max_side, self.backend)
         if not faces and max(image.shape[:2]) > self.max_side and self.retry_max_side > self.max_side:
-            faces = self._detect_at(image, self.retry_max_side)
+            faces = self._detect_at(image, self.retry_max_side, self.retry_backend)
         return faces
 
-    def _detect_at(self, image: np.ndarray, max_side: int) -> list[Face]:
+    def _detect_at(self, image: np.ndarray, max_side: int, backend: InferenceBackend) -> list[Face]:
         tensor, scale = self.prepare(image, max_side)
-        outputs = self.backend.run(tensor)
+        outputs = backend.run(tensor)
         rows = decode(outputs, tensor.shape[3], tensor.shape[2], self.score_threshold)
         if rows.shape[0] == 0:
             return []

@@ -51,13 +51,19 @@ class FaceStage:
     def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
-                    memory_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
-        def backend(name: str, prepack: bool = True) -> OnnxBackend:
-            return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=memory_arena,
-                               prepack=prepack)
+                    memory_arena: bool = False, detector_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
+        """``detector_arena``: the detector's first pass keeps onnxruntime's arena whatever ``memory_arena``
+        says, and the rare retry pass at ``retry_max_side`` gets a session of its own, so the arena stays
+        sized for ``max_side`` frames. For one-shot commands: YuNet 4.7 -> 3.7 ms at 640x512 on one thread,
+        ~15-30 MB more at peak; the daemon leaves it off (its memory must stay flat, bench/daemon_memory.py)."""
+        def backend(name: str, prepack: bool = True, arena: bool = memory_arena) -> OnnxBackend:
+            return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=arena,
+                               memory_pattern=memory_arena, prepack=prepack)
 
-        detector = FaceDetector(backend("yunet"), max_side=max_side, score_threshold=score_threshold,
-                                retry_max_side=retry_max_side)
+        first = backend("yunet", arena=memory_arena or detector_arena)
+        retry = backend("yunet") if detector_arena and not memory_arena else None
+        detector = FaceDetector(first, max_side=max_side, score_threshold=score_threshold,
+                                retry_max_side=retry_max_side, retry_backend=retry)
         embedder = FaceEmbedder(backend("sface", prepack=False), flip_fusion=flip_fusion, channel_order=channel_order)
         resnet = ResNetEmbedder(backend("dlib_resnet", prepack=False)) if model is SFACE_DLIB else None
         return cls(detector, embedder, limits, resnet)

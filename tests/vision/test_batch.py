@@ -92,3 +92,21 @@ def test_several_workers_share_one_heap(monkeypatch):
     assert calls == []
     list(embed_concurrently(_fake, range(3), workers=2))
     assert calls == [1]
+
+
+def test_the_batch_stage_keeps_a_detector_arena_and_gives_the_same_vectors(testdata, face_stage):
+    """Batch commands build their stage with the detector's arena on for its first pass only (faster YuNet,
+    memory sized by that pass); the vectors must equal the daemon-style stage's."""
+    from edge.assembly import build_face_stage
+    from edge.config import load_config
+
+    batch = build_face_stage(load_config(), batch=True)
+    assert batch.detector.retry_backend is not batch.detector.backend
+    assert batch.detector.backend._session.get_session_options().enable_cpu_mem_arena
+    assert not batch.detector.retry_backend._session.get_session_options().enable_cpu_mem_arena
+    assert face_stage.detector.retry_backend is face_stage.detector.backend
+    paths = sorted(str(p) for p in (testdata / "faces" / "people").glob("*/*"))[:6]
+    for path in paths:
+        data = read_image_bytes(path)
+        np.testing.assert_allclose(batch.embed_photograph(data, path).vector,
+                                   face_stage.embed_photograph(data, path).vector, atol=1e-5)

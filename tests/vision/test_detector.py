@@ -115,3 +115,12 @@ def test_retry_at_a_larger_size_only_when_nothing_is_found():
     backend = Counting(answer_from_width=0)
     FaceDetector(backend, max_side=640).detect(np.zeros((1500, 2000, 3), np.uint8))
     assert backend.widths == [640]  # found at once: no retry
+
+
+def test_the_retry_pass_runs_on_its_own_backend_when_given():
+    """A batch command's first pass keeps an arena; the rare large retry must not run there and grow it."""
+    first, retry = _FakeBackend(), _FakeBackend()
+    first.run = lambda tensor: (setattr(first, "seen", tensor), _outputs(tensor.shape[3], tensor.shape[2], []))[1]
+    faces = FaceDetector(first, max_side=640, retry_max_side=1600, retry_backend=retry).detect(
+        np.zeros((1500, 2000, 3), np.uint8))
+    assert first.seen.shape[3] == 640 and retry.seen.shape[3] == 1600 and len(faces) == 1
