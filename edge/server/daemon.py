@@ -11,6 +11,7 @@ camera at a time: others wait up to ``camera.wait_s`` and are then refused with 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -44,6 +46,7 @@ from edge.server.servicers import CardServicer, DeviceServicer, EnrollmentServic
 from edge.server.systemd import Notifier
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
 __all__ = ["MODEL_ID", "EdgeDaemon"]
 
@@ -155,6 +158,8 @@ class EdgeDaemon:
             raise
         self.metrics.watch(self.parts)
         self.camera_lock = threading.Lock()
+        # Every session (and the warm-up) runs on this one thread; see on_session_thread.
+        self._session_thread = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-session")
         self.health = health.HealthServicer()
         self._serving = False
         self._stop = threading.Event()
@@ -208,6 +213,16 @@ class EdgeDaemon:
         if not self.camera_lock.acquire(timeout=wait):
             raise Busy("the camera is in use by another session", retry_after_ms=1000)
 
+    def on_session_thread(self, work: Callable[[], Result]) -> Result:
+        """Run ``work`` on the daemon's one session thread and return its result (or raise its exception),
+        with the caller's context (the request id in the logs).
+
+        Sessions are one at a time anyway (the camera lock); running them all on one thread keeps their
+        memory in one glibc heap. On the RPC threads each session's frames, tensors and model buffers landed in
+        whichever heap that thread had, and both heaps grew to a session's peak and kept fragments of it."""
+        context = contextvars.copy_context()
+        return self._session_thread.submit(context.run, work).result()
+
     def run_session(self, **kwargs: object) -> Outcome:
         deadline = kwargs.get("deadline")
         self._acquire_camera(deadline)  # type: ignore[arg-type]
@@ -215,13 +230,16 @@ class EdgeDaemon:
             self._inflight += 1
         try:
             link = kwargs.pop("override", None)
-            with self.parts.camera.session(deadline) as frames:  # type: ignore[arg-type]
-                if link is None:
-                    outcome = self.parts.pipeline.verify(frames, **kwargs)  # type: ignore[arg-type]
-                else:
+
+            def session() -> Outcome:
+                with self.parts.camera.session(deadline) as frames:  # type: ignore[arg-type]
+                    if link is None:
+                        return self.parts.pipeline.verify(frames, **kwargs)  # type: ignore[arg-type]
                     card_text = kwargs.pop("card_text", None)
-                    outcome = self.parts.pipeline.override(frames, link=link,  # type: ignore[arg-type]
-                                                           staff_card_text=card_text, **kwargs)  # type: ignore[arg-type]
+                    return self.parts.pipeline.override(frames, link=link,  # type: ignore[arg-type]
+                                                        staff_card_text=card_text, **kwargs)  # type: ignore[arg-type]
+
+            outcome = self.on_session_thread(session)
             self.metrics.observe(outcome)
             log.info("session", extra={"fields": {"decision": outcome.decision, "reasons": outcome.reasons,
                                                   "ms": outcome.timings}})
@@ -301,7 +319,8 @@ class EdgeDaemon:
     def capture_embeddings(self, frames: int, deadline: float | None) -> list[np.ndarray]:
         self._acquire_camera(deadline)
         faces = self.parts.faces
-        try:
+
+        def capture() -> list[np.ndarray]:
             vectors: list[np.ndarray] = []
             with self.parts.camera.session(deadline) as stream:
                 for index, (_, frame) in enumerate(stream):
@@ -313,6 +332,9 @@ class EdgeDaemon:
                         if embedding.quality.ok:
                             vectors.append(embedding.vector)
             return vectors
+
+        try:
+            return self.on_session_thread(capture)
         finally:
             self.camera_lock.release()
 
@@ -356,10 +378,10 @@ class EdgeDaemon:
         ran 20 ms slower without the second pass)."""
         began = time.monotonic()
         kernels.warm_up()
-        self._exercise()
+        self.on_session_thread(self._exercise)  # where sessions will run, so their heap is the warmed one
         release_free_memory()  # model loading and JIT leave tens of MB of freed heap behind
         self.dropped_library_kb = drop_library_pages()  # the steady state faults back only what it uses
-        self._exercise()
+        self.on_session_thread(self._exercise)
         release_free_memory()
         return time.monotonic() - began
 
@@ -415,6 +437,7 @@ class EdgeDaemon:
         self.close()
 
     def close(self) -> None:
+        self._session_thread.shutdown(wait=False)
         self.metrics.close()
         self.parts.close()
         self.notifier.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import queue
@@ -195,7 +196,8 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
                 events.put(None)
 
         threading.Thread(target=watch_client, daemon=True).start()
-        worker = threading.Thread(target=work, daemon=True)
+        # With this call's context, so the session's logs carry its request id as a unary call's do.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
         worker.start()
         while (message := events.get()) is not None:
             yield message

@@ -156,6 +156,28 @@ def test_session_stream_sends_progress_and_result(channel, camera, world):
     assert messages[-1].result.decision == pb.ALLOW
 
 
+def test_every_session_runs_on_the_one_session_thread_with_its_request_id(daemon, channel, camera, world,
+                                                                         monkeypatch):
+    """Sessions keep their memory in one glibc heap by running on one thread (EdgeDaemon.on_session_thread),
+    whether they come as a unary call or a stream, and the logs still carry the caller's request id."""
+    from edge.log import request_id
+
+    seen = []
+    real_verify = daemon.parts.pipeline.verify
+
+    def recording_verify(*args, **kwargs):
+        seen.append((threading.current_thread().name, request_id.get()))
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.parts.pipeline, "verify", recording_verify)
+    stub = pb_grpc.VerificationServiceStub(channel)
+    assert names(verify(stub, camera, world.scenes["holder"]))[0] == "ALLOW"
+    start = pb.SessionClientMessage(start=pb.VerifyRequest(nonce=os.urandom(16), gate_id="gate-a"))
+    assert list(stub.VerifySession(iter([start]), timeout=60))[-1].result.decision == pb.ALLOW
+    assert len(seen) == 2 and {name for name, _ in seen} == {"edge-session_0"}
+    assert all(rid for _, rid in seen) and seen[0][1] != seen[1][1]
+
+
 def test_session_stream_must_start_with_start(channel):
     stub = pb_grpc.VerificationServiceStub(channel)
     with pytest.raises(grpc.RpcError) as e:
