@@ -186,10 +186,15 @@ def test_a_session_ends_when_its_callers_deadline_passes(tmp_path, world, testda
         daemon.stop(1.0)
 
 
+def _socket_daemon(folder, world, socket_path) -> EdgeDaemon:
+    """A daemon that listens only on the local controller socket ``socket_path`` (no TCP listener)."""
+    return EdgeDaemon(make_config(folder, world.issuer, address=None, unix_socket=str(socket_path)),
+                      source_factory=Camera(scene=world.scenes["no_card"]))
+
+
 def test_the_unix_socket_serves_a_local_controller_without_tls(tmp_path, world):
     socket_path = tmp_path / "run" / "edge.sock"
-    daemon = EdgeDaemon(make_config(tmp_path / "d", world.issuer, address=None, unix_socket=str(socket_path)),
-                        source_factory=Camera(scene=world.scenes["no_card"]))
+    daemon = _socket_daemon(tmp_path / "d", world, socket_path)
     daemon.start()
     try:
         assert oct(socket_path.stat().st_mode & 0o777) == "0o660"
@@ -217,20 +222,17 @@ def test_a_second_daemon_cannot_take_over_a_live_unix_socket(tmp_path, world):
     from edge.errors import ConfigError
 
     socket_path = tmp_path / "run" / "edge.sock"
-    first = EdgeDaemon(make_config(tmp_path / "a", world.issuer, address=None, unix_socket=str(socket_path)),
-                       source_factory=Camera(scene=world.scenes["no_card"]))
+    first = _socket_daemon(tmp_path / "a", world, socket_path)
     first.start()
     try:
         with pytest.raises(ConfigError) as e:
-            EdgeDaemon(make_config(tmp_path / "b", world.issuer, address=None, unix_socket=str(socket_path)),
-                       source_factory=Camera(scene=world.scenes["no_card"]))
+            _socket_daemon(tmp_path / "b", world, socket_path)
         assert e.value.code == "listen_failed"
         with grpc.insecure_channel(f"unix:{socket_path}") as channel:  # the first one still answers
             assert pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10).device_id
     finally:
         first.stop(1.0)
     # A stale socket file (the daemon is gone) is replaced.
-    second = EdgeDaemon(make_config(tmp_path / "b", world.issuer, address=None, unix_socket=str(socket_path)),
-                        source_factory=Camera(scene=world.scenes["no_card"]))
+    second = _socket_daemon(tmp_path / "b", world, socket_path)
     second.start()
     second.stop(1.0)
