@@ -22,7 +22,7 @@ depthwise convolution: ``Add(DWConv[1-s](Relu(DWConv[-1](x))), x)``. On x86-64 o
 convolutions in its blocked NCHWc layout, and every element-wise op between two of them costs a reorder out
 of that layout and back (15 % of SFace's time, profiled); depthwise convolutions stay in it, their Relu and
 their Add fuse into the kernels, and SFace takes 6.7 instead of 9.5 ms on one thread, outputs within 2e-6.
-Without the blocked layout (onnxruntime's aarch64 wheels are built without it) the same graph is ~5 %
+Without the blocked layout (onnxruntime's aarch64 wheels are built without it) the same graph is 5-9 %
 slower, so only the x86-64 manifest entry uses it (models/manifest.toml, docs/MODELS.md).
 
 ``fold_fp32``: evaluate every DequantizeLinear (and the Reshape after it) on constant weights once and
