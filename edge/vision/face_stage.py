@@ -21,7 +21,7 @@ from edge.vision.embedder import FaceEmbedder
 from edge.vision.matcher import SFACE, SFACE_DLIB, FaceModel
 from edge.vision.quality import QualityLimits, assess_quality
 from edge.vision.resnet_embedder import ResNetEmbedder
-from edge.vision.runtime import OnnxBackend
+from edge.vision.runtime import LazyBackend, OnnxBackend
 from edge.vision.types import Face, FaceEmbedding
 
 log = logging.getLogger(__name__)
@@ -53,15 +53,18 @@ class FaceStage:
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
                     memory_arena: bool = False, detector_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
         """``detector_arena``: the detector's first pass keeps onnxruntime's arena whatever ``memory_arena``
-        says, and the rare retry pass at ``retry_max_side`` gets a session of its own, so the arena stays
-        sized for ``max_side`` frames. For one-shot commands: YuNet 4.7 -> 3.7 ms at 640x512 on one thread,
-        ~15-30 MB more at peak; the daemon leaves it off (its memory must stay flat, bench/daemon_memory.py)."""
+        says, and the rare retry pass at ``retry_max_side`` gets a session of its own (built on its first
+        use), so the arena stays sized for ``max_side`` frames. For one-shot commands: YuNet 4.5 -> 3.2 ms
+        at 640x512 on one thread, up to ~25 MB more at peak in a probe and none beyond the spread in `edge
+        match --pairs`; the daemon leaves it off (its memory must stay flat, bench/daemon_memory.py)."""
         def backend(name: str, prepack: bool = True, arena: bool = memory_arena) -> OnnxBackend:
             return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=arena,
                                memory_pattern=memory_arena, prepack=prepack)
 
         first = backend("yunet", arena=memory_arena or detector_arena)
-        retry = backend("yunet") if detector_arena and not memory_arena else None
+        retry = None
+        if detector_arena and not memory_arena:  # built on the first retry: most runs never need one
+            retry = LazyBackend(lambda: OnnxBackend(first.path, threads=threads, memory_arena=False))
         detector = FaceDetector(first, max_side=max_side, score_threshold=score_threshold,
                                 retry_max_side=retry_max_side, retry_backend=retry)
         embedder = FaceEmbedder(backend("sface", prepack=False), flip_fusion=flip_fusion, channel_order=channel_order)

@@ -7,6 +7,8 @@ NPU backend can replace onnxruntime without touching pre- and post-processing.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class InferenceBackend(Protocol):
-    input_name: str
+    @property
+    def input_name(self) -> str:
+        """The model's input tensor name."""
+        ...
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on one NCHW float32 tensor and return its outputs in graph order."""
@@ -68,3 +73,32 @@ class OnnxBackend:
         except Exception as exc:
             raise ModelError(f"inference failed in {self.path.name}: {exc}", code="model_runtime") from exc
         return [np.asarray(o) for o in outputs]
+
+
+class LazyBackend:
+    """A backend whose session is built on its first run, for one that is rarely needed (the detector's
+    large retry pass in batch commands): start-up does not pay for it (YuNet's session: 5-10 ms here).
+    The model file is the one the caller already checked; building is locked, so concurrent first calls
+    build one session."""
+
+    def __init__(self, build: Callable[[], InferenceBackend]) -> None:
+        self._build = build
+        self._backend: InferenceBackend | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> InferenceBackend:
+        with self._lock:
+            if self._backend is None:
+                self._backend = self._build()
+            return self._backend
+
+    @property
+    def built(self) -> bool:
+        return self._backend is not None
+
+    @property
+    def input_name(self) -> str:
+        return self._get().input_name
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return self._get().run(tensor)

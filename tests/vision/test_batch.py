@@ -103,10 +103,34 @@ def test_the_batch_stage_keeps_a_detector_arena_and_gives_the_same_vectors(testd
     batch = build_face_stage(load_config(), batch=True)
     assert batch.detector.retry_backend is not batch.detector.backend
     assert batch.detector.backend._session.get_session_options().enable_cpu_mem_arena
-    assert not batch.detector.retry_backend._session.get_session_options().enable_cpu_mem_arena
     assert face_stage.detector.retry_backend is face_stage.detector.backend
     paths = sorted(str(p) for p in (testdata / "faces" / "people").glob("*/*"))[:6]
     for path in paths:
         data = read_image_bytes(path)
         np.testing.assert_allclose(batch.embed_photograph(data, path).vector,
                                    face_stage.embed_photograph(data, path).vector, atol=1e-5)
+    assert not batch.detector.retry_backend.built  # these portraits needed no retry: no session was built
+    assert batch.detector.detect(np.zeros((1500, 2000, 3), np.uint8)) == []  # nothing at 640 px: the retry runs
+    assert batch.detector.retry_backend.built
+    assert not batch.detector.retry_backend._get()._session.get_session_options().enable_cpu_mem_arena
+
+
+def test_a_lazy_backend_builds_one_session_however_many_threads_ask_first():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge.modelstore import resolve_model
+    from edge.vision.runtime import LazyBackend, OnnxBackend
+
+    built = []
+
+    def build() -> OnnxBackend:
+        built.append(1)
+        return OnnxBackend(resolve_model("yunet"), threads=1)
+
+    lazy = LazyBackend(build)
+    assert not lazy.built and built == []
+    tensor = np.zeros((1, 3, 64, 64), np.float32)
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda _: lazy.run(tensor), range(8)))
+    assert built == [1] and lazy.built and lazy.input_name
+    assert all(len(o) == len(outputs[0]) for o in outputs)
