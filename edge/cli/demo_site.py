@@ -5,15 +5,20 @@ log printed as text or JSON lines.
 
 from __future__ import annotations
 
+import argparse
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from edge.cli.common import emit
+from edge.cli.common import emit, fail
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -131,3 +136,32 @@ class DemoSite:
         daemon = EdgeDaemon(config, source_factory=scene)
         daemon.start()
         return daemon
+
+
+def open_scenario(args: argparse.Namespace, prefix: str, callers: dict[str, str | None],
+                  devices: list[str]) -> tuple[Path, Steps, DemoSite] | None:
+    """The shared data folder, the step log and a started site (in ``--workdir`` or a new temporary folder
+    named ``prefix``...) for a scenario demo; None, after saying why, when the shared data is missing."""
+    from edge.demo import data_dir
+
+    try:
+        data = data_dir()
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        return None
+    steps = Steps(args.json)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    return data, steps, DemoSite.start(work, callers, devices)
+
+
+def holder_face(data: Path) -> tuple[np.ndarray, bytes]:
+    """The demo holder's enrolled face (from the holder's portrait) and the template commitment a card
+    carries for it."""
+    from edge.assembly import build_face_stage
+    from edge.config import load_config
+    from edge.demo import HOLDER_PORTRAIT
+    from edge.imageio import load_image
+    from edge.security.templates import template_digest
+
+    face = build_face_stage(load_config()).embed_image(load_image(data / HOLDER_PORTRAIT)).vector
+    return face, template_digest(face)

@@ -15,46 +15,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, fail
-from edge.cli.demo_site import DemoSite, Scene, Steps, channel, has_templates, wait_until
+from edge.cli.demo_site import Scene, channel, has_templates, holder_face, open_scenario, wait_until
 
 SITE = "st-mary-vaccination"
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.assembly import MODEL_ID, build_face_stage
-    from edge.config import load_config
-    from edge.demo import HOLDER_PORTRAIT, data_dir, speaker_frames, write_scene
-    from edge.imageio import load_image
+    from edge.assembly import MODEL_ID
+    from edge.demo import speaker_frames, write_scene
     from edge.proto_gen.edge.v1 import edge_pb2 as pb
     from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
     from edge.security.sealing import seal
-    from edge.security.templates import template_digest
     from edge.server.daemon import EdgeDaemon
 
-    try:
-        data = data_dir()
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    opened = open_scenario(args, "edge-vaccination-",
+                           {"admin": None, "hospital-ehr": "hospital", "station-app": "controller"}, ["vax-desk-1"])
+    if opened is None:
         return EXIT_SETUP
-    steps = Steps(args.json)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="edge-vaccination-"))
-    site = DemoSite.start(work, {"admin": None, "hospital-ehr": "hospital", "station-app": "controller"},
-                          ["vax-desk-1"])
-    pki, state = site.pki, site.state
+    data, steps, site = opened
+    work, pki, state = site.work, site.pki, site.state
     admin, hospital = site.registry("admin"), site.registry("hospital-ehr")
     daemon: EdgeDaemon | None = None
     try:
-        face = build_face_stage(load_config()).embed_image(load_image(data / HOLDER_PORTRAIT)).vector
-        commitment = template_digest(face)
+        face, commitment = holder_face(data)
 
         def store_template(card_id: str) -> str:
             sealed = seal(state.template_public_key, face.astype("<f4").tobytes(), card_id.encode())
