@@ -4,10 +4,11 @@ with its anonymous and file-backed parts (RssAnon, RssFile).
 
 Each variant is a separate daemon process, run in the same script so the curves compare: ``baseline`` (glibc
 and onnxruntime defaults), the daemon as shipped (``models.memory_arena = false`` and ``malloc_trim`` after
-each session, ``MALLOC_ARENA_MAX=2`` as the systemd unit sets it), and the same with ``face.model =
-"sface+dlib"``. All start with a warm Numba cache, as a board does after its first start (a cold cache costs
-~40 MB more of JIT memory, once), and all hand clean library pages back after warm-up
-(edge/server/memory.py), which is not configurable.
+each session, ``MALLOC_ARENA_MAX=1`` as the systemd unit sets it), the same with ``face.model =
+"sface+dlib"``, and that with two glibc heaps (the unit's setting until 2026-11-24). All start with a
+warm Numba cache, as a board does after its first start (a cold cache costs ~40 MB more of JIT memory,
+once), and all hand clean library pages back after warm-up (edge/server/memory.py), which is not
+configurable.
 
     .venv/bin/python bench/daemon_memory.py [SESSIONS [VARIANT...]]    (default 1000, all; results/daemon_memory.json)
 """
@@ -36,8 +37,9 @@ from edge.security.templates import TemplateStore, template_digest
 
 VARIANTS = {
     "baseline": ({"memory_arena": "true"}, {"trim": "false"}, {}, "sface"),
-    "shipped": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}, "sface"),
-    "shipped_sface_dlib": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}, "sface+dlib"),
+    "shipped": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "1"}, "sface"),
+    "shipped_sface_dlib": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "1"}, "sface+dlib"),
+    "two_heaps_sface_dlib": ({"memory_arena": "false"}, {"trim": "true"}, {"MALLOC_ARENA_MAX": "2"}, "sface+dlib"),
 }
 
 

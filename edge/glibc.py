@@ -4,7 +4,7 @@
   warm-up and after each session, edge/server/memory.py).
 - ``limit_malloc_arenas``: ``mallopt(M_ARENA_MAX, n)``. glibc gives threads heaps ("arenas") of their own,
   up to eight per core, and a heap keeps the freed buffers of the largest image its thread decoded; the
-  daemon's unit sets ``MALLOC_ARENA_MAX=2``, and a batch command that embeds images on several threads
+  daemon's unit sets ``MALLOC_ARENA_MAX=1``, and a batch command that embeds images on several threads
   limits itself to one heap (edge/vision/batch.py).
 """
 
