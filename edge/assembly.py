@@ -45,8 +45,9 @@ MODEL_ID = SFACE.model_id
 
 def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
     """``batch``: for a one-shot command that embeds photographs (match, calibrate): each model call runs on
-    one thread, the command runs ``batch_workers(config)`` images at once (edge/vision/batch.py), and the
-    detector keeps onnxruntime's arena for its first pass (FaceStage.from_models, ``detector_arena``)."""
+    one thread, and the command runs ``batch_workers(config)`` images at once (edge/vision/batch.py). Every
+    stage's detector keeps onnxruntime's arena for its first pass (FaceStage.from_models, ``detector_arena``):
+    the daemon's too, whose frames have one size, so the arena stops growing after the first session."""
     face = config.face
     limits = QualityLimits(min_eye_distance_px=face.min_eye_distance_px, max_yaw_deg=face.max_yaw_deg,
                            max_pitch_deg=face.max_pitch_deg, min_sharpness=face.min_sharpness,
@@ -55,7 +56,7 @@ def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
                                  retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena,
-                                 detector_arena=batch, model=face.face_model)
+                                 detector_arena=True, model=face.face_model)
 
 
 def batch_workers(config: EdgeConfig) -> int:

@@ -54,9 +54,9 @@ class FaceStage:
                     memory_arena: bool = False, detector_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
         """``detector_arena``: the detector's first pass keeps onnxruntime's arena whatever ``memory_arena``
         says, and the rare retry pass at ``retry_max_side`` gets a session of its own (built on its first
-        use), so the arena stays sized for ``max_side`` frames. For one-shot commands: YuNet 4.5 -> 3.2 ms
-        at 640x512 on one thread, up to ~25 MB more at peak in a probe and none beyond the spread in `edge
-        match --pairs`; the daemon leaves it off (its memory must stay flat, bench/daemon_memory.py)."""
+        use), so the arena stays sized for ``max_side`` frames. YuNet 4.5 -> 3.2 ms at 640x512 on one thread;
+        a gate session 371 -> 294 ms in one process. Memory: up to ~25 MB more at peak in a probe, none
+        beyond the spread in `edge match --pairs`, and the daemon stays flat (bench/daemon_memory.py)."""
         def backend(name: str, prepack: bool = True, arena: bool = memory_arena) -> OnnxBackend:
             return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=arena,
                                memory_pattern=memory_arena, prepack=prepack)

@@ -94,20 +94,27 @@ def test_several_workers_share_one_heap(monkeypatch):
     assert calls == [1]
 
 
-def test_the_batch_stage_keeps_a_detector_arena_and_gives_the_same_vectors(testdata, face_stage):
-    """Batch commands build their stage with the detector's arena on for its first pass only (faster YuNet,
-    memory sized by that pass); the vectors must equal the daemon-style stage's."""
+def test_the_detector_keeps_an_arena_for_its_first_pass_only_and_the_vectors_do_not_move(testdata, face_stage):
+    """Stages are built with the detector's arena on for its first pass only (faster YuNet, memory sized by
+    that pass); the batch stage's vectors must equal the daemon-style stage's, and a stage without the arena
+    must give the same vectors too."""
     from edge.assembly import build_face_stage
     from edge.config import load_config
+    from edge.vision.face_stage import FaceStage
 
     batch = build_face_stage(load_config(), batch=True)
-    assert batch.detector.retry_backend is not batch.detector.backend
-    assert batch.detector.backend._session.get_session_options().enable_cpu_mem_arena
-    assert face_stage.detector.retry_backend is face_stage.detector.backend
+    for stage in (batch, face_stage):
+        assert stage.detector.retry_backend is not stage.detector.backend
+        assert stage.detector.backend._session.get_session_options().enable_cpu_mem_arena
+    plain = FaceStage.from_models(None)
+    assert plain.detector.retry_backend is plain.detector.backend
+    assert not plain.detector.backend._session.get_session_options().enable_cpu_mem_arena
     paths = sorted(str(p) for p in (testdata / "faces" / "people").glob("*/*"))[:6]
     for path in paths:
         data = read_image_bytes(path)
         np.testing.assert_allclose(batch.embed_photograph(data, path).vector,
+                                   face_stage.embed_photograph(data, path).vector, atol=1e-5)
+        np.testing.assert_allclose(plain.embed_photograph(data, path).vector,
                                    face_stage.embed_photograph(data, path).vector, atol=1e-5)
     assert not batch.detector.retry_backend.built  # these portraits needed no retry: no session was built
     assert batch.detector.detect(np.zeros((1500, 2000, 3), np.uint8)) == []  # nothing at 640 px: the retry runs
