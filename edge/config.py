@@ -49,8 +49,9 @@ class ModelsConfig(_Strict, frozen=True):
         "onnxruntime intra-op threads per model session; batch commands (match, calibrate) embed this many "
         "images at once instead, each model call on one thread."))] = 2
     memory_arena: Annotated[bool, Meta(description=(
-        "Keep onnxruntime's CPU memory arena (slightly faster; the arena never shrinks, so off on small "
-        "boards)."))] = False
+        "Keep onnxruntime's CPU memory arena and memory patterns for every model (slightly faster; the arena "
+        "never shrinks, so off on small boards). The detector's first pass keeps an arena either way: its "
+        "input is never larger than face.detect_max_side, so that arena stops growing."))] = False
 
 
 class FaceConfig(_Strict, frozen=True):
