@@ -101,8 +101,15 @@ def _relative_reader(read: Callable[[str], bytes], folder: str) -> Callable[[str
 def transform_model(spec: ModelSpec, raw: bytes) -> bytes:
     import onnx  # fetch-time only dependency
 
+    transform = TRANSFORMS.get(spec.transform)
+    if transform is None:
+        raise ModelError(f"model {spec.name!r}: unknown transform {spec.transform!r} (known: {sorted(TRANSFORMS)})",
+                         code="model_corrupt")
     model = onnx.load_from_string(raw)
-    model = TRANSFORMS[spec.transform](model)
+    try:
+        model = transform(model)
+    except ValueError as exc:  # the graph is not the one the transform was written for
+        raise ModelError(f"{spec.transform} cannot rewrite {spec.member}: {exc}", code="model_corrupt") from exc
     onnx.checker.check_model(model)
     data: bytes = model.SerializeToString()
     return data

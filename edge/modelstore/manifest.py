@@ -64,8 +64,16 @@ def load_manifest(path: Path | None = None, machine: str | None = None) -> Model
     models = {}
     for name, fields in raw.get("models", {}).items():
         fields = dict(fields)
-        overrides = fields.pop("machine", {}).get(machine, {})
-        models[name] = ModelSpec(name=name, **{**fields, **overrides})
+        machines = fields.pop("machine", {})
+        overrides = machines.get(machine, {}) if isinstance(machines, dict) else None
+        if not isinstance(overrides, dict):
+            raise ModelError(f"model manifest {path}: [models.{name}.machine] must hold one table per machine",
+                             code="model_corrupt")
+        try:
+            models[name] = ModelSpec(name=name, **{**fields, **overrides})
+        except TypeError as exc:  # a field missing or unknown, here or in this machine's table
+            raise ModelError(f"model manifest {path}: [models.{name}] (on {machine}): {exc}",
+                             code="model_corrupt") from None
     return ModelManifest(path=path, sources=raw.get("source", {}), models=models)
 
 

@@ -123,3 +123,16 @@ def test_the_shipped_manifest_gives_x86_64_its_own_sface_and_the_pi_the_portable
     assert x86.file != arm.file and x86.sha256 != arm.sha256
     assert x86.transform.endswith("prelu_as_depthwise") and arm.transform.endswith("prelu_as_relu")
     assert load_manifest(machine="aarch64").spec("yunet") == load_manifest(machine="x86_64").spec("yunet")
+
+
+@pytest.mark.parametrize("extra, says", [('\n[models.m.machine.x86_64]\nfil = "typo.onnx"', "fil"),
+                                         ('machine = "x86_64"', "one table per machine")])
+def test_a_bad_machine_table_is_a_typed_error_that_names_the_model(tmp_path, extra, says):
+    path = tmp_path / "manifest.toml"
+    fields = "".join(f'{k} = "{v}"\n' for k, v in (("file", "m.onnx"), ("task", "t"), ("license", "l"),
+                                                    ("source", "s"), ("member", "m"), ("source_sha256", "1"),
+                                                    ("transform", "plain"), ("sha256", "2")))
+    path.write_text(f"[models.m]\n{fields}{extra}\n")
+    with pytest.raises(ModelError) as e:
+        load_manifest(path, machine="x86_64")
+    assert e.value.code == "model_corrupt" and "models.m" in e.value.message and says in e.value.message

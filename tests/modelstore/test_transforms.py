@@ -121,3 +121,20 @@ def test_prelu_as_depthwise_refuses_a_slope_that_is_not_per_channel(slope):
     # One shared slope, or one per column: neither is a depthwise product over channels.
     with pytest.raises(ValueError, match="per-channel"):
         prelu_as_depthwise(_prelu_model(slope))
+
+
+def test_a_graph_the_transform_cannot_rewrite_is_a_typed_fetch_error():
+    from edge.errors import ModelError
+    from edge.modelstore.fetch import transform_model
+    from edge.modelstore.manifest import ModelSpec
+
+    spec = ModelSpec(name="m", file="m.onnx", task="t", license="l", source="s", member="m.onnx",
+                     source_sha256="0" * 64, transform="repair_sface+fold_fp32+prelu_as_depthwise", sha256="0" * 64)
+    raw = _prelu_model(np.array([0.25], np.float32)).SerializeToString()  # not SFace: repair_sface refuses it
+    with pytest.raises(ModelError) as e:
+        transform_model(spec, raw)
+    assert e.value.code == "model_corrupt" and "cannot rewrite m.onnx" in e.value.message
+    assert "SFace weight inputs" in e.value.message  # the transform's own reason is kept
+    with pytest.raises(ModelError) as e:
+        transform_model(ModelSpec(**{**spec.__dict__, "transform": "no_such_transform"}), raw)
+    assert "no_such_transform" in e.value.message
