@@ -77,7 +77,7 @@ class OnnxBackend:
 
 class LazyBackend:
     """A backend whose session is built on its first run, for one that is rarely needed (the detector's
-    large retry pass in batch commands): start-up does not pay for it (YuNet's session: 5-10 ms here).
+    large retry pass, edge/vision/face_stage.py): start-up does not pay for it (YuNet's session: 5-10 ms here).
     The model file is the one the caller already checked; building is locked, so concurrent first calls
     build one session."""
 
