@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
@@ -19,6 +19,8 @@ from edge.cli.common import emit, fail
 
 if TYPE_CHECKING:
     import numpy as np
+
+Reply = TypeVar("Reply")
 
 
 @dataclass
@@ -54,6 +56,22 @@ def channel(port: int, pki: Path, name: str, server_name: str) -> grpc.Channel:
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / f"{name}.key").read_bytes(),
                                          (pki / f"{name}.pem").read_bytes())
     return grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", server_name)])
+
+
+def as_the_gate_advises(call: Callable[[], Reply], *, attempts: int = 10, longest_s: float = 5.0) -> Reply:
+    """Make a session call, and when the gate answers RESOURCE_EXHAUSTED (its per-caller session limit, or
+    its camera in use) wait the ``retry-after-ms`` it advises and call again, as a gate controller does. An
+    advice longer than ``longest_s`` (an hourly override limit) or the last attempt's refusal is raised."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            advice = dict(exc.trailing_metadata() or ()).get("retry-after-ms")
+            wait_s = int(advice) / 1000 if advice else 0.5
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait_s > longest_s or attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+    raise AssertionError("attempts must be at least 1")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:

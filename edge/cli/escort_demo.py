@@ -21,7 +21,15 @@ from typing import Any
 import grpc
 
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, fail
-from edge.cli.demo_site import Scene, channel, has_templates, holder_face, open_scenario, wait_until
+from edge.cli.demo_site import (
+    Scene,
+    as_the_gate_advises,
+    channel,
+    has_templates,
+    holder_face,
+    open_scenario,
+    wait_until,
+)
 
 SITE = "st-mary"
 SYNC_INTERVAL_S = 1.0
@@ -92,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
         def verify(daemon: EdgeDaemon, **request: Any) -> Any:
             with channel(daemon.port or 0, pki, "gate-controller", "edge-device") as gate:
-                return pb_grpc.VerificationServiceStub(gate).Verify(
-                    pb.VerifyRequest(nonce=os.urandom(16), **request), timeout=60)
+                stub = pb_grpc.VerificationServiceStub(gate)
+                return as_the_gate_advises(lambda: stub.Verify(pb.VerifyRequest(nonce=os.urandom(16), **request),
+                                                               timeout=60))
 
         def names(reply: Any) -> tuple[str, list[str]]:
             return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]
@@ -125,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
         # 7. A staff member lets the refused person through: their own staff card and live face, a reason.
         cameras["gate-paediatrics"].path = scenes["face"]
         with channel(paed.port or 0, pki, "gate-controller", "edge-device") as gate:
-            override = pb_grpc.VerificationServiceStub(gate).Override(pb.OverrideRequest(
+            stub = pb_grpc.VerificationServiceStub(gate)
+            override = as_the_gate_advises(lambda: stub.Override(pb.OverrideRequest(
                 nonce=os.urandom(16), refused_token_id=last.token_id, reason="clinical_need",
-                staff_card_text=staff.qr_text), timeout=60)
+                staff_card_text=staff.qr_text), timeout=60))
         decision, reasons = names(override)
         steps.record("staff_override", decision, reasons, reasons == ["STAFF_OVERRIDE"], staff_card=staff.card_id)
         # 8. The override is in the registry's audit of the permit, after the refusal it overrides.

@@ -21,7 +21,15 @@ from typing import Any
 import grpc
 
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, fail
-from edge.cli.demo_site import Scene, channel, has_templates, holder_face, open_scenario, wait_until
+from edge.cli.demo_site import (
+    Scene,
+    as_the_gate_advises,
+    channel,
+    has_templates,
+    holder_face,
+    open_scenario,
+    wait_until,
+)
 
 SITE = "st-mary-vaccination"
 
@@ -85,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         stub = pb_grpc.VerificationServiceStub(station)
 
         def verify(card: str, delegation_text: str = "") -> Any:
-            return stub.Verify(pb.VerifyRequest(nonce=os.urandom(16), card_text=card,
-                                                delegation_text=delegation_text), timeout=60)
+            return as_the_gate_advises(lambda: stub.Verify(pb.VerifyRequest(
+                nonce=os.urandom(16), card_text=card, delegation_text=delegation_text), timeout=60))
 
         def names(reply: Any) -> tuple[str, list[str]]:
             return pb.Decision.Name(reply.decision), [pb.ReasonCode.Name(r) for r in reply.reasons]

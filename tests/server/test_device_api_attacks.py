@@ -131,6 +131,37 @@ def test_one_caller_cannot_flood_sessions(tmp_path, world, testdata, face_stage)
         daemon.stop(1.0)
 
 
+@pytest.mark.parametrize("per_min, passes", [(120.0, True), (6.0, False)])
+def test_a_controller_that_waits_as_advised_gets_through_a_short_limit_but_not_a_long_one(tmp_path, world, per_min,
+                                                                                          passes):
+    """The scenario demos call the gate as a controller should (edge/cli/demo_site.py as_the_gate_advises): past
+    the burst of 5 they wait the retry-after-ms the limiter gives; an advice over 5 s is raised at once."""
+    from edge.cli.demo_site import as_the_gate_advises
+
+    daemon = EdgeDaemon(make_config(tmp_path, world.issuer, caller_sessions_per_min=per_min),
+                        source_factory=Camera(scene=world.scenes["no_card"]))
+    daemon.start()
+    try:
+        with connect(daemon) as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+
+            def junk() -> pb.VerifyResponse:
+                return stub.Verify(pb.VerifyRequest(nonce=os.urandom(16), card_text="EHC1:JUNK"), timeout=30)
+
+            replies = [as_the_gate_advises(junk) for _ in range(5)]
+            began = time.monotonic()
+            if passes:
+                replies += [as_the_gate_advises(junk) for _ in range(3)]  # 1 per 0.5 s after the burst
+                assert time.monotonic() - began >= 0.5
+            else:
+                with pytest.raises(grpc.RpcError) as e:
+                    as_the_gate_advises(junk)  # the limiter advises ~10 s: not waited for
+                assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() - began < 5
+        assert all(r.decision == pb.DENY for r in replies)
+    finally:
+        daemon.stop(1.0)
+
+
 def test_a_body_that_is_not_protobuf_is_invalid_argument(daemon):
     with connect(daemon) as channel:
         for method in ("/edge.v1.CardService/DecodeCard", "/edge.v1.VerificationService/Verify"):
