@@ -10,7 +10,6 @@ from edge.assembly import batch_workers, build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.cli.progress import Progress
 from edge.errors import EdgeError
-from edge.imageio import load_image
 from edge.vision.batch import embed_concurrently
 from edge.vision.calibration import error_rates, pair_scores, summary, threshold_for_fmr
 
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
               for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
     progress = Progress("embedding images", len(images))
-    embeddings = embed_concurrently(lambda item: stage.embed_image(load_image(item[1])), images,
+    embeddings = embed_concurrently(lambda item: stage.embed_file(item[1], max_pixels=config.image.max_pixels), images,
                                     workers=batch_workers(config))
     for (person, image), embedding in embeddings:
         progress.step()

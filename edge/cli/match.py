@@ -18,7 +18,6 @@ from typing import Any
 from edge.assembly import batch_workers, build_face_stage
 from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
 from edge.errors import EdgeError, ImageError
-from edge.imageio import read_image_bytes
 from edge.vision.batch import embed_concurrently
 from edge.vision.face_stage import FaceStage
 from edge.vision.matcher import FaceMatcher
@@ -48,7 +47,7 @@ class PairMatcher:
     workers: int = 1
 
     def _embed(self, path: str) -> FaceEmbedding:
-        return self.stage.embed_photograph(read_image_bytes(path), path, max_pixels=self.max_pixels)
+        return self.stage.embed_file(path, max_pixels=self.max_pixels)
 
     def compare_all(self, pairs: list[tuple[str, str]]) -> Iterator[tuple[dict[str, Any], EdgeError | None]]:
         """One contract line per pair and the error behind it if any; each line as soon as both its images

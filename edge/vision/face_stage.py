@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import NoFaceError
-from edge.imageio import MAX_PIXELS, decode_image, jpeg_reduction
+from edge.imageio import MAX_PIXELS, decode_image, jpeg_reduction, read_image_bytes
 from edge.modelstore import resolve_model
 from edge.vision.align import align_face
 from edge.vision.detector import FaceDetector
@@ -91,7 +91,9 @@ class FaceStage:
         full-size colour conversion) while its long side stays at least twice the detector's input; the full
         size is read only when the face found there is small (eyes closer than ``MIN_REDUCED_EYES_PX``).
         Reducing further (to 1.5 times) raised the closest impostor pair of the shared portraits from 0.496 to
-        0.507 at the same decisions, so the margin to the 0.52 threshold was kept instead."""
+        0.507 at the same decisions, so the margin to the 0.52 threshold was kept instead. The returned face's
+        box, landmarks and eye distance are in the pixels of the image that was embedded (the reduced one if
+        it was used); only the vector and the number of faces are meant for callers."""
         factor = jpeg_reduction(data, 2 * self.detector.max_side)
         if factor > 1:
             try:
@@ -101,6 +103,12 @@ class FaceStage:
             except NoFaceError:
                 pass  # a small face the reduced image lost: the full size below decides
         return self.embed_image(decode_image(data, source, max_pixels=max_pixels))
+
+    def embed_file(self, path: str | Path, *, max_pixels: int = MAX_PIXELS) -> FaceEmbedding:
+        """A photograph file's chosen face, read as ``embed_photograph`` reads it. `edge match` and
+        `edge calibrate` both embed through here, so a threshold calibrated on a site's photographs is the one
+        its matches are scored against."""
+        return self.embed_photograph(read_image_bytes(path), str(path), max_pixels=max_pixels)
 
     def embed_image(self, image: np.ndarray) -> FaceEmbedding:
         """Detect, choose, align and embed; raises NoFaceError when no face is found."""

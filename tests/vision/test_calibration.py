@@ -47,3 +47,34 @@ def test_calibrate_command_shows_progress_on_stderr_and_one_result_on_stdout(tes
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     finished = [e for e in events if e["event"] == "finished"]
     assert finished and finished[-1]["what"] == "embedding images" and finished[-1]["done"] == finished[-1]["total"]
+
+
+def test_calibrate_scores_a_pair_as_edge_match_does(testdata, tmp_path):
+    """A site sets its threshold with `edge calibrate` and then decides with `edge match`, so both must read
+    a photograph the same way. A JPEG of 2,640 px is one `edge match` decodes at half size (DCT scaling)."""
+    import json
+    import subprocess
+    import sys
+
+    import cv2
+
+    obama, other = tmp_path / "obama", tmp_path / "other"
+    obama.mkdir()
+    other.mkdir()
+    portrait = cv2.imread(str(testdata / "faces/people/obama/obama2.jpg"))
+    large = cv2.resize(portrait, None, fx=2.2, fy=2.2, interpolation=cv2.INTER_CUBIC)
+    assert max(large.shape[:2]) >= 2560
+    cv2.imwrite(str(obama / "large.jpg"), large, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(obama / "small.jpg"), cv2.imread(str(testdata / "faces/people/obama/obama.jpg")))
+    other_person = sorted(p for p in (testdata / "faces/people").iterdir() if p.name != "obama")[0]
+    cv2.imwrite(str(other / "one.jpg"), cv2.imread(str(sorted(other_person.iterdir())[0])))
+
+    def edge(*args):
+        result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    [calibrated] = edge("calibrate", str(tmp_path))
+    [matched] = edge("match", "--json", str(obama / "large.jpg"), str(obama / "small.jpg"))
+    assert calibrated["genuine"]["n"] == 1
+    assert abs(calibrated["genuine"]["min"] - matched["similarity"]) < 1e-5
