@@ -1,4 +1,4 @@
-"""Two tried and rejected structure probes for issue 15 item 1, kept so the numbers can be re-run.
+"""Three tried and rejected structure probes for issue 15 item 1, kept so the numbers can be re-run.
 
 Both compare the frame where a turn starts with frames near its peak, on the head turns of the twelve
 real clips (shared/data/video/live, found as in bench/liveness_challenge_live.py) and on 16 photos
@@ -10,11 +10,13 @@ answering a challenge (bent 0.3 / 0.5 / 0.8 widths and flat, as in bench/livenes
               projected on its main direction, is the parallax, proportional to depth off the best plane.
               A quadratic surface fitted to it gives two principal curvatures; their ratio is ~0 for any
               sheet bent around one axis (developable) and positive for a head (curved both ways).
+  plane       the same tracks' median distance from that homography: a flat sheet's texture moves as
+              one plane, so it should stay at the tracking noise, and a head's should not.
   nasion/tip  Lucas-Kanade on 3x3 point clusters at the bridge of the nose and at the tip; each one's
               residual from the eyes-and-mouth homography, in eye distances. On a head the tip moves off
               the plane ~2-3x more than the bridge; on a sheet bent around a vertical axis both move alike.
 
-Neither separated heads from sheets on this material (docs/LIVENESS.md): the clips' talking faces and
+None separated heads from sheets on this material (docs/LIVENESS.md): the clips' talking faces and
 landmark jitter put the noise at the size of the signal for 8-15 degree turns.
 Run: .venv/bin/python bench/liveness_structure_probe.py  (writes bench/results/liveness_structure_probe.json)
 """
@@ -41,6 +43,7 @@ from edge.liveness.tracking import Track, follow
 from edge.vision.types import Face
 
 EYE, SIZE = 40.0, 128
+CENTRE = np.array([SIZE / 2, 0.375 * SIZE + 0.5 * EYE])
 
 
 def _grey(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -57,15 +60,16 @@ def _normalising(face: Face) -> np.ndarray:
     return m
 
 
-def curvature_ratio(ref: np.ndarray, cur: np.ndarray, f0: Face, f1: Face) -> float | None:
+def _tracks(ref: np.ndarray, cur: np.ndarray, f0: Face, f1: Face) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The face grid's points in the reference frame, where they were tracked to, and the tracked points'
+    residual from the homography that fits them all (normalised pixels), or None with under 40 tracks."""
     m = _normalising(f0)
     g0, g1 = _grey(ref, m), _grey(cur, m)
     lm0 = (f0.landmarks @ m[:, :2].T + m[:, 2]).astype(np.float32)
     lm1 = (f1.landmarks @ m[:, :2].T + m[:, 2]).astype(np.float32)
     ys, xs = np.mgrid[8:SIZE - 8:4, 8:SIZE - 8:4]
     pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    centre = np.array([SIZE / 2, 0.375 * SIZE + 0.5 * EYE])
-    pts = pts[(((pts - centre) / [1.15 * EYE, 1.5 * EYE]) ** 2).sum(1) < 1]
+    pts = pts[(((pts - CENTRE) / [1.15 * EYE, 1.5 * EYE]) ** 2).sum(1) < 1]
     init = cv2.perspectiveTransform(pts[None], cv2.getPerspectiveTransform(lm0[PLANE_POINTS], lm1[PLANE_POINTS]))[0]
     nxt, st, _ = cv2.calcOpticalFlowPyrLK(g0, g1, pts, init.copy(), winSize=(11, 11), maxLevel=2,
                                           flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
@@ -76,9 +80,23 @@ def curvature_ratio(ref: np.ndarray, cur: np.ndarray, f0: Face, f1: Face) -> flo
         return None
     p, q = pts[ok], nxt[ok]
     h, _ = cv2.findHomography(p, q, 0)
-    residual = q - cv2.perspectiveTransform(p[None], h)[0]
+    return p, q, q - cv2.perspectiveTransform(p[None], h)[0]
+
+
+def plane_residual(ref: np.ndarray, cur: np.ndarray, f0: Face, f1: Face) -> float | None:
+    """Median distance of the tracks from the one homography that fits them all (pixels at 40 px between
+    the eyes): a flat sheet's texture moves as one plane, a head's does not."""
+    tracks = _tracks(ref, cur, f0, f1)
+    return None if tracks is None else float(np.median(np.linalg.norm(tracks[2], axis=1)))
+
+
+def curvature_ratio(ref: np.ndarray, cur: np.ndarray, f0: Face, f1: Face) -> float | None:
+    tracks = _tracks(ref, cur, f0, f1)
+    if tracks is None:
+        return None
+    p, _, residual = tracks
     parallax = residual @ np.linalg.svd(residual, full_matrices=False)[2][0]
-    x, y = (p[:, 0] - centre[0]) / EYE, (p[:, 1] - centre[1]) / EYE
+    x, y = (p[:, 0] - CENTRE[0]) / EYE, (p[:, 1] - CENTRE[1]) / EYE
     design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
     c = np.linalg.lstsq(design, parallax, rcond=None)[0]
     w = np.linalg.eigvalsh(np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]]))
@@ -125,6 +143,7 @@ def turns(frames: list[np.ndarray], track: Track, onsets: list[tuple[float, floa
         images = [frames[k] for k in track.frame_indices]
         out.append({"turn_deg": round(float(abs(yaw[peak] - yaw[i0])), 1),
                     "curvature_ratio": curvature_ratio(images[i0], images[peak], track.faces[i0], track.faces[peak]),
+                    "plane_residual_px": plane_residual(images[i0], images[peak], track.faces[i0], track.faces[peak]),
                     "bridge_over_tip": bridge_over_tip(images, track, i0, near)})
     return out
 
@@ -152,7 +171,7 @@ def main() -> None:
     summary: dict[str, dict] = {}
     for kind, rows in results.items():
         summary[kind] = {}
-        for key in ("curvature_ratio", "bridge_over_tip"):
+        for key in ("curvature_ratio", "bridge_over_tip", "plane_residual_px"):
             values = np.array([r[key] for r in rows if r[key] is not None])
             summary[kind][key] = ({"n": int(values.size), "p10": round(float(np.percentile(values, 10)), 3),
                                    "median": round(float(np.median(values)), 3),
