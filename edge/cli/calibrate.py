@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from edge.assembly import batch_workers, build_face_stage
@@ -17,12 +18,38 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+def target_fmr(text: str) -> float:
+    """A false-match rate to pick a threshold for: a finite fraction in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"a false-match rate is a fraction in [0, 1), not {text}")
+    return value
+
+
+def score_thresholds(text: str) -> list[float]:
+    """Comma-separated score thresholds, each a finite number in [-1, 1] (cosine-like scores)."""
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {item.strip()!r} in {text!r}") from None
+        if not (math.isfinite(value) and -1.0 <= value <= 1.0):
+            raise argparse.ArgumentTypeError(f"a score threshold is in [-1, 1], not {item.strip()}")
+        values.append(value)
+    return values
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="report genuine/impostor score distributions and FMR/FNMR")
     p.add_argument("folder", type=Path, help="one sub-folder of images per person")
-    p.add_argument("--target-fmr", type=float, default=0.001, help="false-match rate to pick a threshold for")
-    p.add_argument("--thresholds", default="0.30,0.363,0.40,0.45,0.50,0.52,0.55,0.60",
-                   help="comma-separated score thresholds to tabulate")
+    p.add_argument("--target-fmr", type=target_fmr, default=0.001,
+                   help="false-match rate to pick a threshold for, in [0, 1)")
+    p.add_argument("--thresholds", type=score_thresholds, default="0.30,0.363,0.40,0.45,0.50,0.52,0.55,0.60",
+                   help="comma-separated score thresholds to tabulate, each in [-1, 1]")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
 
@@ -31,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         fail(f"{args.folder} is not a folder")
         return EXIT_USAGE
+    images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
+              for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        fail(f"{args.folder} holds no images: expected one sub-folder of images per person "
+             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return EXIT_USAGE
     config = config_from_args(args)
     stage = build_face_stage(config, batch=True)
     vectors, labels, skipped = {}, {}, []
-    images = [(person, image) for person in sorted(p for p in args.folder.iterdir() if p.is_dir())
-              for image in sorted(person.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
     progress = Progress("embedding images", len(images))
     embeddings = embed_concurrently(lambda item: stage.embed_file(item[1], max_pixels=config.image.max_pixels), images,
                                     workers=batch_workers(config))
@@ -49,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     progress.finish()
     scores = pair_scores(vectors, labels, stage.model)
     table = []
-    for t in (float(x) for x in args.thresholds.split(",")):
+    for t in args.thresholds:
         fmr, fnmr = error_rates(scores, t)
         table.append({"threshold": t, "fmr": fmr, "fnmr": fnmr})
     result = {"model": stage.model.name, "images": len(vectors), "people": len(set(labels.values())),

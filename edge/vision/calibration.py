@@ -32,10 +32,11 @@ def pair_scores(vectors: dict[str, np.ndarray], labels: dict[str, str], model: F
     return ScoreSets(np.array(genuine), np.array(impostor))
 
 
-def error_rates(scores: ScoreSets, threshold: float) -> tuple[float, float]:
-    """(FMR, FNMR) at ``threshold``."""
-    fmr = float(np.mean(scores.impostor >= threshold)) if scores.impostor.size else 0.0
-    fnmr = float(np.mean(scores.genuine < threshold)) if scores.genuine.size else 0.0
+def error_rates(scores: ScoreSets, threshold: float) -> tuple[float | None, float | None]:
+    """(FMR, FNMR) at ``threshold``; a rate with no pairs behind it (one person: no impostor pairs; one photo
+    each: no genuine pairs) is None, unknown, never a reassuring 0."""
+    fmr = float(np.mean(scores.impostor >= threshold)) if scores.impostor.size else None
+    fnmr = float(np.mean(scores.genuine < threshold)) if scores.genuine.size else None
     return fmr, fnmr
 
 

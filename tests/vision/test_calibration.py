@@ -78,3 +78,39 @@ def test_calibrate_scores_a_pair_as_edge_match_does(testdata, tmp_path):
     [matched] = edge("match", "--json", str(obama / "large.jpg"), str(obama / "small.jpg"))
     assert calibrated["genuine"]["n"] == 1
     assert abs(calibrated["genuine"]["min"] - matched["similarity"]) < 1e-5
+
+
+def test_rates_without_pairs_behind_them_are_unknown_not_zero():
+    from edge.vision.calibration import ScoreSets
+
+    only_one_person = ScoreSets(genuine=np.array([0.7, 0.8]), impostor=np.array([]))
+    assert error_rates(only_one_person, 0.5) == (None, 0.0)
+    one_photo_each = ScoreSets(genuine=np.array([]), impostor=np.array([0.1, 0.6]))
+    assert error_rates(one_photo_each, 0.5) == (0.5, None)
+
+
+@pytest.mark.parametrize("option", [["--thresholds", "0.4,abc"], ["--thresholds", "0.4,,0.5"],
+                                    ["--thresholds", "nan"], ["--thresholds", "1.5"],
+                                    ["--target-fmr", "-0.1"], ["--target-fmr", "1"], ["--target-fmr", "nan"]])
+def test_calibrate_refuses_a_bad_option_before_embedding_anything(tmp_path, option):
+    import subprocess
+    import sys
+
+    (tmp_path / "alice").mkdir()
+    result = subprocess.run([sys.executable, "-m", "edge", "calibrate", *option, str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and option[0] in result.stderr
+    assert result.stdout == ""
+
+
+def test_calibrate_on_a_folder_without_images_is_a_usage_error(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "notes.txt").write_text("not a photograph")
+    result = subprocess.run([sys.executable, "-m", "edge", "calibrate", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no images" in result.stderr and "Traceback" not in result.stderr
