@@ -70,6 +70,7 @@ class ReplaySource(Closing):
         source = self._folder_frames() if self.path.is_dir() else self._video_frames()
         fps = self.fps or 15.0
         began = time.monotonic()
+        delivered = 0
         for index, frame in enumerate(source):
             if self.max_frames is not None and index >= self.max_frames:
                 break
@@ -79,8 +80,12 @@ class ReplaySource(Closing):
                 delay = began + timestamp - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+            delivered += 1
             yield timestamp, frame
         self.close()
+        if delivered == 0 and self.max_frames != 0:  # nothing readable is a broken source, not an empty scene
+            after = f" after {self.start_s:g} s" if self.start_s else ""
+            raise CameraError(f"{self.path} gave no readable frame{after}", code="camera_unavailable")
 
     def close(self) -> None:
         if self._capture is not None:

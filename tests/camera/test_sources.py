@@ -62,3 +62,20 @@ def test_opencv_source_missing_device_is_typed():
     with pytest.raises(CameraError) as e:
         OpenCVSource("/dev/video-that-does-not-exist")
     assert e.value.code == "camera_unavailable"
+
+
+@pytest.mark.parametrize("layout", ["text_as_video", "folder_of_broken_frames", "start_past_the_end"])
+def test_a_source_that_yields_no_frame_at_all_is_a_camera_error_not_an_empty_session(tmp_path, testdata, layout):
+    """Zero frames is not a scene without a face: `edge liveness notes.jpg` said NOT LIVE / no_face."""
+    if layout == "text_as_video":
+        path, start = tmp_path / "notes.jpg", 0.0
+        path.write_text("not a video")
+    elif layout == "folder_of_broken_frames":
+        path, start = tmp_path, 0.0
+        (tmp_path / "000.png").write_bytes(b"broken")
+        (tmp_path / "001.jpg").write_bytes(b"\xff\xd8 truncated")
+    else:
+        path, start = testdata / "video" / "short_hamilton_clip.mp4", 3600.0
+    with pytest.raises(CameraError) as caught, ReplaySource(path, start_s=start) as source:
+        list(source.frames())
+    assert caught.value.code == "camera_unavailable" and "no readable frame" in caught.value.message
