@@ -185,10 +185,13 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a future valid_until and the guardian's 32-byte face "
                                                             "commitment are needed")
         guardian = bytes.fromhex(request.guardian_card_id) if CARD_ID.match(request.guardian_card_id) else None
-        text, card = self.state.issuer.issue(
-            card_type="delegation", holder=request.holder or os.urandom(16), site=child.site,
-            template_sha256=request.template_sha256, model_id=request.model_id or "sface-2021dec-fp32",
-            valid_for_s=until - now, now=now, acts_for=bytes.fromhex(child.card_id), guardian_card=guardian)
+        try:
+            text, card = self.state.issuer.issue(
+                card_type="delegation", holder=request.holder or os.urandom(16), site=child.site,
+                template_sha256=request.template_sha256, model_id=request.model_id or "sface-2021dec-fp32",
+                valid_for_s=until - now, now=now, acts_for=bytes.fromhex(child.card_id), guardian_card=guardian)
+        except ValueError as exc:  # what the card format does not allow (a holder that is not 16 bytes)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         storage = self.state.storage
         storage.put_card(CardRecord(card_id=card.card_id.hex(), site=child.site, card_type="delegation",
                                     commitment=request.template_sha256, model_id=card.face.model_id, issued=now,

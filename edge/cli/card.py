@@ -109,13 +109,24 @@ def card_json(card: Card) -> dict:
             "template_sha256": card.face.template_sha256.hex(), "model_id": card.face.model_id}
 
 
+def _hex_option(option: str, text: str, size: int) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{option} takes {2 * size} hex characters, not {text!r}") from None
+    if len(value) != size:
+        raise ValueError(f"{option} takes {2 * size} hex characters ({size} bytes), not {len(value)} bytes")
+    return value
+
+
 def run_issue(args: argparse.Namespace) -> int:
     try:
         window = tuple(int(x) for x in args.window.split(",")) if args.window else None
         if window is not None and len(window) != 2:
             raise ValueError("--window takes START,END")
-        holder = bytes.fromhex(args.holder) if args.holder else os.urandom(16)
-        digest = bytes.fromhex(args.template_sha256) if args.template_sha256 else hashlib.sha256(b"").digest()
+        holder = _hex_option("--holder", args.holder, 16) if args.holder else os.urandom(16)
+        digest = (_hex_option("--template-sha256", args.template_sha256, 32) if args.template_sha256
+                  else hashlib.sha256(b"").digest())
         issuer = _issuer_from(args.issuer_dir)
         text, card = issuer.issue(card_type=args.type, holder=holder, site=args.site, ward=args.ward,
                                   station=args.station, window=window, valid_for_s=args.valid_for,

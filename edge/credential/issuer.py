@@ -41,6 +41,14 @@ class CardIssuer:
             raise ValueError(f"unknown card type {card_type!r}; one of {sorted(CARD_TYPES)}")
         if len(template_sha256) != 32:
             raise ValueError("template_sha256 must be 32 bytes")
+        if len(holder) != 16:
+            raise ValueError(f"holder must be a 16-byte pseudonym, not {len(holder)} bytes")
+        if card_id is not None and len(card_id) != 16:
+            raise ValueError(f"card_id must be 16 bytes, not {len(card_id)}")
+        if valid_for_s <= 0:
+            raise ValueError(f"valid_for_s must be a positive number of seconds, not {valid_for_s}")
+        if window is not None and not window[0] < window[1]:
+            raise ValueError(f"the appointment window must start before it ends, not {list(window)}")
         if (card_type == "delegation") != (acts_for is not None):
             raise ValueError("a delegation, and only a delegation, names the child's card (acts_for)")
         if age_band is not None and age_band not in AGE_BANDS:

@@ -78,6 +78,8 @@ def parse_claims(claims: Any, *, kid: bytes, alg: int) -> Card:
     if type_id not in CARD_TYPE_NAMES:
         raise _claims_error(f"unknown card type {type_id}")
     holder = _get(profile, 3, bytes, "holder")
+    if len(holder) != 16:
+        raise _claims_error("holder must be a 16-byte pseudonym")
     scope_map = _get(profile, 4, dict, "scope")
     window = _get(scope_map, 4, list, "appointment window", optional=True)
     if window is not None and not (len(window) == 2 and all(isinstance(t, int) and not isinstance(t, bool)

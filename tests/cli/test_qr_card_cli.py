@@ -56,11 +56,18 @@ def test_card_issue_verify_tamper_revoke(tmp_path):
     code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--revocations", str(issuer / "revocations.json"),
                         "--site", "gate-1", text)
     assert code == 6 and json.loads(out)["reason"] == "card_revoked"
-    # Expired.
-    code, out, _ = edge("card", "issue", "--issuer-dir", str(issuer), "--type", "health_card", "--site", "gate-1",
-                        "--valid-for", "-1000", "--out", str(tmp_path / "old"))
-    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--site", "gate-1", json.loads(out)["text"])
-    assert json.loads(out)["reason"] == "card_expired"
+    # Expired: issued two hours ago for one (`card issue` refuses a lifetime that has already ended).
+    import hashlib
+    import time
+
+    from edge.credential.issuer import CardIssuer
+    from edge.credential.keys import load_private_pem
+
+    old_text, _ = CardIssuer(load_private_pem((issuer / "issuer_key.pem").read_bytes()), "hosp").issue(
+        card_type="health_card", holder=b"\x01" * 16, site="gate-1", template_sha256=hashlib.sha256(b"").digest(),
+        model_id="sface-2021dec-fp32", valid_for_s=3600, now=time.time() - 7200)
+    code, out, _ = edge("card", "verify", "--json", "--trust", trust, "--site", "gate-1", old_text)
+    assert code == 6 and json.loads(out)["reason"] == "card_expired"
 
 
 def test_card_verify_image_without_code(tmp_path):
@@ -70,3 +77,15 @@ def test_card_verify_image_without_code(tmp_path):
     cv2.imwrite(str(blank), np.full((64, 64), 200, np.uint8))
     code, out, _ = edge("card", "verify", "--json", "--trust", str(issuer / "trust.json"), str(blank))
     assert code == 6 and json.loads(out)["reason"] == "qr_not_found"
+
+
+def test_card_issue_refuses_bad_options_and_writes_nothing(tmp_path):
+    issuer = tmp_path / "issuer"
+    assert edge("card", "init-issuer", str(issuer))[0] == 0
+    for option, value, says in (("--valid-for", "-5", "valid_for_s"), ("--holder", "abcd", "--holder"),
+                                ("--template-sha256", "zz", "--template-sha256"), ("--window", "5,3", "window")):
+        out = tmp_path / option.strip("-")
+        code, stdout, stderr = edge("card", "issue", "--issuer-dir", str(issuer), "--type", "health_card",
+                                    "--site", "ward-7", "--out", str(out), option, value)
+        assert code == 2 and says in stderr and stdout == "", (option, stderr)
+        assert not out.with_suffix(".txt").exists() and not out.with_suffix(".png").exists()

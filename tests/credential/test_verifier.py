@@ -136,3 +136,26 @@ def test_times_beyond_int64_are_refused_not_crashing_consumers(issuer, verifier)
     with pytest.raises(CredentialError) as e:
         verifier.verify(text)
     assert e.value.code == "card_claims" and "exp" in e.value.message
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"holder": b"\x01" * 3}, "holder"),
+    ({"holder": b""}, "holder"),
+    ({"valid_for_s": 0}, "valid_for_s"),
+    ({"valid_for_s": -5}, "valid_for_s"),
+    ({"window": (int(NOW) + 600, int(NOW))}, "window"),
+    ({"card_id": b"\x02" * 8}, "card_id"),
+])
+def test_the_issuer_refuses_a_card_the_wire_format_does_not_allow(issuer, overrides, says):
+    """`edge card issue --valid-for -5` signed a card that expired before it was issued, and the registry's
+    IssueCard took a holder of any length; both go through CardIssuer.issue."""
+    with pytest.raises(ValueError, match=says):
+        issue(issuer, **overrides)
+
+
+def test_a_signed_card_whose_holder_is_not_16_bytes_is_refused(issuer, verifier):
+    import dataclasses
+
+    _, card = issue(issuer)
+    text = issuer[0].sign(dataclasses.replace(card, holder=b"\x01" * 3))
+    assert code_of(verifier, text) == "card_claims"

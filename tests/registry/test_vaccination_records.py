@@ -112,3 +112,25 @@ def test_no_template_for_a_child_and_delegations_name_the_child(registry, pki):
         stub_as(port, pki, "dev-a").IssueDelegation(rpb.IssueDelegationRequest(child_card_id=infant.card_id),
                                                     timeout=10)
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_issuance_refuses_what_the_card_format_does_not_allow(registry, pki):
+    """A 16-byte holder pseudonym and a positive lifetime are part of the card format (edge/credential): the
+    registry signed cards with a 3-byte holder, and one that expired before it was issued."""
+    _, port, admin, _ = registry
+    hospital = stub_as(port, pki, "hospital-feed")
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+                                                  template_sha256=FACE, age_band="child"), timeout=10)
+    refused = [
+        lambda: admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                     holder=b"\x01" * 3), timeout=10),
+        lambda: admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                     valid_for_s=-60), timeout=10),
+        lambda: hospital.IssueDelegation(rpb.IssueDelegationRequest(
+            child_card_id=infant.card_id, template_sha256=FACE, valid_until=int(time.time()) + 86400,
+            holder=b"\x01" * 3), timeout=10),
+    ]
+    for call in refused:
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
