@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,14 @@ from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
 from edge.cli.progress import Progress
+from edge.errors import CameraError
 from edge.liveness.checker import LivenessChecker, LivenessThresholds, with_and_without_pad
 from edge.liveness.evaluation import Outcome, metrics
 from edge.liveness.pad import pad_model_dir
 from edge.liveness.temporal import Challenge
 from edge.vision.detector import FaceDetector
+
+log = logging.getLogger(__name__)
 
 #: In a challenge presentation's folder: the session nonce (hex) the presentation answers.
 NONCE_FILE = "nonce.hex"
@@ -134,7 +138,12 @@ def run_eval(args: argparse.Namespace) -> int:
                  "nonce")
             return EXIT_USAGE
         plans.append((mode, require, items, nonces))
+    if not any(items for _, _, items, _ in plans):
+        fail(f"{args.dir} holds no presentations: expected {args.dir}/live and {args.dir}/attack_* (each a "
+             "video or a folder of frames; edge eval liveness-set writes them)")
+        return EXIT_USAGE
     report: dict = {}
+    unreadable: list[str] = []
     for mode, require, items, nonces in plans:
         checkers = eval_checkers(args, require)
         outcomes: dict[str, list[Outcome]] = {name: [] for name in checkers}
@@ -142,13 +151,19 @@ def run_eval(args: argparse.Namespace) -> int:
         for (label, item), nonce in zip(items, nonces, strict=True):
             progress.step()
             challenge = Challenge.from_nonce(nonce) if nonce is not None else None
-            with ReplaySource(item, fps=30.0) as source:
-                detections, images = checkers["without_pad"].detect_all(source.frames())
+            try:
+                with ReplaySource(item, fps=30.0) as source:
+                    detections, images = checkers["without_pad"].detect_all(source.frames())
+            except CameraError as exc:  # broken data is not a presentation: listed, left out of the metrics
+                log.warning("unreadable presentation", extra={"fields": {"path": str(item), "reason": exc.message}})
+                unreadable.append(str(item))
+                continue
             for name, checker in checkers.items():
                 result = checker.decide(detections, images, challenge=challenge)
                 outcomes[name].append(Outcome(label, result.live, result.score, result.failure_to_acquire))
         progress.finish()
         report[mode] = {name: metrics(found) for name, found in outcomes.items()}
+    report["unreadable"] = unreadable
     emit(report)
     return EXIT_OK
 

@@ -72,3 +72,28 @@ def test_a_bad_challenge_nonce_is_a_usage_error(tmp_path, nonce):
     run = subprocess.run([sys.executable, "-m", "edge", "liveness", str(tmp_path), "--challenge", "--nonce", nonce],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--nonce" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_evaluation_folder_without_presentations_is_a_usage_error(tmp_path):
+    (tmp_path / "notes").mkdir()
+    refused = _edge("liveness", str(tmp_path), timeout=120)
+    assert refused.returncode == 2 and "no presentations" in refused.stderr and refused.stdout == ""
+
+
+@pytest.mark.slow
+def test_an_unreadable_presentation_is_listed_and_the_rest_still_judged(testdata, tmp_path):
+    import shutil
+
+    live = tmp_path / "live" / "portrait"
+    live.mkdir(parents=True)
+    for i in range(5):
+        shutil.copy(testdata / "faces/people/obama/obama.jpg", live / f"{i:03d}.jpg")
+    broken = tmp_path / "attack_print" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "000.jpg").write_bytes(b"\xff\xd8 truncated")
+    report = _edge("liveness", str(tmp_path), timeout=300)
+    assert report.returncode == 0, report.stderr
+    result = json.loads(report.stdout)
+    assert result["unreadable"] == [str(broken)]
+    assert result["passive"]["without_pad"]["live"]["presentations"] == 1
+    assert result["passive"]["without_pad"]["attacks"] == {}
