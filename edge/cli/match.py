@@ -88,15 +88,16 @@ class PairMatcher:
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
     try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            fields = rows[0].keys() if rows else []
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            fields = reader.fieldnames or []
     except FileNotFoundError:
         raise ImageError(f"{path}: no such pairs file", code="pairs_unreadable") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ImageError(f"{path}: not a readable CSV ({exc})", code="pairs_unreadable") from exc
-    if rows and not {"a", "b"} <= set(fields):
-        raise ValueError(f"{path}: header must have columns a,b (found {', '.join(fields)})")
+    if not {"a", "b"} <= set(fields):
+        raise ValueError(f"{path}: header must have columns a,b (found {', '.join(fields) or 'no header'})")
     base = Path(path).parent
     pairs = []
     for row in rows:

@@ -106,3 +106,23 @@ def test_the_fused_face_model_keeps_the_contract(testdata, tmp_path):
     [_, sface_lookalike] = lines(out)
     margin = lookalike["threshold"] - lookalike["similarity"]
     assert margin > sface_lookalike["threshold"] - sface_lookalike["similarity"]  # 0.038 against 0.024
+
+
+def test_pairs_file_from_a_spreadsheet_with_a_byte_order_mark(testdata, tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte order mark; the header is still a,b."""
+    people = testdata / "faces/people/obama"
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_bytes(f"\ufeffa,b\r\n{people / 'obama.jpg'},{people / 'obama2.jpg'}\r\n".encode())
+    code, out, err = edge("match", "--json", "--pairs", str(pairs))
+    assert code == 0, err
+    assert lines(out)[0]["match"] is True
+
+
+@pytest.mark.parametrize("content", ["a;b\n", "", "x,y\n"])
+def test_a_pairs_file_without_the_a_b_header_is_refused_even_without_rows(tmp_path, content):
+    from edge.cli.match import read_pairs
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(content)
+    with pytest.raises(ValueError, match="header"):
+        read_pairs(str(pairs))
