@@ -328,10 +328,14 @@ def load_config(*paths: str | Path) -> EdgeConfig:
     raw: dict[str, Any] = {}
     for path in paths:
         path = Path(path)
-        try:
-            raw = _merge(raw, tomllib.loads(path.read_text()))
+        try:  # utf-8-sig: a file saved by Windows' Notepad starts with a byte order mark
+            raw = _merge(raw, tomllib.loads(path.read_text(encoding="utf-8-sig")))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return config_from_dict(raw, ", ".join(str(p) for p in paths) or "defaults")

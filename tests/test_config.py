@@ -59,6 +59,20 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
+def test_a_config_edited_on_windows_or_unreadable_is_a_config_error(tmp_path):
+    """Notepad's UTF-8 starts with a byte order mark: still the same config. A file in another encoding, or a
+    folder given as the config, is a ConfigError naming it (both were tracebacks)."""
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf[site]\nid = \"ward-7\"\n")
+    assert load_config(bom).site.id == "ward-7"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[site]\nid = \"st\xe9\"\n")
+    for path, says in ((latin, "UTF-8"), (tmp_path, "cannot read")):
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert str(path) in caught.value.message and says in caught.value.message
+
+
 @pytest.mark.parametrize(("toml", "key", "words"), [
     ("unknown = 1\n", "unknown", "unknown field"),
     ("[face]\nmodel = 3\n", "face.model", "Expected `str`"),

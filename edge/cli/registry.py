@@ -138,8 +138,8 @@ def load_escort_policies(path: Path) -> dict:
     from registry.escort import EscortPolicy
 
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read escort policy {path}: {exc}") from exc
     policies = {}
     default = raw.get("default", {})
