@@ -20,9 +20,9 @@ from edge.errors import ConfigError
 
 
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    try:  # from bytes: json detects the encoding and skips a byte order mark
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, or bytes that are no text
         raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} is not a JSON object")

@@ -159,3 +159,23 @@ def test_a_signed_card_whose_holder_is_not_16_bytes_is_refused(issuer, verifier)
     _, card = issue(issuer)
     text = issuer[0].sign(dataclasses.replace(card, holder=b"\x01" * 3))
     assert code_of(verifier, text) == "card_claims"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"\xed\xa0\x80", b"{\"version\": 1,"])
+def test_an_unreadable_trust_or_revocation_file_is_a_config_error_naming_it(tmp_path, content):
+    from edge.errors import ConfigError
+
+    path = tmp_path / "list.json"
+    path.write_bytes(content)
+    for load in (TrustList.load, RevocationList.load):
+        with pytest.raises(ConfigError) as caught:
+            load(path)
+        assert str(path) in caught.value.message
+
+
+def test_a_trust_list_saved_with_a_byte_order_mark_still_loads(tmp_path, trust):
+    import json
+
+    path = tmp_path / "trust.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(trust.to_json()).encode())
+    assert TrustList.load(path).to_json() == trust.to_json()
