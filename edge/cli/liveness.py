@@ -113,7 +113,7 @@ def _presentations(folder: Path) -> list[tuple[str, Path]]:
 def _read_nonce(item: Path) -> bytes | None:
     try:
         return parse_nonce((item / NONCE_FILE).read_text())
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # missing, or bytes that are no text: no nonce to judge against
         return None
 
 

@@ -97,3 +97,12 @@ def test_an_unreadable_presentation_is_listed_and_the_rest_still_judged(testdata
     assert result["unreadable"] == [str(broken)]
     assert result["passive"]["without_pad"]["live"]["presentations"] == 1
     assert result["passive"]["without_pad"]["attacks"] == {}
+
+
+def test_a_nonce_file_that_is_not_text_reads_as_no_nonce(tmp_path):
+    from edge.cli.liveness import NONCE_FILE, _read_nonce
+
+    (tmp_path / NONCE_FILE).write_bytes(b"\xff\xfe\xfa")
+    assert _read_nonce(tmp_path) is None
+    (tmp_path / NONCE_FILE).write_text("00" * 16 + "\n")
+    assert _read_nonce(tmp_path) == bytes(16)
