@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sqlite3
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     ca = sub.add_parser("ca", help="a development CA for mutual TLS")
     ca_cmds = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    init = ca_cmds.add_parser("init")
+    init = ca_cmds.add_parser("init", help="make a development CA (ca.pem, ca.key) in DIR; never replaces one")
     init.add_argument("dir", type=Path)
     init.set_defaults(func=lambda a: _ca_init(a))
     issue = ca_cmds.add_parser("issue", help="a certificate for a device id, 'admin', or (--server) a host")
@@ -102,9 +103,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=run_audit_verify)
 
 
+#: A certificate's name is also its file name in the CA folder: a host name or an id, nothing that is a path.
+CERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def _ca_init(args: argparse.Namespace) -> int:
     from edge.security.ca import init_ca
 
+    if (args.dir / "ca.key").exists() or (args.dir / "ca.pem").exists():
+        fail(f"{args.dir} already holds a CA; refusing to replace the key every certificate of the site chains to")
+        return EXIT_USAGE
     emit({"ca": str(init_ca(args.dir))})
     return EXIT_OK
 
@@ -112,6 +120,12 @@ def _ca_init(args: argparse.Namespace) -> int:
 def _ca_issue(args: argparse.Namespace) -> int:
     from edge.security.ca import issue_cert
 
+    if not (args.dir / "ca.key").is_file() or not (args.dir / "ca.pem").is_file():
+        fail(f"{args.dir} holds no CA (ca.pem, ca.key): run `edge ca init {args.dir}` first")
+        return EXIT_USAGE
+    if not CERT_NAME.fullmatch(args.name):
+        fail(f"certificate name {args.name!r}: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+        return EXIT_USAGE
     cert, key = issue_cert(args.dir, args.name, server=args.server, role=args.role)
     emit({"cert": str(cert), "key": str(key)})
     return EXIT_OK
