@@ -148,8 +148,12 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 not DEVICE_ID.match(request.device_id) or not 0 < len(request.site) <= 128:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "device_id ([A-Za-z0-9._-], at most 64), a site, 32-byte "
                           "signing and encryption keys needed")
-        self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
-                                                        request.encryption_key, request.site))
+        try:
+            self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
+                                                            request.encryption_key, request.site))
+        except ValueError as exc:
+            context.set_trailing_metadata((("edge-reason", "device_retired"),))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
     def IssueCard(self, request, context):
@@ -286,6 +290,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         self._require(context, admin=True)
         if not CARD_ID.match(request.card_id) or len(request.reason) > 200:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
+        if self.state.storage.card(request.card_id) is None:  # a mistyped id must not read as "revoked"
+            context.set_trailing_metadata((("edge-reason", "card_unknown"),))
+            context.abort(grpc.StatusCode.NOT_FOUND, "this registry issued no card with that id; nothing revoked")
         version, already = self.state.revoke(bytes.fromhex(request.card_id), request.reason or "revoked")
         self.state.storage.end_permit(request.card_id, "staff", time.time())  # an escort permit ends too
         log.warning("card revoked", extra={"fields": {"card_id": request.card_id, "version": version}})
@@ -364,6 +371,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
 
     def AuditHistory(self, request, context):
         self._require(context, admin=True)
+        if not CARD_ID.match(request.card_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
         entries = [rpb.AuditEntry(token_id=t.token_id, device_id=t.device_id, iat=t.iat, decision=t.decision,
                                   reasons=t.reasons, sequence=t.sequence, site=t.site, gate=t.gate)
                    for t in self.state.storage.history(request.card_id)]

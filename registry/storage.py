@@ -190,9 +190,14 @@ class Storage:
     # devices
     def register_device(self, device: DeviceRecord) -> None:
         """Register (or re-register: new keys, active again) a device; its previous key stays valid for
-        tokens it signed before now."""
+        tokens it signed before now. A retired device id stays retired: ValueError (its replacement gets a new
+        id), so a re-registration cannot bring back a board that was retired because it was lost."""
         now = time.time()
         with self._lock, self.transaction():
+            current = self.device(device.device_id)
+            if current is not None and current.state == "retired":
+                raise ValueError(f"device {device.device_id} is retired, and retired is final; register the "
+                                 "replacement board under a new device id")
             self._execute("INSERT INTO devices (device_id, signing_key, encryption_key, site, registered, state) "
                           "VALUES (?, ?, ?, ?, ?, 'active') ON CONFLICT (device_id) DO UPDATE SET "
                           "signing_key = excluded.signing_key, encryption_key = excluded.encryption_key, "

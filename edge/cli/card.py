@@ -22,6 +22,7 @@ from edge.cli.common import (
     emit,
     existing_file,
     fail,
+    hex_bytes,
 )
 from edge.credential.issuer import CardIssuer, render_qr_png
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
@@ -53,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("--station")
     issue.add_argument("--window", help="appointment window START,END in unix seconds")
     issue.add_argument("--valid-for", type=int, default=365 * 86400, help="seconds (default one year)")
-    issue.add_argument("--holder", help="holder pseudonym, 32 hex chars (default random)")
-    issue.add_argument("--template-sha256", help="SHA-256 hex of the enrolled template (face commitment)")
+    issue.add_argument("--holder", type=hex_bytes(16), help="holder pseudonym, 32 hex chars (default random)")
+    issue.add_argument("--template-sha256", type=hex_bytes(32),
+                       help="SHA-256 hex of the enrolled template (face commitment)")
     issue.add_argument("--model-id", default="sface-2021dec-fp32")
     issue.add_argument("--out", type=Path, required=True, help="output prefix: OUT.txt and OUT.png")
     issue.set_defaults(func=run_issue)
@@ -109,24 +111,13 @@ def card_json(card: Card) -> dict:
             "template_sha256": card.face.template_sha256.hex(), "model_id": card.face.model_id}
 
 
-def _hex_option(option: str, text: str, size: int) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{option} takes {2 * size} hex characters, not {text!r}") from None
-    if len(value) != size:
-        raise ValueError(f"{option} takes {2 * size} hex characters ({size} bytes), not {len(value)} bytes")
-    return value
-
-
 def run_issue(args: argparse.Namespace) -> int:
     try:
         window = tuple(int(x) for x in args.window.split(",")) if args.window else None
         if window is not None and len(window) != 2:
             raise ValueError("--window takes START,END")
-        holder = _hex_option("--holder", args.holder, 16) if args.holder else os.urandom(16)
-        digest = (_hex_option("--template-sha256", args.template_sha256, 32) if args.template_sha256
-                  else hashlib.sha256(b"").digest())
+        holder = args.holder or os.urandom(16)
+        digest = args.template_sha256 or hashlib.sha256(b"").digest()
         issuer = _issuer_from(args.issuer_dir)
         text, card = issuer.issue(card_type=args.type, holder=holder, site=args.site, ward=args.ward,
                                   station=args.station, window=window, valid_for_s=args.valid_for,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,17 @@ def config_from_args(args: Any) -> EdgeConfig:
     given = getattr(args, "config", None)
     paths = given if isinstance(given, list) else [given] if given else []
     return load_config(*paths)
+
+
+def hex_bytes(size: int) -> Callable[[str], bytes]:
+    """An argparse type: exactly ``size`` bytes written as hex (a key, a digest, a pseudonym)."""
+    def parse(text: str) -> bytes:
+        try:
+            value = bytes.fromhex(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{2 * size} hex characters expected, not {text!r}") from None
+        if len(value) != size:
+            raise argparse.ArgumentTypeError(f"{2 * size} hex characters ({size} bytes) expected, not "
+                                             f"{len(value)} bytes")
+        return value
+    return parse

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail
+from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail, hex_bytes
 from edge.cli.signals import StopSignals
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             elif name == "transfer":
                 c.add_argument("--ward", required=True)
             elif name == "issue-permit":
-                c.add_argument("--template-sha256", required=True, help="the escort's face commitment, hex")
+                c.add_argument("--template-sha256", required=True, type=hex_bytes(32),
+                               help="the escort's face commitment, hex")
                 c.add_argument("--age-band", choices=["child", "minor", "adult"])
                 c.add_argument("--condition-until", type=int, default=0, help="unix seconds; 0 = none")
                 c.add_argument("--replace", action="store_true", help="replace the oldest permit at the limit")
             c.set_defaults(func=run_escort)
         elif name in ("register-device", "rotate-key"):
             c.add_argument("device_id")
-            c.add_argument("--signing-key", required=True, help="raw Ed25519 public key, hex")
-            c.add_argument("--encryption-key", required=True, help="raw X25519 public key, hex")
+            c.add_argument("--signing-key", required=True, type=hex_bytes(32), help="raw Ed25519 public key, hex")
+            c.add_argument("--encryption-key", required=True, type=hex_bytes(32), help="raw X25519 public key, hex")
             if name == "register-device":
                 c.add_argument("--site", required=True)
             c.set_defaults(func=run_register if name == "register-device" else run_rotate)
@@ -133,15 +134,20 @@ def _ca_issue(args: argparse.Namespace) -> int:
 
 def admin_channel(address: str, tls_dir: Path | None, plaintext: bool, name: str = "admin") -> grpc.Channel:
     if tls_dir is not None:
-        creds = grpc.ssl_channel_credentials((tls_dir / "ca.pem").read_bytes(), (tls_dir / f"{name}.key").read_bytes(),
-                                             (tls_dir / f"{name}.pem").read_bytes())
+        files = [tls_dir / "ca.pem", tls_dir / f"{name}.key", tls_dir / f"{name}.pem"]
+        try:
+            ca, key, cert = (path.read_bytes() for path in files)
+        except OSError as exc:
+            from edge.errors import ConfigError
+
+            raise ConfigError(f"cannot read {exc.filename} ({exc.strerror}): --tls-dir holds ca.pem and the caller's "
+                              f"NAME.pem/NAME.key (`edge ca issue`)", key="--tls-dir") from exc
+        creds = grpc.ssl_channel_credentials(ca, key, cert)
         return grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "registry")])
     if not plaintext:
         raise ValueError("give --tls-dir (admin certificate) or --plaintext")
     return grpc.insecure_channel(address)
 
-
-ADMIN_METADATA = (("x-edge-identity", "admin"),)
 
 
 def load_escort_policies(path: Path) -> dict:
@@ -198,13 +204,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_register(args: argparse.Namespace) -> int:
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
-    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 
-    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
-        reply = rpb_grpc.RegistryStub(channel).RegisterDevice(rpb.RegisterDeviceRequest(
-            device_id=args.device_id, signing_key=bytes.fromhex(args.signing_key),
-            encryption_key=bytes.fromhex(args.encryption_key), site=args.site), metadata=ADMIN_METADATA, timeout=10)
-    emit({"device_id": args.device_id, "key_id": reply.key_id})
+    reply = _admin(args, "RegisterDevice", rpb.RegisterDeviceRequest(
+        device_id=args.device_id, signing_key=args.signing_key, encryption_key=args.encryption_key, site=args.site))
+    if reply is None:
+        return EXIT_DENIED
+    emit({"device_id": args.device_id, "key_id": reply.key_id})  # type: ignore[attr-defined]
     return EXIT_OK
 
 
@@ -234,7 +239,7 @@ def run_escort(args: argparse.Namespace) -> int:
         reply = _admin(args, "DischargePatient", rpb.DischargePatientRequest(patient_id=args.patient_id))
     else:
         reply = _admin(args, "IssueEscortPermit", rpb.IssueEscortPermitRequest(
-            patient_id=args.patient_id, template_sha256=bytes.fromhex(args.template_sha256),
+            patient_id=args.patient_id, template_sha256=args.template_sha256,
             age_band=args.age_band or "", condition_until=args.condition_until, replace=args.replace))
     if reply is None:
         return EXIT_DENIED
@@ -270,8 +275,7 @@ def run_rotate(args: argparse.Namespace) -> int:
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 
     reply = _admin(args, "RotateDeviceKey", rpb.RotateDeviceKeyRequest(
-        device_id=args.device_id, signing_key=bytes.fromhex(args.signing_key),
-        encryption_key=bytes.fromhex(args.encryption_key)))
+        device_id=args.device_id, signing_key=args.signing_key, encryption_key=args.encryption_key))
     if reply is None:
         return EXIT_DENIED
     emit({"device_id": args.device_id, "key_id": reply.key_id})  # type: ignore[attr-defined]
@@ -280,12 +284,11 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 def run_audit(args: argparse.Namespace) -> int:
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
-    from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 
-    with admin_channel(args.address, args.tls_dir, args.plaintext) as channel:
-        reply = rpb_grpc.RegistryStub(channel).AuditHistory(rpb.AuditHistoryRequest(card_id=args.card_id),
-                                                            metadata=ADMIN_METADATA, timeout=10)
-    for entry in reply.entries:
+    reply = _admin(args, "AuditHistory", rpb.AuditHistoryRequest(card_id=args.card_id))
+    if reply is None:
+        return EXIT_DENIED
+    for entry in reply.entries:  # type: ignore[attr-defined]
         row = {"token_id": entry.token_id, "device_id": entry.device_id, "iat": entry.iat,
                "decision": entry.decision, "reasons": list(entry.reasons), "sequence": entry.sequence,
                "site": entry.site, "gate": entry.gate}

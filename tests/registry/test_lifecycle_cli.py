@@ -47,5 +47,26 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
         assert again.returncode == 6 and "FAILED_PRECONDITION" in again.stderr and "Traceback" not in again.stderr
         bad = edge("registry", "revoke-card", "not-a-card", *common)
         assert bad.returncode == 6 and "INVALID_ARGUMENT" in bad.stderr
+        # A mistyped card id must not read as "revoked" while the lost card stays valid.
+        version = json.loads(revoked.stdout)["revocation_list_version"]
+        unknown = edge("registry", "revoke-card", "ab" * 16, *common)
+        assert unknown.returncode == 6 and "NOT_FOUND" in unknown.stderr and unknown.stdout == ""
+        again = edge("registry", "revoke-card", card.card_id, *common)
+        assert json.loads(again.stdout) == {"card_id": card.card_id, "revocation_list_version": version,
+                                            "already_revoked": True}
+        # Bad input is named before anything is sent, and a refusal is a message, never a traceback.
+        for args in (("issue-permit", "p1234", "--template-sha256", "zz"),
+                     ("register-device", "dev-c", "--signing-key", "zz", "--encryption-key", "00" * 32,
+                      "--site", "ward-7"),
+                     ("rotate-key", "dev-a", "--signing-key", "00" * 31, "--encryption-key", "00" * 32)):
+            refused = edge("registry", *args, *common)
+            assert refused.returncode == 2 and "Traceback" not in refused.stderr and "hex" in refused.stderr, args
+        for args in (("audit", "not-a-card"), ("register-device", "dev-a", "--signing-key", "00" * 32,
+                                               "--encryption-key", "00" * 32, "--site", "ward-7")):
+            refused = edge("registry", *args, *common)
+            assert refused.returncode == 6 and "registry refused" in refused.stderr, (args, refused.stderr)
+            assert "Traceback" not in refused.stderr
+        no_cert = edge("registry", "revoke-card", card.card_id, *common, "--name", "nobody")
+        assert no_cert.returncode == 5 and "nobody.key" in no_cert.stderr and "Traceback" not in no_cert.stderr
     finally:
         registry.stop()

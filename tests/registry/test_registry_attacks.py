@@ -180,6 +180,13 @@ def test_suspend_retire_and_rotate_a_device(site, pki, tmp_path):
     with pytest.raises(grpc.RpcError) as e2:
         admin.SetDeviceState(rpb.SetDeviceStateRequest(device_id="dev-a", state=rpb.ACTIVE), timeout=10)
     assert e2.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # retired stays retired
+    with pytest.raises(grpc.RpcError) as e3:  # ... also through registering the same id again
+        admin.RegisterDevice(rpb.RegisterDeviceRequest(device_id="dev-a", signing_key=new_key.public_raw,
+                                                       encryption_key=b"\x01" * 32, site="ward-7"), timeout=10)
+    assert e3.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert state.storage.device("dev-a").state == "retired"
+    assert [(o.status, o.reason) for o in ingest_batch(relayed, [late], peer_device=None)] == [
+        ("rejected", "device_inactive")]
 
 
 def test_plaintext_registry_never_grants_admin_and_stays_on_loopback(tmp_path):
