@@ -93,8 +93,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("dir", type=Path)
     issue.add_argument("name")
     issue.add_argument("--server", action="store_true")
-    issue.add_argument("--role", choices=["controller", "operator"],
-                       help="device API role granted by this client certificate")
+    issue.add_argument("--role", choices=["controller", "operator", "hospital"],
+                       help="role granted by this client certificate: controller or operator on the device API, "
+                            "hospital for the registry's admissions and escort permits")
     issue.set_defaults(func=lambda a: _ca_issue(a))
 
     audit = sub.add_parser("audit", help="the device's tamper-evident audit log")

@@ -30,3 +30,15 @@ def test_issue_needs_a_ca_and_a_plain_name(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca"]
     assert sorted(p.name for p in ca.iterdir()) == ["ca.key", "ca.pem"]
     assert edge("issue", str(ca), "gate-7a.ward7.example", "--server")[0] == 0
+
+
+def test_the_hospital_system_gets_its_role_from_the_cli(tmp_path):
+    """docs/ESCORT.md sends the hospital's admission feed in with its own certificate; --role had no
+    'hospital', so no site could make one."""
+    from edge.security.identity import identity_from_pem
+
+    ca = tmp_path / "ca"
+    edge("init", str(ca))
+    assert edge("issue", str(ca), "hospital-adt", "--role", "hospital")[0] == 0
+    identity = identity_from_pem((ca / "hospital-adt.pem").read_bytes())
+    assert (identity.name, identity.role) == ("hospital-adt", "hospital")
