@@ -33,7 +33,13 @@ def _read_token(value: str) -> bytes:
     try:
         return bytes.fromhex(value)
     except ValueError:
-        return base64.b64decode(value, validate=False) if value else b""
+        pass
+    try:  # standard or URL-safe alphabet, padding optional
+        text = value.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValueError(f"the token is not hex, base64 or a file: {shown!r}") from None
 
 
 def jsonable(value: Any) -> Any:

@@ -122,7 +122,7 @@ def parse_cose_sign1(cose: bytes) -> CoseSign1:
     try:
         obj = loads_exact(cose)
     except Exception as exc:  # cbor2 raises CBORDecodeError, but also ValueError/RecursionError on hostile input
-        raise CredentialError(f"card is not valid CBOR: {exc}", code="card_cbor") from exc
+        raise CredentialError(f"not valid CBOR: {exc}", code="card_cbor") from exc
     if isinstance(obj, cbor2.CBORTag):
         if obj.tag != COSE_SIGN1_TAG:
             raise CredentialError(f"CBOR tag {obj.tag} is not COSE_Sign1 (18)", code="card_cose")

@@ -23,3 +23,17 @@ def test_token_verify_cli(tmp_path):
     bad[-3] ^= 1
     refused = run(bytes(bad).hex(), "--key", key.public_raw.hex())
     assert refused.returncode == 6 and json.loads(refused.stdout)["reason"] == "token_signature"
+
+
+def test_token_verify_reads_base64_of_either_alphabet_and_names_text_that_is_no_token(tmp_path):
+    import base64
+
+    key = DeviceKey.load_or_create(tmp_path)
+    token, _ = TokenSigner(key, "dev-1", clock=ClockGuard()).sign(content())
+    run = lambda *a: subprocess.run([sys.executable, "-m", "edge", "token", "verify", "--json", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    for text in (base64.b64encode(token).decode(), base64.urlsafe_b64encode(token).decode().rstrip("=")):
+        ok = run(text, "--key", key.public_raw.hex())
+        assert ok.returncode == 0 and json.loads(ok.stdout)["valid"], ok.stderr
+    junk = run("not a token!", "--key", key.public_raw.hex())
+    assert junk.returncode == 2 and "not hex, base64 or a file" in junk.stderr and junk.stdout == ""
