@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from edge.assembly import batch_workers, build_face_stage
-from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
+from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail, score_value
 from edge.cli.progress import Progress
 from edge.errors import EdgeError
 from edge.vision.batch import embed_concurrently
@@ -31,16 +31,7 @@ def target_fmr(text: str) -> float:
 
 def score_thresholds(text: str) -> list[float]:
     """Comma-separated score thresholds, each a finite number in [-1, 1] (cosine-like scores)."""
-    values = []
-    for item in text.split(","):
-        try:
-            value = float(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {item.strip()!r} in {text!r}") from None
-        if not (math.isfinite(value) and -1.0 <= value <= 1.0):
-            raise argparse.ArgumentTypeError(f"a score threshold is in [-1, 1], not {item.strip()}")
-        values.append(value)
-    return values
+    return [score_value(item.strip()) for item in text.split(",")]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from edge.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_OK, EXIT_USAGE, emit, fail
+from edge.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_OK, EXIT_USAGE, emit, fail, positive_float
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         c.add_argument("--server-name", default="edge-device", help="name in the daemon's certificate")
         if name == "verify":
             c.add_argument("--card-text", help="card text (skips reading the QR code from the camera)")
-            c.add_argument("--timeout", type=float, default=30.0)
+            c.add_argument("--timeout", type=positive_float, default=30.0)
         c.set_defaults(func=run)
 
 

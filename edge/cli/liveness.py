@@ -13,7 +13,16 @@ import numpy as np
 
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
-from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, config_from_args, emit, fail
+from edge.cli.common import (
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_from_args,
+    emit,
+    fail,
+    non_negative_int,
+    positive_int,
+)
 from edge.cli.progress import Progress
 from edge.errors import CameraError
 from edge.liveness.checker import LivenessChecker, LivenessThresholds, with_and_without_pad
@@ -35,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--challenge", action="store_true",
                    help="issue a nonce-bound challenge, print the prompt the gate would show, and require it")
     p.add_argument("--nonce", help="session nonce in hex (default random) for --challenge")
-    p.add_argument("--max-frames", type=int, default=60)
+    p.add_argument("--max-frames", type=positive_int, default=60)
     p.add_argument("--no-pad", action="store_true", help="ignore provisioned PAD models")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
@@ -52,8 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen = cmds.add_parser("liveness-set", help="write a generated evaluation set (live windows + attacks)")
     gen.add_argument("out", type=Path)
     gen.add_argument("--data", type=Path, default=Path(os.environ.get("EDGE_TESTDATA", "../shared/data")))
-    gen.add_argument("--per-type", type=int, default=12)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--per-type", type=positive_int, default=12)
+    gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument("--challenge-set", action="store_true",
                      help="also write DIR/challenge: real turns from video/live, replayed turns and photos "
                           "turned as asked, each with the nonce it answers (for eval liveness --challenge)")

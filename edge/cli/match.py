@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from edge.assembly import batch_workers, build_face_stage
-from edge.cli.common import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, config_from_args, emit, exit_code_for, fail
+from edge.cli.common import (
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    EXIT_USAGE,
+    config_from_args,
+    emit,
+    exit_code_for,
+    fail,
+    score_value,
+)
 from edge.errors import EdgeError, ImageError
 from edge.vision.batch import embed_concurrently
 from edge.vision.face_stage import FaceStage
@@ -31,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="two images: A B")
     p.add_argument("--pairs", metavar="FILE.csv", help="CSV with header a,b: one comparison per row")
     p.add_argument("--json", action="store_true", help="one JSON object per pair on stdout")
-    p.add_argument("--threshold", type=float, help="match threshold (default: from config, else the face model's)")
+    p.add_argument("--threshold", type=score_value,
+                   help="match threshold in [-1, 1] (default: from config, else the face model's)")
     p.add_argument("--config", help="TOML config file")
     p.set_defaults(func=run)
 

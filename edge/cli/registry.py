@@ -10,7 +10,16 @@ from pathlib import Path
 
 import grpc
 
-from edge.cli.common import EXIT_DENIED, EXIT_OK, EXIT_USAGE, emit, fail, hex_bytes
+from edge.cli.common import (
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_USAGE,
+    emit,
+    fail,
+    hex_bytes,
+    non_negative_int,
+    positive_int,
+)
 from edge.cli.signals import StopSignals
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--tls-dir", type=Path, help="ca.pem, registry.pem, registry.key (from `edge ca`)")
     s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
     s.add_argument("--port-file", type=Path)
-    s.add_argument("--max-token-age-s", type=int, default=14 * 86400)
+    s.add_argument("--max-token-age-s", type=positive_int, default=14 * 86400)
     s.add_argument("--escort-policy", type=Path, help="TOML: [default] and [sites.SITE] escort permit rules "
                                                       "(max_escorts, allow_swap, max_days, require_adult, "
                                                       "require_condition); docs/ESCORT.md")
@@ -61,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 c.add_argument("--template-sha256", required=True, type=hex_bytes(32),
                                help="the escort's face commitment, hex")
                 c.add_argument("--age-band", choices=["child", "minor", "adult"])
-                c.add_argument("--condition-until", type=int, default=0, help="unix seconds; 0 = none")
+                c.add_argument("--condition-until", type=non_negative_int, default=0, help="unix seconds; 0 = none")
                 c.add_argument("--replace", action="store_true", help="replace the oldest permit at the limit")
             c.set_defaults(func=run_escort)
         elif name in ("register-device", "rotate-key"):

@@ -1,0 +1,30 @@
+"""Numeric options are checked by argparse before any work: a count, a timeout or a threshold outside its
+range is a usage error (exit 2) naming the option, never a silent empty run or a traceback."""
+
+import pytest
+
+from edge.cli.main import main
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["liveness", "--max-frames", "0", "clip.mp4"], "--max-frames"),
+    (["liveness", "--max-frames", "-5", "clip.mp4"], "--max-frames"),
+    (["eval", "liveness-set", "out", "--per-type", "-3"], "--per-type"),
+    (["eval", "liveness-set", "out", "--per-type", "0"], "--per-type"),
+    (["eval", "liveness-set", "out", "--seed", "-1"], "--seed"),
+    (["match", "--threshold", "nan", "a.jpg", "b.jpg"], "--threshold"),
+    (["match", "--threshold", "1.5", "a.jpg", "b.jpg"], "--threshold"),
+    (["client", "health", "--socket", "x.sock", "--timeout", "0"], "--timeout"),
+    (["client", "health", "--socket", "x.sock", "--timeout", "inf"], "--timeout"),
+    (["registry", "serve", "--max-token-age-s", "0", "--plaintext"], "--max-token-age-s"),
+    (["registry", "issue-permit", "p1234", "--address", "x:1", "--template-sha256", "00" * 32,
+      "--condition-until", "-1"], "--condition-until"),
+    (["calibrate", "--thresholds", "0.4,inf", "folder"], "--thresholds"),
+])
+def test_an_out_of_range_number_is_a_usage_error_naming_the_option(argv, option, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert option in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing was written
