@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from edge.cli.common import EXIT_ERROR, EXIT_OK, EXIT_SETUP, emit, fail
-from edge.cli.demo_site import channel, wait_until
+from edge.cli.demo_site import channel, demo_workdir, wait_until
 from edge.cli.token import jsonable
 from edge.config import config_from_dict, load_config
 
@@ -71,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         fail(str(exc))
         return EXIT_SETUP
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    work = demo_workdir(args.workdir, "edge-demo-")
+    if work is None:
+        return EXIT_SETUP  # as the scenario demos, for whom a folder they cannot use is set-up too
     device_id, site = "edge-demo-1", "demo-site"
     pki = work / "pki"
     init_ca(pki)

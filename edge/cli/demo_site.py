@@ -6,6 +6,7 @@ log printed as text or JSON lines.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -167,9 +168,30 @@ def open_scenario(args: argparse.Namespace, prefix: str, callers: dict[str, str 
     except FileNotFoundError as exc:
         fail(str(exc))
         return None
+    work = demo_workdir(args.workdir, prefix)
+    if work is None:
+        return None
     steps = Steps(args.json)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
     return data, steps, DemoSite.start(work, callers, devices)
+
+
+def demo_workdir(asked: Path | None, prefix: str) -> Path | None:
+    """``--workdir`` made ready (created if absent), or a new temporary folder named ``prefix``...; None, after
+    saying why, when the asked path cannot be a folder of ours (a file, or not writable)."""
+    if asked is None:
+        return Path(tempfile.mkdtemp(prefix=prefix))
+    if asked.exists() and not asked.is_dir():
+        fail(f"--workdir {asked} is a file, not a folder")
+        return None
+    try:
+        asked.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError for a file, PermissionError, NotADirectoryError on the way
+        fail(f"--workdir {asked}: cannot be used as the demo's folder ({exc.strerror})")
+        return None
+    if not os.access(asked, os.W_OK | os.X_OK):
+        fail(f"--workdir {asked}: not writable")
+        return None
+    return asked
 
 
 def holder_face(data: Path) -> tuple[np.ndarray, bytes]:
