@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
 from edge import __version__
-from edge.cli.common import EXIT_USAGE, exit_code_for, fail
+from edge.cli.common import EXIT_SETUP, EXIT_USAGE, exit_code_for, fail
 from edge.errors import EdgeError
 from edge.log import configure_logging
 
@@ -48,5 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as exc:
         fail(f"{exc.code}: {exc.message}")
         return exit_code_for(exc)
+    except OSError as exc:  # a path given that cannot be used (a file where a folder goes, no permission, disk full)
+        logging.getLogger("edge.cli").debug("operating system error", exc_info=True)  # the trace, for --log-level debug
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}")
+        return EXIT_SETUP
     except KeyboardInterrupt:
         return 130
