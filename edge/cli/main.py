@@ -9,7 +9,7 @@ import os
 import sys
 
 from edge import __version__
-from edge.cli.common import EXIT_SETUP, EXIT_USAGE, exit_code_for, fail
+from edge.cli.common import EXIT_ERROR, EXIT_USAGE, exit_code_for, fail
 from edge.errors import EdgeError
 from edge.log import configure_logging
 
@@ -50,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"{exc.code}: {exc.message}")
         return exit_code_for(exc)
     except OSError as exc:  # a path given that cannot be used (a file where a folder goes, no permission, disk full)
+        if args.command == "serve" or getattr(args, "registry_command", None) == "serve":
+            raise  # a daemon's trace goes to the journal, and exit 1 lets systemd restart it (5 would not)
         logging.getLogger("edge.cli").debug("operating system error", exc_info=True)  # the trace, for --log-level debug
         where = f"{exc.filename}: " if exc.filename else ""
         fail(f"{where}{exc.strerror or exc}")
-        return EXIT_SETUP
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
