@@ -397,7 +397,9 @@ class RegistryServer:
         self.started = time.time()
         self.state = state
         self.tls = tls
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        # No SO_REUSEPORT: a second registry on the same port (another database) must fail to start instead of
+        # taking half of the devices' connections.
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         rpb_grpc.add_RegistryServicer_to_server(RegistryServicer(state, allow_plaintext=tls is None), self.server)
         self.port: int | None = None
 

@@ -13,6 +13,7 @@ import grpc
 from edge.cli.common import (
     EXIT_DENIED,
     EXIT_OK,
+    EXIT_SETUP,
     EXIT_USAGE,
     emit,
     fail,
@@ -21,6 +22,7 @@ from edge.cli.common import (
     positive_int,
 )
 from edge.cli.signals import StopSignals
+from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
 
@@ -194,17 +196,40 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.tls_dir is None and not args.plaintext:
         fail("give --tls-dir (mutual TLS) or --plaintext (local development only)")
         return EXIT_USAGE
-    state = RegistryState.open(open_storage(args.db), args.state)
-    state.max_token_age_s = args.max_token_age_s
-    if args.escort_policy is not None:
-        state.escort_policies = load_escort_policies(args.escort_policy)
-    server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,
-                            allow_plaintext=args.plaintext)
+    database = args.db.split("@")[-1]  # never the password of a postgresql:// URL
+    try:
+        storage = open_storage(args.db)
+    except ValueError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except Exception as exc:  # the driver's own errors (psycopg, sqlite3): the registry cannot start
+        log.debug("database open failed", exc_info=True)
+        fail(f"cannot open the registry database {database}: {str(exc).strip().splitlines()[0]}")
+        return EXIT_SETUP
+    try:
+        state = RegistryState.open(storage, args.state)
+        state.max_token_age_s = args.max_token_age_s
+        if args.escort_policy is not None:
+            state.escort_policies = load_escort_policies(args.escort_policy)
+        server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,
+                                allow_plaintext=args.plaintext)
+    except OSError as exc:  # a state or TLS folder that cannot be read or made
+        storage.close()
+        fail(f"registry cannot start: {exc.filename}: {exc.strerror}")
+        return EXIT_SETUP
+    except EdgeError:
+        storage.close()
+        raise
     with StopSignals() as signals:
-        port = server.start(args.address)
+        try:
+            port = server.start(args.address)
+        except (ValueError, RuntimeError) as exc:  # a plaintext bind off loopback, a port in use
+            storage.close()
+            fail(f"registry cannot listen on {args.address}: {exc}")
+            return EXIT_SETUP
         if args.port_file:
             args.port_file.write_text(str(port))
-        log.warning("registry serving", extra={"fields": {"port": port, "db": args.db.split("@")[-1],
+        log.warning("registry serving", extra={"fields": {"port": port, "db": database,
                                                           "template_key": state.template_public_key.hex()}})
         received = signals.wait()
         log.warning("registry stopping", extra={"fields": {"signal": received.name}})

@@ -70,3 +70,31 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
         assert no_cert.returncode == 5 and "nobody.key" in no_cert.stderr and "Traceback" not in no_cert.stderr
     finally:
         registry.stop()
+
+
+def test_registry_start_up_refusals_are_one_line(tmp_path, pki):
+    """A bad database, state folder or address is one line and exit 2 or 5, never a traceback; and a second
+    registry on a port that is in use is refused (SO_REUSEPORT would let two registries with different
+    databases share the port and split the devices' deliveries between them)."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    base = ["registry", "serve", "--state", str(tmp_path / "state"), "--plaintext"]
+    for extra, code in ((["--db", "foo://x", "--address", "127.0.0.1:0"], 2),
+                        (["--db", "postgresql://edge:secret@127.0.0.1:1/db", "--address", "127.0.0.1:0"], 5),
+                        (["--db", f"sqlite:///{tmp_path}/r.db", "--address", "0.0.0.0:0"], 5)):
+        refused = edge(*base, *extra)
+        assert refused.returncode == code and "Traceback" not in refused.stderr, refused.stderr
+        assert "secret" not in refused.stderr
+    refused = edge("registry", "serve", "--state", str(taken), "--plaintext", "--db", f"sqlite:///{tmp_path}/r.db",
+                   "--address", "127.0.0.1:0")
+    assert refused.returncode == 5 and str(taken) in refused.stderr and "Traceback" not in refused.stderr
+    port = free_port()
+    first = registry_process(tmp_path / "one", f"sqlite:///{tmp_path}/one.db", pki, port)
+    (tmp_path / "one").mkdir()
+    first.start()
+    try:
+        second = edge("registry", "serve", "--state", str(tmp_path / "two"), "--db", f"sqlite:///{tmp_path}/two.db",
+                      "--address", f"127.0.0.1:{port}", "--tls-dir", str(pki))
+        assert second.returncode == 5 and "cannot listen" in second.stderr, second.stderr
+    finally:
+        first.stop()
