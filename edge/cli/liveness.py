@@ -93,6 +93,9 @@ def parse_nonce(text: str) -> bytes | None:
 
 def run(args: argparse.Namespace) -> int:
     challenge = None
+    if args.nonce and not args.challenge:
+        fail("--nonce is the challenge's session nonce: give --challenge with it")
+        return EXIT_USAGE
     if args.challenge:
         nonce = parse_nonce(args.nonce) if args.nonce else os.urandom(16)
         if nonce is None:

@@ -39,3 +39,8 @@ def test_a_path_the_system_refuses_is_one_line_and_exit_1(capsys, tmp_path):
         err = capsys.readouterr().err
         assert str(taken) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert taken.read_text() == "mine"
+
+
+def test_a_nonce_without_a_challenge_is_not_silently_ignored(capsys):
+    assert main(["liveness", "--nonce", "00" * 16, "clip.mp4"]) == 2
+    assert "--challenge" in capsys.readouterr().err
