@@ -391,10 +391,17 @@ class Storage:
                           "commitment = excluded.commitment, site = excluded.site",
                           (card_id, sealed, model_id, commitment, site))
 
-    def templates_for_site(self, site: str) -> list[tuple[str, bytes, str]]:
+    def templates_for_site(self, site: str, now: float | None = None) -> list[tuple[str, bytes, str]]:
+        """The templates a site's gates may hold: those of cards that are issued, not revoked and not expired.
+        A template whose card has ended is no longer sent, so the gates delete it (data minimisation:
+        a face template is biometric data)."""
+        now = time.time() if now is None else now
         with self._lock:
-            rows = self._execute("SELECT card_id, sealed, model_id FROM templates WHERE site = ? OR site = '*'",
-                                 (site,)).fetchall()
+            rows = self._execute(
+                "SELECT t.card_id, t.sealed, t.model_id FROM templates t JOIN cards c ON c.card_id = t.card_id "
+                "WHERE (t.site = ? OR t.site = '*') AND c.expires > ? "
+                "AND NOT EXISTS (SELECT 1 FROM revoked_cards r WHERE r.card_id = t.card_id)",
+                (site, now)).fetchall()
         return [(r[0], bytes(r[1]), r[2]) for r in rows]
 
     # documents (trust list, revocation list)

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from edge.errors import EdgeError, RegistryUnavailable, SecurityError
 from edge.registry_client.state import SyncedState, SyncedStateFile
 from edge.registry_client.transport import RegistryTransport
 from edge.security.sealing import unseal
-from edge.security.templates import TemplateStore, check_template
+from edge.security.templates import REGISTRY, TemplateStore, check_template
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ class SyncReport:
     revocations: int
     templates: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (card id, reason code)
+    removed: int = 0  # templates deleted because their card ended (revoked, expired, withdrawn)
+
+
+def _revoked_by(revocations: RevocationList) -> Callable[[str], bool]:
+    def revoked(card_id: str) -> bool:
+        try:
+            return revocations.is_revoked(bytes.fromhex(card_id))
+        except ValueError:  # not a hex card id: no card of this format, so nothing the list can name
+            return False
+    return revoked
 
 
 class Syncer:
@@ -77,15 +88,21 @@ class Syncer:
         self.verifier.revocations = revocations
         self.applied = state
         report = SyncReport(trust.version, revocations.version, 0)
-        for card_id, sealed, model_id in self.transport.templates(self.device_id):
+        sent = self.transport.templates(self.device_id)
+        for card_id, sealed, model_id in sent:
             try:
                 vector = check_template(unseal(self.enc_key, sealed, card_id.encode()), model_id)
-                self.templates.put(card_id, vector, model_id)
+                self.templates.put(card_id, vector, model_id, source=REGISTRY)
                 report.templates += 1
             except EdgeError as exc:
                 report.skipped.append((card_id[:64], exc.code))
                 log.error("template from the registry skipped", extra={"fields": {"card_id": card_id[:64],
                                                                                    "code": exc.code}})
+        # The registry's list is complete (a failed call raised above): what it no longer sends has ended. A
+        # record skipped as damaged this round is kept, not deleted: its card is still listed.
+        report.removed = self.templates.retain({card_id for card_id, _, _ in sent}, _revoked_by(revocations))
+        if report.removed:
+            log.warning("templates of ended cards deleted", extra={"fields": {"removed": report.removed}})
         return report
 
     def _loop(self) -> None:

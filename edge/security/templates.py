@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,12 @@ STORE_KEY_FILE = "template_store.key"
 MIGRATIONS = [
     ["CREATE TABLE IF NOT EXISTS templates (card_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, "
      "sealed BLOB NOT NULL, updated REAL NOT NULL)"],
+    # Where a template came from: enrolled on this device, or sent by the registry (which then decides how
+    # long it stays). Rows from before are counted as enrolled here: a revocation still removes them.
+    ["ALTER TABLE templates ADD COLUMN source TEXT NOT NULL DEFAULT 'enrolled'"],
 ]
+#: ``source`` of a template sent by the registry; ``ENROLLED`` for one made on this device.
+REGISTRY, ENROLLED = "registry", "enrolled"
 
 
 def check_template(data: bytes, model_id: str = SFACE.model_id) -> np.ndarray:
@@ -49,15 +55,34 @@ class TemplateStore:
         self._lock = threading.Lock()
         self._db = open_versioned(path, MIGRATIONS, what="template store")
 
-    def put(self, card_id: str, vector: np.ndarray, model_id: str) -> bytes:
-        """Store (or replace) the template for a card; returns its face commitment (SHA-256)."""
+    def put(self, card_id: str, vector: np.ndarray, model_id: str, *, source: str = ENROLLED) -> bytes:
+        """Store (or replace) the template for a card; returns its face commitment (SHA-256). ``source``:
+        ``ENROLLED`` on this device, or ``REGISTRY`` when a sync brought it (see ``retain``)."""
+        if source not in (ENROLLED, REGISTRY):
+            raise ValueError(f"unknown template source {source!r}")
         data = np.asarray(vector, dtype="<f4").tobytes()
         nonce = os.urandom(12)
         sealed = nonce + self._aead.encrypt(nonce, data, f"{card_id}|{model_id}".encode())
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, strftime('%s','now'))",
-                             (card_id, model_id, sealed))
+            self._db.execute("INSERT OR REPLACE INTO templates (card_id, model_id, sealed, updated, source) "
+                             "VALUES (?, ?, ?, strftime('%s','now'), ?)", (card_id, model_id, sealed, source))
         return hashlib.sha256(data).digest()
+
+    def has(self, card_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM templates WHERE card_id = ?", (card_id,)).fetchone() is not None
+
+    def retain(self, registry_cards: set[str], revoked: Callable[[str], bool]) -> int:
+        """Delete what this device may no longer hold, after a complete sync: every template the registry
+        sent before and no longer sends (its card expired or was revoked), and any template whose card is
+        ``revoked``. Returns how many were deleted. A template enrolled here and not known to the registry
+        stays until its card is revoked (sites without a registry have only those)."""
+        with self._lock:
+            rows = self._db.execute("SELECT card_id, source FROM templates").fetchall()
+            gone = [card for card, source in rows
+                    if (source == REGISTRY and card not in registry_cards) or revoked(card)]
+            self._db.executemany("DELETE FROM templates WHERE card_id = ?", [(card,) for card in gone])
+        return len(gone)
 
     def get(self, card_id: str, *, commitment: bytes, model_id: str) -> np.ndarray:
         with self._lock:

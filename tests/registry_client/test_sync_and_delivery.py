@@ -46,12 +46,12 @@ def registry(tmp_path, pki):  # noqa: F811 - the fixture imported above
     server.stop(0.5)
 
 
-def enrolled_card(state, admin, seed: int) -> str:
+def enrolled_card(state, admin, seed: int, valid_for_s: int = 0) -> str:
     vector = np.random.default_rng(seed).normal(size=128).astype("<f4")
     vector = (vector / np.linalg.norm(vector)).astype("<f4")
     card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", model_id="sface-2021dec-fp32",
-                                                template_sha256=hashlib.sha256(vector.tobytes()).digest()),
-                           timeout=10)
+                                                template_sha256=hashlib.sha256(vector.tobytes()).digest(),
+                                                valid_for_s=valid_for_s), timeout=10)
     state.storage.put_template(card.card_id, seal(state.template_public_key, vector.tobytes(),
                                                   card.card_id.encode()), "sface-2021dec-fp32",
                                hashlib.sha256(vector.tobytes()).digest(), "ward-7")
@@ -95,10 +95,11 @@ def test_one_bad_template_is_skipped_and_the_revocations_still_arrive(tmp_path, 
     syncer, verifier, templates = make_syncer(tmp_path, CorruptOne(transport, bad))
     report = syncer.sync_once()
     # The planted record is dropped by the registry; the damaged one by the device: both reported, neither fatal.
-    assert report.templates == 2 and report.skipped == [(bad, "template_corrupt")]
+    # The revoked card's template is not sent at all.
+    assert report.templates == 1 and report.skipped == [(bad, "template_corrupt")]
     assert good != bad
     assert verifier.revocations.is_revoked(bytes.fromhex(revoked))
-    assert templates.count() == 2 and syncer.age_s() < 5
+    assert templates.count() == 1 and templates.has(good) and syncer.age_s() < 5
     templates.close()
 
 
@@ -151,3 +152,28 @@ def test_tokens_refused_for_their_time_are_kept_and_retried(tmp_path, registry):
     deliverer.run_once()
     assert outbox.pending_count() == 0 and state.storage.token_count() == 1
     outbox.close()
+
+
+def test_a_revoked_or_expired_card_s_template_leaves_every_gate(tmp_path, registry):
+    """Data minimisation for biometric data: the registry stops sending the template of a card that is revoked
+    or has expired, and the device deletes it on the next sync, as it deletes a revoked card's template it
+    enrolled itself. A template enrolled on the device and not (yet) at the registry stays."""
+    state, admin, transport = registry
+    kept, revoked = enrolled_card(state, admin, 11), enrolled_card(state, admin, 12)
+    expiring = enrolled_card(state, admin, 13, valid_for_s=2)
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    local = np.random.default_rng(14).normal(size=128).astype("<f4")
+    local = (local / np.linalg.norm(local)).astype("<f4")
+    local_id, local_revoked = "cd" * 16, "ef" * 16  # enrolled on this device only
+    templates.put(local_id, local, "sface-2021dec-fp32")
+    templates.put(local_revoked, local, "sface-2021dec-fp32")
+    assert syncer.sync_once().templates == 3 and templates.count() == 5
+
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=revoked), timeout=10)
+    state.revoke(bytes.fromhex(local_revoked), "lost phone")
+    time.sleep(2.5)  # the third card has expired
+    report = syncer.sync_once()
+    assert report.templates == 1 and report.removed == 3
+    assert {card for card in (kept, revoked, expiring, local_id, local_revoked) if templates.has(card)} == {
+        kept, local_id}
+    templates.close()

@@ -91,7 +91,7 @@ def test_template_store_encrypts_and_checks_commitment(tmp_path):
         store.get("missing", commitment=commitment, model_id="sface")
     assert e.value.code == "template_missing"
     # A record moved to another card fails authentication.
-    store._db.execute("INSERT INTO templates SELECT 'card2', model_id, sealed, updated FROM templates "
+    store._db.execute("INSERT INTO templates SELECT 'card2', model_id, sealed, updated, source FROM templates "
                       "WHERE card_id='card1'")
     with pytest.raises(SecurityError) as e:
         store.get("card2", commitment=commitment, model_id="sface")
