@@ -214,7 +214,8 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         deliverer = syncer = None
         if transport is not None:
             deliverer = Deliverer(outbox, transport, idle_s=reg.delivery_idle_s, batch=reg.delivery_batch,
-                                  max_per_s=reg.delivery_max_per_s, max_delay_s=reg.delivery_max_backoff_s)
+                                  max_per_s=reg.delivery_max_per_s, max_delay_s=reg.delivery_max_backoff_s,
+                                  keep_delivered_s=reg.keep_delivered_days * 86400.0)
             syncer = Syncer(transport, device_id=config.device.id, verifier=cards, templates=templates,
                             enc_key=enc_key, state_dir=data, interval_s=reg.sync_interval_s)
         site = config.site

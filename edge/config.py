@@ -247,6 +247,9 @@ class RegistryConfig(_Strict, frozen=True):
     delivery_batch: Annotated[int, Meta(ge=1, le=500, description="Tokens per delivery call.")] = 100
     delivery_max_per_s: Annotated[float, Meta(gt=0, description="Drain rate cap after an outage, tokens/s.")] = 50.0
     delivery_max_backoff_s: Annotated[float, Meta(gt=0, description="Longest wait between delivery retries, s.")] = 60.0
+    keep_delivered_days: Annotated[float, Meta(gt=0, description=(
+        "Days a token stays in the outbox after the registry stored it; then it is deleted (the audit log "
+        "stays), so a board's storage does not grow for as long as it runs."))] = 30.0
 
 
 class TokenConfig(_Strict, frozen=True):

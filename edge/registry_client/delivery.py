@@ -40,9 +40,11 @@ class DeliveryStats:
 class Deliverer:
     def __init__(self, outbox: Outbox, transport: RegistryTransport, *, batch: int = 100, base_delay_s: float = 0.5,
                  max_delay_s: float = 60.0, idle_s: float = 1.0, max_per_s: float = 50.0,
-                 clock_retry_s: float = 300.0) -> None:
+                 clock_retry_s: float = 300.0, keep_delivered_s: float = 30 * 86400.0,
+                 prune_every_s: float = 3600.0) -> None:
         """``max_per_s`` caps the drain rate so a registry coming back from an outage is not flooded by
-        every gate's backlog at once."""
+        every gate's backlog at once. Delivered tokens older than ``keep_delivered_s`` are deleted from the
+        outbox every ``prune_every_s`` (``Outbox.prune_delivered``)."""
         self.outbox = outbox
         self.transport = transport
         self.batch = batch
@@ -51,6 +53,9 @@ class Deliverer:
         self.idle_s = idle_s
         self.max_per_s = max_per_s
         self.clock_retry_s = clock_retry_s
+        self.keep_delivered_s = keep_delivered_s
+        self.prune_every_s = prune_every_s
+        self._next_prune = 0.0
         self.on_failure: Callable[[], None] = lambda: None
         self.stats = DeliveryStats()
         self._consecutive_failures = 0
@@ -99,11 +104,24 @@ class Deliverer:
         self.stats.last_success = time.time()
         return len(results)
 
+    def prune_if_due(self, now: float | None = None) -> int:
+        """Delete the delivered tokens past their retention, at most once per ``prune_every_s``."""
+        now = time.time() if now is None else now
+        if now < self._next_prune:
+            return 0
+        self._next_prune = now + self.prune_every_s
+        pruned = self.outbox.prune_delivered(self.keep_delivered_s, now)
+        if pruned:
+            log.info("delivered tokens pruned", extra={"fields": {"pruned": pruned,
+                                                                  "kept_days": self.keep_delivered_s / 86400}})
+        return pruned
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
                 moved = self.run_once()
+                self.prune_if_due()
             except Exception:  # never let the delivery thread die; the next round retries
                 log.exception("delivery round failed")
                 moved = 0

@@ -113,6 +113,15 @@ class Outbox:
         with self._lock:
             self._db.execute("UPDATE tokens SET rejected=? WHERE token_id=?", (reason or "rejected", token_id))
 
+    def prune_delivered(self, keep_s: float, now: float | None = None) -> int:
+        """Delete tokens the registry stored more than ``keep_s`` seconds ago (it holds them now), so a board's
+        storage does not grow for as long as it runs. Pending and rejected tokens stay, and so does the audit
+        log (its hash chain, and each decision for overrides and vaccination records). Returns how many."""
+        cutoff = (time.time() if now is None else now) - keep_s
+        with self._lock:
+            return self._db.execute("DELETE FROM tokens WHERE delivered IS NOT NULL AND delivered < ?",
+                                    (cutoff,)).rowcount
+
     def pending_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM tokens WHERE delivered IS NULL AND rejected IS NULL"

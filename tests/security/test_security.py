@@ -116,6 +116,41 @@ def test_outbox_sequence_and_durability(tmp_path):
     assert time.time() > 0
 
 
+def test_delivered_tokens_are_pruned_after_the_retention_and_the_audit_chain_stays(tmp_path):
+    """A board runs for years: a token the registry has stored leaves the outbox after the retention (the
+    registry holds it), so the SD card does not fill; pending and rejected tokens and the audit log stay."""
+    outbox = Outbox(tmp_path / "o.sqlite")
+    ids = [outbox.issue(lambda seq: (os.urandom(400), os.urandom(16)), card_id=f"card{i}", decision="ALLOW",
+                        reasons="OK")[1].hex() for i in range(4)]
+    outbox.mark_delivered(ids[:2])
+    outbox.mark_rejected(ids[2], "unknown_key")
+    keep_s = 30 * 86400
+    assert outbox.prune_delivered(keep_s) == 0  # delivered just now: kept
+    assert outbox.prune_delivered(keep_s, now=time.time() + keep_s + 1) == 2
+    assert len(outbox.all_tokens()) == 2 and outbox.pending_count() == 1 and outbox.rejected_count() == 1
+    assert outbox.verify_audit()["valid"] and outbox.verify_audit()["entries"] == 4
+    assert outbox.decision_of(ids[0]) == ("card0", "ALLOW")  # an override or a vaccination can still find it
+    assert outbox.issue(lambda seq: (b"t", os.urandom(16)))[2] == 5  # the sequence goes on
+
+
+def test_the_deliverer_prunes_at_most_once_per_period_with_the_configured_retention(tmp_path):
+    from edge.config import load_config
+    from edge.registry_client.delivery import Deliverer
+
+    (tmp_path / "site.toml").write_text("[registry]\nkeep_delivered_days = 2\n")
+    keep_s = load_config(tmp_path / "site.toml").registry.keep_delivered_days * 86400
+    outbox = Outbox(tmp_path / "o.sqlite")
+    first = outbox.issue(lambda seq: (b"t", os.urandom(16)))[1].hex()
+    outbox.mark_delivered([first])
+    deliverer = Deliverer(outbox, transport=None, keep_delivered_s=keep_s, prune_every_s=3600)
+    now = time.time()
+    assert deliverer.prune_if_due(now + 86400) == 0  # a day on: within the site's two days
+    second = outbox.issue(lambda seq: (b"t", os.urandom(16)))[1].hex()
+    outbox.mark_delivered([second])
+    assert deliverer.prune_if_due(now + 86400 + 1800) == 0  # not due again within the hour
+    assert deliverer.prune_if_due(now + 3 * 86400) == 2 and outbox.all_tokens() == []
+
+
 def test_full_disk_is_a_clear_error_and_corrupts_nothing(tmp_path):
     outbox = Outbox(tmp_path / "o.sqlite", max_pages=12)
     issued = 0
