@@ -95,6 +95,7 @@ class RegistryState:
             revocations.version = version + 1
             self.storage.put_document("revocations", revocations.version, json.dumps(revocations.to_json()))
             self.storage.record_revocation(card_id.hex(), reason)
+            self.storage.delete_ended_templates()  # the card's face template goes with it
         return revocations.version, False
 
 
@@ -222,6 +223,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if card is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no card with this id")
             raise AssertionError("abort raises")
+        if self.state.storage.is_revoked(card.card_id) or card.expires <= time.time():
+            context.set_trailing_metadata((("edge-reason", "card_ended"),))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the card was revoked or has expired: no template "
+                                                                "is kept for it")
         if card.age_band == "child":  # infants' faces change within months; a guardian's face is checked instead
             context.set_trailing_metadata((("edge-reason", "no_child_template"),))
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no face template is kept for a child under 14")
@@ -248,6 +253,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "a device syncs its own templates only")
             raise AssertionError("abort raises")
         key = load_or_create_x25519(self.state.state_dir, "template_key.pem")
+        removed = self.state.storage.delete_ended_templates()  # expired cards' templates, at the next sync
+        if removed:
+            log.warning("templates of ended cards deleted", extra={"fields": {"removed": removed}})
         out = []
         for card_id, sealed, model_id in self.state.storage.templates_for_site(device.site):
             try:  # one unreadable record must not stop the site's sync

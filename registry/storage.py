@@ -317,6 +317,10 @@ class Storage:
             self._execute("UPDATE permits SET ended = ?, end_reason = ? WHERE card_id = ? AND ended IS NULL",
                           (now, reason, card_id))
 
+    def is_revoked(self, card_id: str) -> bool:
+        with self._lock:
+            return self._execute("SELECT 1 FROM revoked_cards WHERE card_id = ?", (card_id,)).fetchone() is not None
+
     def record_revocation(self, card_id: str, reason: str) -> bool:
         """Remember that a card was revoked; False when it already was."""
         with self._lock:
@@ -390,6 +394,19 @@ class Storage:
                           "sealed = excluded.sealed, model_id = excluded.model_id, "
                           "commitment = excluded.commitment, site = excluded.site",
                           (card_id, sealed, model_id, commitment, site))
+
+    def delete_ended_templates(self, now: float | None = None) -> int:
+        """Delete the templates of cards that were revoked or have expired: the registry keeps a face template
+        only while its card lives. Returns how many."""
+        now = time.time() if now is None else now
+        with self._lock:
+            return int(self._execute(
+                "DELETE FROM templates WHERE card_id IN (SELECT card_id FROM revoked_cards) "
+                "OR card_id IN (SELECT card_id FROM cards WHERE expires <= ?)", (now,)).rowcount)
+
+    def template_count(self) -> int:
+        with self._lock:
+            return int(self._execute("SELECT COUNT(*) FROM templates").fetchone()[0])
 
     def templates_for_site(self, site: str, now: float | None = None) -> list[tuple[str, bytes, str]]:
         """The templates a site's gates may hold: those of cards that are issued, not revoked and not expired.

@@ -9,6 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
+from edge.errors import RegistryUnavailable
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 from edge.registry_client.transport import GrpcTransport
@@ -132,3 +133,34 @@ def test_templates_travel_sealed_and_only_to_the_site(registry, pki, tmp_path):
     opened = unseal(load_or_create_x25519(tmp_path / "a"), sealed_for_a, card_id.encode())
     assert opened == template.tobytes()
     assert device_transport(port, pki, "dev-b").templates("dev-b") == []  # another site gets nothing
+
+
+def test_the_registry_deletes_the_template_of_a_card_that_ended(registry, pki, tmp_path):
+    """The registry holds templates sealed to its own key; it keeps one only while its card lives: a revoked
+    card's goes at the revocation, an expired card's at the next template sync."""
+    import hashlib
+
+    state, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    transport = device_transport(port, pki, "dev-a")
+    cards = {}
+    for name, seed, valid in (("kept", 21, 0), ("revoked", 22, 0), ("expiring", 23, 2)):
+        template = unit_template(seed)
+        card = admin.IssueCard(rpb.IssueCardRequest(
+            card_type="health_card", site="ward-7", model_id="sface-2021dec-fp32", valid_for_s=valid,
+            template_sha256=hashlib.sha256(template.tobytes()).digest()), timeout=10)
+        transport.store_template(card.card_id, seal(state.template_public_key, template.tobytes(),
+                                                    card.card_id.encode()), "sface-2021dec-fp32")
+        cards[name] = card.card_id
+    assert state.storage.template_count() == 3
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=cards["revoked"]), timeout=10)
+    assert state.storage.template_count() == 2
+    time.sleep(2.5)
+    assert [card for card, _, _ in transport.templates("dev-a")] == [cards["kept"]]
+    assert state.storage.template_count() == 1
+    with pytest.raises(RegistryUnavailable) as refused:  # and none can be stored for it again
+        transport.store_template(cards["revoked"], seal(state.template_public_key, unit_template(22).tobytes(),
+                                                        cards["revoked"].encode()), "sface-2021dec-fp32")
+    assert "revoked or has expired" in str(refused.value.message)
+    assert state.storage.template_count() == 1
