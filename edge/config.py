@@ -159,7 +159,9 @@ class LivenessConfig(_Strict, frozen=True):
 
 
 class DeviceConfig(_Strict, frozen=True):
-    id: Annotated[str, Meta(description="Device id (token issuer).")] = "edge-dev-1"
+    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description=(
+        "Device id (token issuer): 1-64 of A-Z a-z 0-9 . _ -, as the registry registers it; also the name "
+        "of its certificate files in registry.tls_dir."))] = "edge-dev-1"
     data_dir: Annotated[Path, Meta(description="Keys, template store and outbox live here.")] = Path("/var/lib/edge")
 
 
