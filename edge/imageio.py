@@ -122,6 +122,15 @@ def jpeg_reduction(data: bytes, min_side: int) -> int:
     return 1
 
 
+#: ISO-BMFF brands of HEIC/HEIF stills and sequences (ISO/IEC 23008-12); AVIF ("avif"), which OpenCV reads,
+#: is not among them.
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+
+
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
 def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS,
                  reduce: int = 1) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, BMP, WebP, TIFF...) to BGR uint8. ``reduce`` (2, 4, 8; JPEG only)
@@ -143,6 +152,10 @@ def decode_image(data: bytes, source: str = "image", *, max_pixels: int = MAX_PI
     except cv2.error as exc:
         raise ImageError(f"{source}: cannot decode image ({exc.err})", code="image_unreadable") from exc
     if image is None or image.size == 0:
+        if _is_heif(data):
+            raise ImageError(f"{source}: a HEIC/HEIF photo (the iPhone camera's default), which this build cannot "
+                             "decode: export it as JPEG (on the phone: Settings > Camera > Formats > Most "
+                             "Compatible)", code="image_unsupported")
         raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)",
                          code="image_unreadable")
     check_pixels(image.shape[1], image.shape[0], limit=max_pixels, source=source)

@@ -119,3 +119,15 @@ def test_absurd_webp_refused_from_header():
     with pytest.raises(ImageError) as e:
         decode_image(data + b"\x00" * 32)
     assert e.value.code == "image_too_large"
+
+
+def test_an_iphone_heic_photo_says_what_it_is_and_what_to_do():
+    """OpenCV decodes AVIF but not HEIC, the iPhone camera's default: the refusal names the format and the fix
+    instead of 'corrupt, truncated or unsupported'."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    with pytest.raises(ImageError) as e:
+        decode_image(heic, "IMG_0001.HEIC")
+    assert e.value.code == "image_unsupported" and "HEIC" in e.value.message and "JPEG" in e.value.message
+    with pytest.raises(ImageError) as e:
+        decode_image(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, "clip.mp4")
+    assert e.value.code == "image_unreadable"
