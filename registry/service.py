@@ -161,6 +161,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         self._require(context, admin=True)
         if request.card_type == "delegation":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delegations are issued with IssueDelegation")
+        if request.card_type == "escort_permit":  # one per admitted patient, ended at discharge: never minted alone
+            context.set_trailing_metadata((("edge-reason", "escort_needs_admission"),))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "escort permits are issued with IssueEscortPermit, "
+                                                            "for an admitted patient under the site's rules")
         try:
             text, card = self.state.issuer.issue(
                 card_type=request.card_type, holder=request.holder or os.urandom(16), site=request.site,

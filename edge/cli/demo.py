@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     enrolling = GrpcTransport(f"127.0.0.1:{rport}", tls=(pki / "ca.pem", pki / f"{device_id}.pem",
                                                          pki / f"{device_id}.key"), server_name="registry")
     commitment = template_digest(template)  # what the enrolling device hands the issuer
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site=site, ward="paediatrics",
-                                                template_sha256=commitment), timeout=10)
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site=site, template_sha256=commitment),
+                           timeout=10)
     sealed = seal(state.template_public_key, template.astype("<f4").tobytes(), card.card_id.encode())
     if enrolling.store_template(card.card_id, sealed, MODEL_ID) != commitment:
         fail("the registry's digest of the stored template differs from the card's commitment")

@@ -108,7 +108,7 @@ def unit_template(seed: int) -> np.ndarray:
 def issue_for(admin, template: np.ndarray, site: str = "ward-7", model_id: str = "sface-2021dec-fp32") -> str:
     import hashlib
 
-    card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site=site, model_id=model_id,
+    card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site=site, model_id=model_id,
                                                 template_sha256=hashlib.sha256(template.tobytes()).digest()),
                            timeout=10)
     assert card.qr_text.startswith("EHC1:") and len(card.card_id) == 32

@@ -29,7 +29,7 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
     try:
         admin = admin_stub(port, pki)
         register(admin, "dev-a", tmp_path / "a", "ward-7")
-        card = admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site="ward-7",
+        card = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7",
                                                     template_sha256=b"\x01" * 32), timeout=10)
         common = ["--address", f"127.0.0.1:{port}", "--tls-dir", str(pki)]
         revoked = edge("registry", "revoke-card", card.card_id, "--reason", "discharged", *common)

@@ -144,6 +144,17 @@ def test_revoke_card_reaches_the_revocation_list(site, pki, tmp_path):
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_an_escort_permit_cannot_be_minted_outside_an_admission(site):
+    """One escort per admitted patient, ended at discharge (docs/ESCORT.md): IssueCard minted an escort permit
+    for a year with no admission behind it, which no discharge would ever end."""
+    _, _, admin = site
+    with pytest.raises(grpc.RpcError) as e:
+        admin.IssueCard(rpb.IssueCardRequest(card_type="escort_permit", site="ward-7", ward="paediatrics",
+                                             template_sha256=b"\x01" * 32), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(e.value.trailing_metadata())["edge-reason"] == "escort_needs_admission"
+
+
 def test_suspend_retire_and_rotate_a_device(site, pki, tmp_path):
     state, port, admin = site
     a = device_transport(port, pki, "dev-a")

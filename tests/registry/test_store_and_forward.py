@@ -36,7 +36,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = 
 def site(tmp_path, db_url, pki, testdata, face_stage):
     """A running registry with a registered device, a card and its template; the device not started."""
     template = face_stage.embed_image(load_image(testdata / HOLDER_PORTRAIT)).vector.astype("<f4")
-    site = device_site(tmp_path, db_url, pki, testdata, template, card_type="escort_permit",
+    site = device_site(tmp_path, db_url, pki, testdata, template, card_type="health_card",
                        server="caller_sessions_per_min = 600",
                        registry="server_name = \"registry\"\ndelivery_batch = 1\ndelivery_max_per_s = 4\n"
                                 "delivery_max_backoff_s = 2")
