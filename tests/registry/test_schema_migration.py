@@ -48,6 +48,8 @@ def test_a_registry_of_the_previous_release_is_migrated_and_its_devices_keep_del
     raw.execute(f"INSERT INTO tokens VALUES ({', '.join([placeholder] * 11)})",
                 ("t1", "dev-a", "c1" * 16, int(time.time()), "ALLOW", '["OK"]', 1, "ward-7", "g", b"tok",
                  time.time()))
+    raw.execute(f"INSERT INTO templates VALUES ({', '.join([placeholder] * 5)})",
+                ("d1" * 16, b"sealed", "sface-2021dec-fp32", b"\x00" * 32, "ward-7"))  # its card unknown here
     if sqlite:
         raw.commit()
     raw.close()
@@ -60,6 +62,9 @@ def test_a_registry_of_the_previous_release_is_migrated_and_its_devices_keep_del
         assert storage.device_key("dev-a", key_id(key.public_raw))[0] == key.public_raw
         outcome = ingest(storage, make_token(key, "dev-a"), peer_device="dev-a")
         assert outcome.status == "stored"  # the migrated device keeps delivering
+        # 0.1.0 kept no card rows: a template whose card the registry does not know still reaches the gates
+        assert [card for card, _, _ in storage.templates_for_site("ward-7")] == ["d1" * 16]
+        assert storage.delete_ended_templates() == 0
     finally:
         storage.close()
     again = open_storage(url)  # a second start applies nothing twice
