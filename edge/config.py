@@ -158,8 +158,12 @@ class LivenessConfig(_Strict, frozen=True):
     pad_models: Annotated[Path | None, Meta(description="Folder with the MiniFASNet ONNX files (optional).")] = None
 
 
+#: A device id, as the registry registers it; also the file name of a certificate in a CA or TLS folder.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 class DeviceConfig(_Strict, frozen=True):
-    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description=(
+    id: Annotated[str, Meta(pattern=DEVICE_ID_PATTERN, description=(
         "Device id (token issuer): 1-64 of A-Z a-z 0-9 . _ -, as the registry registers it; also the name "
         "of its certificate files in registry.tls_dir."))] = "edge-dev-1"
     data_dir: Annotated[Path, Meta(description="Keys, template store and outbox live here.")] = Path("/var/lib/edge")

@@ -26,6 +26,7 @@ from pathlib import Path
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from edge.config import DEVICE_ID_PATTERN
 from edge.credential.issuer import CardIssuer
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
 from edge.credential.trust import RevocationList, TrustList
@@ -48,7 +49,7 @@ MAX_BATCH = 500
 #: sface+dlib) + 16-byte tag, and slack.
 MAX_SEALED_TEMPLATE = 1536
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
 STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 from edge.assembly import batch_workers, build_face_stage
-from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail, score_value
+from edge.cli.common import EXIT_OK, EXIT_USAGE, config_from_args, emit, fail, finite_number, score_value
 from edge.cli.progress import Progress
 from edge.errors import EdgeError
 from edge.vision.batch import embed_concurrently
@@ -20,11 +19,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 def target_fmr(text: str) -> float:
     """A false-match rate to pick a threshold for: a finite fraction in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+    value = float(finite_number(text))
+    if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"a false-match rate is a fraction in [0, 1), not {text}")
     return value
 

@@ -75,7 +75,8 @@ def hex_bytes(size: int) -> Callable[[str], bytes]:
     return parse
 
 
-def _number(text: str, kind: type[int] | type[float]) -> int | float:
+def finite_number(text: str, kind: type[int] | type[float] = float) -> int | float:
+    """An argparse type's first step: ``text`` as a finite ``kind`` (int or float), or ArgumentTypeError."""
     try:
         value = kind(text)
     except ValueError:
@@ -87,7 +88,7 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float:
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1 (a count of frames, presentations, seconds)."""
-    value = int(_number(text, int))
+    value = int(finite_number(text, int))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
@@ -95,7 +96,7 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer of at least 0 (a seed, a time stamp where 0 means none)."""
-    value = int(_number(text, int))
+    value = int(finite_number(text, int))
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
@@ -103,7 +104,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite number above 0 (a timeout in seconds)."""
-    value = float(_number(text, float))
+    value = float(finite_number(text, float))
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
@@ -111,7 +112,7 @@ def positive_float(text: str) -> float:
 
 def score_value(text: str) -> float:
     """An argparse type: a match score threshold, finite and in [-1, 1] (cosine-like scores)."""
-    value = float(_number(text, float))
+    value = float(finite_number(text, float))
     if not -1.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"a score threshold is in [-1, 1], not {text}")
     return value

@@ -22,7 +22,8 @@ from edge.cli.common import (
     positive_int,
 )
 from edge.cli.signals import StopSignals
-from edge.errors import EdgeError
+from edge.config import DEVICE_ID_PATTERN
+from edge.errors import ConfigError, EdgeError
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=run_audit_verify)
 
 
-#: A certificate's name is also its file name in the CA folder: a host name or an id, nothing that is a path.
-CERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: A certificate's name is also its file name in the CA folder: a device id's form, nothing that is a path.
+CERT_NAME = re.compile(DEVICE_ID_PATTERN)
 
 
 def _ca_init(args: argparse.Namespace) -> int:
@@ -150,8 +151,6 @@ def admin_channel(address: str, tls_dir: Path | None, plaintext: bool, name: str
         try:
             ca, key, cert = (path.read_bytes() for path in files)
         except OSError as exc:
-            from edge.errors import ConfigError
-
             raise ConfigError(f"cannot read {exc.filename} ({exc.strerror}): --tls-dir holds ca.pem and the caller's "
                               f"NAME.pem/NAME.key (`edge ca issue`)", key="--tls-dir") from exc
         creds = grpc.ssl_channel_credentials(ca, key, cert)
@@ -166,7 +165,6 @@ def load_escort_policies(path: Path) -> dict:
     """``[default]`` and ``[sites.SITE]`` tables of escort rules; a bad key is a ConfigError naming it."""
     import tomllib
 
-    from edge.errors import ConfigError
     from registry.escort import EscortPolicy
 
     try:
