@@ -12,7 +12,8 @@ reason code, never exception text. In order:
   being active, and only with a key that was valid at their ``iat`` (``device_inactive``, ``unknown_key``);
 - a staff override (reason STAFF_OVERRIDE): the staff card must be one the registry issued as a staff card for
   the device's site, the refused session a DENY token of the same device (or, for a RETRY, a card id), not
-  overridden before (``override_invalid``, ``override_used``);
+  overridden before: a DENY once, a card once per 10 minutes (edge/gate/overrides.py; ``override_invalid``,
+  ``override_used``);
 - a vaccination record (reason VACCINATION_RECORD): registry/vaccination.py (``record_unbound``,
   ``appointment_used``, ``vaccine_unknown``, ``lot_invalid``, ``lot_expired``, ``dose_out_of_series``,
   ``route_or_site_invalid``, ``performer_invalid``, ``record_invalid``);
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from edge.credential.codec import loads_exact, parse_cose_sign1
 from edge.errors import SecurityError
+from edge.gate.overrides import already_overridden
 from edge.security.tokens import verify_token
 from registry.storage import Storage, TokenRow
 from registry.vaccination import record_link
@@ -106,8 +108,9 @@ def override_link(storage: Storage, named: dict[str, Any], *, device_id: str, si
         earlier = batch.get(refused) or storage.token(device_id, refused)
         if earlier is None or earlier.decision != "DENY" or earlier.card_id != named["sub"]:
             return "override_invalid"
-    if storage.override_of(device_id, refused) is not None or any(
-            row.override is not None and row.override["refused"] == refused for row in batch.values()):
+    times = storage.override_times(device_id, refused) + [
+        row.iat for row in batch.values() if row.override is not None and row.override["refused"] == refused]
+    if already_overridden(refused, times, int(named["iat"])):
         return "override_used"
     return {"refused": refused, "staff_card": link["staff_card"], "reason": link["reason"][:64]}
 

@@ -70,6 +70,15 @@ MIGRATIONS: list[list[str]] = [
      "CREATE TABLE immunizations (appointment TEXT PRIMARY KEY, holder TEXT NOT NULL, device_id TEXT NOT NULL, "
      "token_id TEXT NOT NULL, resource TEXT NOT NULL, recorded DOUBLE PRECISION NOT NULL)",
      "CREATE INDEX immunizations_by_holder ON immunizations (holder)"],
+    # 6: a card (a RETRY's override) may be overridden again on a later visit (edge/gate/overrides.py): one row
+    #    per override token, with its iat, instead of one per refusal
+    ["CREATE TABLE overrides_v2 (device_id TEXT NOT NULL, refused TEXT NOT NULL, token_id TEXT NOT NULL, "
+     "staff_card TEXT NOT NULL, reason TEXT NOT NULL, iat BIGINT NOT NULL, PRIMARY KEY (device_id, token_id))",
+     "INSERT INTO overrides_v2 SELECT o.device_id, o.refused, o.token_id, o.staff_card, o.reason, "
+     "COALESCE(t.iat, 0) FROM overrides o LEFT JOIN tokens t ON t.device_id = o.device_id AND t.token_id = o.token_id",
+     "DROP TABLE overrides",
+     "ALTER TABLE overrides_v2 RENAME TO overrides",
+     "CREATE INDEX overrides_by_refusal ON overrides (device_id, refused)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -345,9 +354,9 @@ class Storage:
                                       (r.card_id, r.record["holder"], r.device_id, r.token_id,
                                        json.dumps(r.record["resource"]), time.time()))
                     if r.override is not None:
-                        self._execute("INSERT INTO overrides VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, refused) "
-                                      "DO NOTHING", (r.device_id, r.override["refused"], r.token_id,
-                                                     r.override["staff_card"], r.override["reason"]))
+                        self._execute("INSERT INTO overrides VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, "
+                                      "token_id) DO NOTHING", (r.device_id, r.override["refused"], r.token_id,
+                                                               r.override["staff_card"], r.override["reason"], r.iat))
                     results.append("stored")
                     continue
                 row = self._execute("SELECT token FROM tokens WHERE device_id = ? AND token_id = ?",
@@ -363,12 +372,12 @@ class Storage:
                            reasons=json.loads(row[5]), sequence=int(row[6]), site=row[7] or "",
                            gate=row[8] or "") if row else None
 
-    def override_of(self, device_id: str, refused: str) -> str | None:
-        """The token id that overrode this refusal of the device, if any."""
+    def override_times(self, device_id: str, refused: str) -> list[int]:
+        """The iat of each stored override of this refusal (a DENY's token id, or ``card:<id>``) by the device."""
         with self._lock:
-            row = self._execute("SELECT token_id FROM overrides WHERE device_id = ? AND refused = ?",
-                                (device_id, refused)).fetchone()
-        return row[0] if row else None
+            rows = self._execute("SELECT iat FROM overrides WHERE device_id = ? AND refused = ?",
+                                 (device_id, refused)).fetchall()
+        return [int(r[0]) for r in rows]
 
     def token_count(self) -> int:
         with self._lock:

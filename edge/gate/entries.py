@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import StorageError
+from edge.gate.overrides import already_overridden
 from edge.sqlite_schema import open_versioned
 
 MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at REAL NOT NULL)",
@@ -24,7 +25,14 @@ MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at RE
               # 3: the ALLOWs a vaccination record may follow, and the appointments already recorded
               ["CREATE TABLE allowed (token_id TEXT PRIMARY KEY, card_id TEXT NOT NULL, card_type TEXT NOT NULL, "
                "at REAL NOT NULL)",
-               "CREATE TABLE records (appointment TEXT PRIMARY KEY, record TEXT NOT NULL, at REAL NOT NULL)"]]
+               "CREATE TABLE records (appointment TEXT PRIMARY KEY, record TEXT NOT NULL, at REAL NOT NULL)"],
+              # 4: a card (a RETRY's override) may be overridden again on a later visit (edge/gate/overrides.py),
+              #    so the refusal is no longer the key
+              ["CREATE TABLE overrides_v2 (refused TEXT NOT NULL, staff TEXT NOT NULL, at REAL NOT NULL)",
+               "INSERT INTO overrides_v2 SELECT refused, staff, at FROM overrides",
+               "DROP TABLE overrides",
+               "ALTER TABLE overrides_v2 RENAME TO overrides",
+               "CREATE INDEX overrides_by_refusal ON overrides (refused, at)"]]
 HOUR_S = 3600.0
 DAY_S = 86400.0
 
@@ -69,9 +77,13 @@ class EntryLog:
             self._db.execute("DELETE FROM entries WHERE at < ?", (now - 2 * DAY_S,))
 
     # -- staff overrides ---------------------------------------------------------------------------------
+    def _override_times(self, refused: str) -> list[float]:
+        return [float(r[0]) for r in self._db.execute("SELECT at FROM overrides WHERE refused = ?", (refused,))]
+
     def overridden(self, refused: str) -> bool:
+        """Whether an override now would be a second one of ``refused`` (edge/gate/overrides.py)."""
         with self._lock:
-            return self._db.execute("SELECT 1 FROM overrides WHERE refused = ?", (refused,)).fetchone() is not None
+            return already_overridden(refused, self._override_times(refused), self.clock())
 
     def overrides_last_hour(self, staff: str | None = None) -> int:
         since = self.clock() - HOUR_S
@@ -84,11 +96,14 @@ class EntryLog:
         return int(row[0])
 
     def record_override(self, refused: str, staff: str) -> bool:
-        """False when the refused session was overridden already (one override each)."""
+        """Record an override of ``refused`` by ``staff``; False, recording nothing, when it would be a second
+        one (checked and written under one lock, so two at once cannot both pass)."""
+        now = self.clock()
         with self._lock:
-            cursor = self._db.execute("INSERT INTO overrides VALUES (?, ?, ?) ON CONFLICT (refused) DO NOTHING",
-                                      (refused, staff, self.clock()))
-        return cursor.rowcount == 1
+            if already_overridden(refused, self._override_times(refused), now):
+                return False
+            self._db.execute("INSERT INTO overrides VALUES (?, ?, ?)", (refused, staff, now))
+        return True
 
     # -- vaccination records ----------------------------------------------------------------------------
     def remember_allow(self, token_id: str, card_id: str, card_type: str) -> None:

@@ -32,6 +32,7 @@ from edge.camera.base import FrameSource
 from edge.camera.feed import CameraFeed, ReplayFeed
 from edge.config import EdgeConfig, ServerConfig
 from edge.errors import ConfigError
+from edge.gate.overrides import names_a_card
 from edge.glibc import release_free_memory
 from edge.liveness import kernels
 from edge.pipeline import Outcome, OverrideLink
@@ -268,7 +269,8 @@ class EdgeDaemon:
         else:
             raise InvalidRequest("give refused_token_id (a DENY) or refused_card_id (32 hex, for a RETRY)")
         if entries.overridden(refused):
-            raise OverrideRefused("this refusal was already overridden", code="override_used")
+            raise OverrideRefused("this card was let through by staff at this gate minutes ago" if names_a_card(refused)
+                                  else "this refusal was already overridden", code="override_used")
         if entries.overrides_last_hour() >= site.overrides_per_gate_per_hour:
             raise Busy("this gate has had its overrides for the hour; call the supervisor", retry_after_ms=60_000)
 

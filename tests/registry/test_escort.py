@@ -205,6 +205,43 @@ def test_override_tokens_need_a_real_staff_card_and_a_real_refusal_and_count_onc
     transport.close()
 
 
+def test_a_card_refused_on_every_visit_can_be_overridden_on_each(registry, pki, tmp_path):
+    """A RETRY has no token, so its override names the card: once per card and gate within
+    CARD_OVERRIDE_INTERVAL_S, not once ever (a patient the camera cannot take is refused on every visit)."""
+    from edge.gate.overrides import CARD_OVERRIDE_INTERVAL_S
+    from edge.registry_client.transport import GrpcTransport
+    from edge.security.keys import DeviceKey
+    from edge.security.tokens import CLAIM_CHECKS, CLAIM_DECISION, CLAIM_REASONS
+
+    from .test_ingest_rules import make_token
+
+    state, hospital, port = registry
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    key = DeviceKey.load_or_create(tmp_path / "a")
+    staff = admin.IssueCard(rpb.IssueCardRequest(card_type="staff_card", site="ward-7", template_sha256=FACE),
+                            timeout=10).card_id
+    person = "9e" * 16
+
+    def override(at: float) -> bytes:
+        link = {"refused": f"card:{person}", "staff_card": staff, "reason": "face_not_recognised"}
+        return make_token(key, "dev-a", card=person, now=at, claims={
+            CLAIM_DECISION: "ALLOW", CLAIM_REASONS: ["STAFF_OVERRIDE"], CLAIM_CHECKS: {"override": link}})
+
+    now = time.time()
+    transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem", pki / "dev-a.key"),
+                              server_name="registry")
+    yesterday = [override(now - 86400)]
+    assert [(r.status, r.reason) for r in transport.ingest(yesterday)] == [("stored", "")]
+    today = [override(now), override(now + 60)]  # this visit; then a second on the same card at once
+    assert [(r.status, r.reason) for r in transport.ingest(today)] == [("stored", ""), ("rejected", "override_used")]
+    late = override(now - 86400 + CARD_OVERRIDE_INTERVAL_S / 2)  # delivered late, close to yesterday's
+    assert [(r.status, r.reason) for r in transport.ingest([late])] == [("rejected", "override_used")]
+    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=person), timeout=10).entries
+    assert [(e.decision, list(e.reasons)) for e in history] == [("ALLOW", ["STAFF_OVERRIDE"])] * 2
+    transport.close()
+
+
 def test_a_permit_is_refused_once_the_expected_stay_has_passed(registry):
     from registry.escort import EscortRefused, EscortRules
 

@@ -70,3 +70,35 @@ def test_a_registry_of_the_previous_release_is_migrated_and_its_devices_keep_del
     again = open_storage(url)  # a second start applies nothing twice
     assert again.schema_version() == len(MIGRATIONS)
     again.close()
+
+
+def test_overrides_stored_before_schema_6_keep_counting(tmp_path, db_url, monkeypatch):
+    """Schema 6 keys overrides by token, with their iat (a card may be overridden again on a later visit): the
+    rows written under schema 5 keep their refusal, and a DENY overridden then stays overridden."""
+    import registry.storage as storage_module
+    from edge.security.keys import DeviceKey
+    from registry.ingest import ingest
+    from registry.storage import MIGRATIONS, DeviceRecord, open_storage
+
+    from .test_ingest_rules import make_token
+
+    monkeypatch.setattr(storage_module, "MIGRATIONS", MIGRATIONS[:5])
+    old = open_storage(db_url)
+    assert old.schema_version() == 5
+    key = DeviceKey.load_or_create(tmp_path / "keys")
+    old.register_device(DeviceRecord("dev-a", key.public_raw, b"\x00" * 32, "ward-7"))
+    iat = int(time.time()) - 3600
+    with old.atomic():
+        old._execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     ("dev-a", "o1", "c1" * 16, iat, "ALLOW", '["STAFF_OVERRIDE"]', 2, "ward-7", "g", b"tok",
+                      time.time()))
+        old._execute("INSERT INTO overrides VALUES (?, ?, ?, ?, ?)", ("dev-a", "d1" * 16, "o1", "s1" * 16, "x"))
+    old.close()
+    monkeypatch.setattr(storage_module, "MIGRATIONS", MIGRATIONS)
+    storage = open_storage(db_url)
+    try:
+        assert storage.schema_version() == len(MIGRATIONS)
+        assert storage.override_times("dev-a", "d1" * 16) == [iat]
+        assert ingest(storage, make_token(key, "dev-a"), peer_device="dev-a").status == "stored"
+    finally:
+        storage.close()
