@@ -254,8 +254,9 @@ class RegistryConfig(_Strict, frozen=True):
     delivery_max_per_s: Annotated[float, Meta(gt=0, description="Drain rate cap after an outage, tokens/s.")] = 50.0
     delivery_max_backoff_s: Annotated[float, Meta(gt=0, description="Longest wait between delivery retries, s.")] = 60.0
     keep_delivered_days: Annotated[float, Meta(gt=0, description=(
-        "Days a token stays in the outbox after the registry stored it; then it is deleted (the audit log "
-        "stays), so a board's storage does not grow for as long as it runs."))] = 30.0
+        "Days a token stays in the outbox after the registry stored it; then it is deleted with the audit "
+        "entries before the oldest token kept (the chain is anchored), so a board's storage does not grow and "
+        "it holds no history of passages older than this."))] = 30.0
 
 
 class TokenConfig(_Strict, frozen=True):

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from edge.errors import StorageError
+from edge.registry_client.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from edge.registry_client.outbox import Outbox
+from edge.security import audit
 from edge.security.templates import TemplateStore
 from edge.sqlite_schema import schema_version
 
@@ -37,12 +39,16 @@ def test_an_outbox_of_the_previous_release_is_migrated_and_keeps_its_tokens(tmp_
         db.execute("INSERT INTO tokens (token_id, sequence, token, created) VALUES ('aa', 7, x'00', ?)",
                    (time.time(),))
         db.execute("UPDATE meta SET value = 7 WHERE key = 'sequence'")
+        audit.append(db, seq=7, ts=time.time(), token_id="aa", card_id="c1", decision="ALLOW", reasons="OK")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:  # `edge audit verify` before the daemon migrates
+        assert audit.verify_chain(db) == {**audit.verify_chain(db), "valid": True, "entries": 1, "pruned_through": None}
     outbox = Outbox(path)
     try:
-        assert schema_version(path) == 2
+        assert schema_version(path) == len(OUTBOX_MIGRATIONS)
         assert [t for t, _, _ in outbox.pending()] == ["aa"]
         _, _, sequence = outbox.issue(lambda seq: (b"token", bytes(16)))
         assert sequence == 8  # the monotonic sequence carries on
+        assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 2}
     finally:
         outbox.close()
 

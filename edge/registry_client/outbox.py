@@ -30,6 +30,8 @@ MIGRATIONS = [
      "INSERT OR IGNORE INTO meta VALUES ('sequence', 0)"],
     # 2: the pending-token query (delivered IS NULL AND rejected IS NULL ORDER BY sequence) without a scan.
     ["CREATE INDEX IF NOT EXISTS tokens_pending ON tokens (sequence) WHERE delivered IS NULL AND rejected IS NULL"],
+    # 3: the audit log's oldest entries leave with their tokens; the anchor keeps the chain whole
+    [audit.ANCHOR_SCHEMA],
 ]
 
 
@@ -115,12 +117,25 @@ class Outbox:
 
     def prune_delivered(self, keep_s: float, now: float | None = None) -> int:
         """Delete tokens the registry stored more than ``keep_s`` seconds ago (it holds them now), so a board's
-        storage does not grow for as long as it runs. Pending and rejected tokens stay, and so does the audit
-        log (its hash chain, and each decision for overrides and vaccination records). Returns how many."""
+        storage does not grow for as long as it runs, and the audit entries before the oldest token still
+        held (edge/security/audit.py: the chain is anchored, not broken). Pending and rejected tokens stay, with
+        their audit entries and every later one. Returns how many tokens went."""
         cutoff = (time.time() if now is None else now) - keep_s
         with self._lock:
-            return self._db.execute("DELETE FROM tokens WHERE delivered IS NOT NULL AND delivered < ?",
-                                    (cutoff,)).rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                pruned = self._db.execute("DELETE FROM tokens WHERE delivered IS NOT NULL AND delivered < ?",
+                                          (cutoff,)).rowcount
+                oldest_kept = self._db.execute("SELECT MIN(sequence) FROM tokens").fetchone()[0]
+                last_old = self._db.execute("SELECT MAX(seq) FROM audit WHERE ts < ?", (cutoff,)).fetchone()[0]
+                if last_old is not None:
+                    audit.prune_through(self._db, last_old if oldest_kept is None else min(last_old, oldest_kept - 1))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return int(pruned)
 
     def pending_count(self) -> int:
         with self._lock:

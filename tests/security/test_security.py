@@ -1,4 +1,5 @@
 import os
+import sqlite3
 import stat
 import time
 
@@ -118,7 +119,8 @@ def test_outbox_sequence_and_durability(tmp_path):
 
 def test_delivered_tokens_are_pruned_after_the_retention_and_the_audit_chain_stays(tmp_path):
     """A board runs for years: a token the registry has stored leaves the outbox after the retention (the
-    registry holds it), so the SD card does not fill; pending and rejected tokens and the audit log stay."""
+    registry holds it), so the SD card does not fill; pending and rejected tokens stay. The audit entries
+    before the oldest token kept leave too, and the chain stays whole."""
     outbox = Outbox(tmp_path / "o.sqlite")
     ids = [outbox.issue(lambda seq: (os.urandom(400), os.urandom(16)), card_id=f"card{i}", decision="ALLOW",
                         reasons="OK")[1].hex() for i in range(4)]
@@ -126,11 +128,36 @@ def test_delivered_tokens_are_pruned_after_the_retention_and_the_audit_chain_sta
     outbox.mark_rejected(ids[2], "unknown_key")
     keep_s = 30 * 86400
     assert outbox.prune_delivered(keep_s) == 0  # delivered just now: kept
+    assert outbox.verify_audit()["entries"] == 4 and outbox.decision_of(ids[0]) == ("card0", "ALLOW")
     assert outbox.prune_delivered(keep_s, now=time.time() + keep_s + 1) == 2
     assert len(outbox.all_tokens()) == 2 and outbox.pending_count() == 1 and outbox.rejected_count() == 1
-    assert outbox.verify_audit()["valid"] and outbox.verify_audit()["entries"] == 4
-    assert outbox.decision_of(ids[0]) == ("card0", "ALLOW")  # an override or a vaccination can still find it
-    assert outbox.issue(lambda seq: (b"t", os.urandom(16)))[2] == 5  # the sequence goes on
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 2, "pruned_through": 2}
+    assert outbox.decision_of(ids[0]) is None and outbox.decision_of(ids[2]) == ("card2", "ALLOW")
+    assert outbox.issue(lambda seq: (b"t", os.urandom(16)))[2] == 5  # the sequence goes on ...
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 3}  # ... and the chain
+
+
+def test_a_gate_keeps_no_record_of_a_cards_passages_once_the_registry_holds_them(tmp_path):
+    """Kept for good, the audit log was a history of every card's passages through the gate for as long as
+    the board ran, on a board anyone can carry off. An attacker who lifts the board's database finds only the
+    sessions of the retention period, and a pruned chain still shows an edit after the anchor."""
+    outbox = Outbox(tmp_path / "o.sqlite")
+    child = "c0" * 16
+    for _ in range(3):
+        outbox.mark_delivered([outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=child, decision="ALLOW",
+                                            reasons="OK")[1].hex()])
+    keep_s = 30 * 86400
+    outbox.prune_delivered(keep_s, now=time.time() + keep_s + 1)
+    lifted = sqlite3.connect(str(tmp_path / "o.sqlite"))
+    assert lifted.execute("SELECT COUNT(*) FROM audit WHERE card_id = ?", (child,)).fetchone()[0] == 0
+    assert lifted.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    lifted.close()
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 0, "pruned_through": 3}
+    for i in range(2):
+        outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"card{i}", decision="ALLOW", reasons="OK")
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 2}
+    outbox._db.execute("UPDATE audit SET decision='DENY' WHERE seq=4")  # the first entry after the anchor
+    assert outbox.verify_audit() == {"valid": False, "entries": 0, "first_bad_seq": 4, "pruned_through": 3}
 
 
 def test_the_deliverer_prunes_at_most_once_per_period_with_the_configured_retention(tmp_path):
@@ -170,7 +197,7 @@ def test_audit_chain_detects_edits_and_deletions(tmp_path):
         outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"card{i}", decision="ALLOW", reasons="OK")
     assert outbox.verify_audit()["valid"] and outbox.verify_audit()["entries"] == 5
     outbox._db.execute("UPDATE audit SET decision='DENY' WHERE seq=3")
-    assert outbox.verify_audit() == {"valid": False, "entries": 2, "first_bad_seq": 3}
+    assert outbox.verify_audit() == {"valid": False, "entries": 2, "first_bad_seq": 3, "pruned_through": None}
     outbox._db.execute("UPDATE audit SET decision='ALLOW' WHERE seq=3")
     assert outbox.verify_audit()["valid"]
     outbox._db.execute("DELETE FROM audit WHERE seq=2")
