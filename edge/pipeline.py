@@ -293,11 +293,11 @@ class VerificationPipeline:
             if decision == "ALLOW" and staff is not None:
                 return self._override_token(staff, card, card_text, nonce, checks, timings, prompts, result.score,
                                             score)
-            if decision == "ALLOW" and self.entries is not None:
-                self.entries.record(card.card_id.hex())
             outcome = self._finish(decision, reasons, card.card_id.hex(), card_text, card.kid, nonce, checks, timings,
                                    prompts=prompts, liveness=result.score, score=score)
             if outcome.decision == "ALLOW" and outcome.token_id and self.entries is not None:
+                # Only a signed ALLOW is an entry: one refused for want of a clock or storage uses none up.
+                self.entries.record(card.card_id.hex())
                 self.entries.remember_allow(outcome.token_id, card.card_id.hex(), card.card_type)
             return outcome
         except SessionTimeout:
@@ -485,7 +485,8 @@ class VerificationPipeline:
         except SecurityError as exc:
             log.error("no token: %s", exc.message, extra={"fields": {"code": exc.code}})
             outcome.decision = "DENY"
-            outcome.reasons = [*reasons, "CLOCK_UNTRUSTED"] if exc.code == "clock_untrusted" else reasons
+            outcome.reasons = [*(r for r in reasons if r != "OK"), "CLOCK_UNTRUSTED"] if exc.code == "clock_untrusted" \
+                else reasons
             return outcome
         outcome.token, outcome.token_id = token, token_id.hex()
         timings["token"] = round((time.monotonic() - began) * 1000.0, 2)

@@ -85,6 +85,33 @@ def test_entry_limits_come_from_the_gates_own_records(tmp_path, world, testdata,
         daemon.stop(1.0)
 
 
+def test_an_allow_that_could_not_be_signed_uses_up_no_entry(tmp_path, world, testdata, face_stage):
+    """A board without a real-time clock boots before its clock is synchronised: the gate refuses with
+    CLOCK_UNTRUSTED, since it cannot sign. That refusal used to count as one of the permit's entries, so once
+    the clock was right the holder was refused ENTRY_LIMIT for a day."""
+    from edge.security.clock import ClockGuard, KernelClock
+
+    config = make_config(tmp_path, world.issuer)
+    daemon = EdgeDaemon(replace(config, site=replace(config.site, entries_per_day=1)),
+                        source_factory=Camera(scene=world.scenes["holder"]))
+    enroll(daemon, world, testdata, face_stage)
+    signer = daemon.parts.signer
+    synced = signer.clock
+    signer.clock = ClockGuard(require_sync=True, kernel=lambda: KernelClock(state=5,
+                                                                            maxerror_us=16_000_000))
+    daemon.start()
+    try:
+        decision, reasons, _ = verify(daemon, world.cards["holder"][0])
+        assert (decision, reasons) == ("DENY", ["CLOCK_UNTRUSTED"])  # not "OK" in a refusal
+        signer.clock = synced  # timesyncd has caught up
+        decision, reasons, _ = verify(daemon, world.cards["holder"][0])
+        assert (decision, reasons) == ("ALLOW", ["OK"])
+        decision, reasons, _ = verify(daemon, world.cards["holder"][0])
+        assert (decision, reasons) == ("DENY", ["ENTRY_LIMIT"])  # and the one entry a day now counts
+    finally:
+        daemon.stop(1.0)
+
+
 def test_the_card_claims_round_trip(world):
     from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
     from edge.credential.verifier import parse_claims
