@@ -339,14 +339,17 @@ class VerificationPipeline:
             return self._finish("DENY", ["RATE_LIMITED"], staff_id, card_text, staff_card.kid, nonce,
                                 {**checks, "override": "staff_limit"}, timings, prompts=[refusal], liveness=liveness,
                                 score=score)
-        if self.entries is not None and not self.entries.record_override(link.refused, staff_id):
+        if self.entries is not None and self.entries.overridden(link.refused):
             return Outcome("DENY", ["ENTRY_LIMIT"], card_id=link.card_id, timings=timings,
                            prompts=["This refusal was already overridden"])
         override = {"refused": link.refused, "staff_card": staff_id, "reason": link.reason}
         outcome = self._finish("ALLOW", ["STAFF_OVERRIDE"], link.card_id, card_text, staff_card.kid, nonce,
                                {**checks, "override": override}, timings, prompts=prompts, liveness=liveness,
                                score=score)
-        if outcome.decision == "ALLOW" and self.entries is not None:
+        if outcome.decision == "ALLOW" and outcome.token_id and self.entries is not None:
+            # Recorded once signed (sessions run one at a time on the session thread, so nothing comes between
+            # the check above and this): an override the gate could not sign leaves the refusal open.
+            self.entries.record_override(link.refused, staff_id)
             self.entries.record(link.card_id)
         return outcome
 

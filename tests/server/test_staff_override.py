@@ -88,3 +88,29 @@ def test_overrides_are_limited_checked_and_need_a_staff_card(gate, world):
         second = stub.Override(pb.OverrideRequest(nonce=os.urandom(16), refused_card_id="ef" * 16,
                                                   reason="card_problem", staff_card_text=staff_text), timeout=60)
         assert names(second) == ("DENY", ["RATE_LIMITED"])  # one override per staff member per hour here
+
+
+def test_an_override_the_gate_could_not_sign_leaves_the_refusal_open(gate, world):
+    """With the clock not yet synchronised the gate cannot sign the override (DENY CLOCK_UNTRUSTED). That
+    attempt used to spend the refusal: once the clock was right, the staff member was told it was already
+    overridden, for good."""
+    from edge.security.clock import ClockGuard, KernelClock
+
+    daemon, camera, staff_text, _ = gate
+    with connect(daemon) as channel:
+        stub = pb_grpc.VerificationServiceStub(channel)
+        refused = stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
+        assert names(refused) == ("DENY", ["FACE_MISMATCH"])
+        camera.scene = world.scenes["holder"]
+        signer = daemon.parts.signer
+        synced = signer.clock
+        signer.clock = ClockGuard(require_sync=True, kernel=lambda: KernelClock(state=5, maxerror_us=16_000_000))
+
+        def override():
+            return stub.Override(pb.OverrideRequest(nonce=os.urandom(16), refused_token_id=refused.token_id,
+                                                    reason="face_not_recognised", staff_card_text=staff_text),
+                                 timeout=60)
+
+        assert names(override()) == ("DENY", ["STAFF_OVERRIDE", "CLOCK_UNTRUSTED"])
+        signer.clock = synced
+        assert names(override()) == ("ALLOW", ["STAFF_OVERRIDE"])
