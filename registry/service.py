@@ -48,6 +48,9 @@ MAX_BATCH = 500
 #: A sealed template: 32-byte ephemeral key + 12-byte nonce + the template (512 bytes for sface, 1,024 for
 #: sface+dlib) + 16-byte tag, and slack.
 MAX_SEALED_TEMPLATE = 1536
+#: Templates per SyncTemplates page at most: 2,000 fused (sface+dlib) templates are about 2.4 MB, under
+#: gRPC's 4 MiB message limit.
+MAX_TEMPLATE_PAGE = 2000
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
@@ -257,12 +260,19 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if device is None or (who != ADMIN and device.device_id != who):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "a device syncs its own templates only")
             raise AssertionError("abort raises")
+        if len(request.after_card_id) > 64:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "after_card_id is a card id")
         key = load_or_create_x25519(self.state.state_dir, "template_key.pem")
-        removed = self.state.storage.delete_ended_templates()  # expired cards' templates, at the next sync
-        if removed:
-            log.warning("templates of ended cards deleted", extra={"fields": {"removed": removed}})
+        if not request.after_card_id:  # once per sync round: its first page, or the whole list
+            removed = self.state.storage.delete_ended_templates()  # expired cards' templates, at the next sync
+            if removed:
+                log.warning("templates of ended cards deleted", extra={"fields": {"removed": removed}})
+        limit = min(request.limit, MAX_TEMPLATE_PAGE) if request.limit else None
+        rows = self.state.storage.templates_for_site(device.site, after=request.after_card_id,
+                                                     limit=limit + 1 if limit else None)
+        more = limit is not None and len(rows) > limit
         out = []
-        for card_id, sealed, model_id in self.state.storage.templates_for_site(device.site):
+        for card_id, sealed, model_id in rows[:limit] if limit else rows:
             try:  # one unreadable record must not stop the site's sync
                 template = check_template(unseal(key, sealed, card_id.encode()), model_id).astype("<f4").tobytes()
             except SecurityError as exc:
@@ -270,7 +280,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 continue
             out.append(rpb.SealedTemplate(card_id=card_id, model_id=model_id,
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
-        return rpb.SyncTemplatesResponse(templates=out)
+        return rpb.SyncTemplatesResponse(templates=out, more=more)
 
     def _document(self, name: str) -> rpb.Document:
         version, body = self.state.storage.document(name) or (0, "{}")

@@ -417,18 +417,21 @@ class Storage:
         with self._lock:
             return int(self._execute("SELECT COUNT(*) FROM templates").fetchone()[0])
 
-    def templates_for_site(self, site: str, now: float | None = None) -> list[tuple[str, bytes, str]]:
+    def templates_for_site(self, site: str, now: float | None = None, *, after: str = "",
+                           limit: int | None = None) -> list[tuple[str, bytes, str]]:
         """The templates a site's gates may hold: not of a revoked card, nor of one known to have expired. A
         template whose card has ended is no longer sent, so the gates delete it (data minimisation: a face
         template is biometric data). A card this registry holds no record of (stored by release 0.1.0, which
-        kept none) has no known end, so its template is still sent."""
+        kept none) has no known end, so its template is still sent. In card id order; a page is the first
+        ``limit`` whose card id sorts after ``after``."""
         now = time.time() if now is None else now
+        page = " LIMIT ?" if limit is not None else ""
         with self._lock:
             rows = self._execute(
                 "SELECT t.card_id, t.sealed, t.model_id FROM templates t LEFT JOIN cards c ON c.card_id = t.card_id "
                 "WHERE (t.site = ? OR t.site = '*') AND (c.card_id IS NULL OR c.expires > ?) "
-                "AND NOT EXISTS (SELECT 1 FROM revoked_cards r WHERE r.card_id = t.card_id)",
-                (site, now)).fetchall()
+                "AND NOT EXISTS (SELECT 1 FROM revoked_cards r WHERE r.card_id = t.card_id) AND t.card_id > ? "
+                "ORDER BY t.card_id" + page, (site, now, after) + ((limit,) if limit is not None else ())).fetchall()
         return [(r[0], bytes(r[1]), r[2]) for r in rows]
 
     # documents (trust list, revocation list)

@@ -177,3 +177,40 @@ def test_a_revoked_or_expired_card_s_template_leaves_every_gate(tmp_path, regist
     assert {card for card in (kept, revoked, expiring, local_id, local_revoked) if templates.has(card)} == {
         kept, local_id}
     templates.close()
+
+
+def test_a_site_with_more_templates_than_one_message_holds_still_syncs(tmp_path, registry):
+    """gRPC refuses a message over 4 MiB by default, and SyncTemplates answered with every template of the
+    site at once: about 650 bytes each, so past about 6,400 enrolled holders (a hospital's staff, patients
+    and escorts) no gate received a template again, new holders were refused TEMPLATE_MISSING everywhere and
+    ended cards' templates stayed. Templates now come in pages."""
+    state, admin, transport = registry
+    vector = np.random.default_rng(21).normal(size=128).astype("<f4")
+    vector = (vector / np.linalg.norm(vector)).astype("<f4")
+    commitment = hashlib.sha256(vector.tobytes()).digest()
+    count = 7000
+    with state.storage.atomic():
+        for i in range(count):
+            card_id = f"{i:032x}"
+            state.storage.put_template(card_id, seal(state.template_public_key, vector.tobytes(), card_id.encode()),
+                                       "sface-2021dec-fp32", commitment, "ward-7")
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    report = syncer.sync_once()
+    assert report.templates == count and templates.count() == count and not report.skipped
+    state.revoke(bytes.fromhex(f"{count - 1:032x}"), "lost phone")  # the last page shrinks: one goes
+    assert syncer.sync_once().removed == 1 and templates.count() == count - 1
+    templates.close()
+
+
+def test_a_registry_whose_pages_do_not_advance_is_an_error_not_a_loop(tmp_path):
+    from edge.errors import RegistryUnavailable
+
+    transport = GrpcTransport("127.0.0.1:9", tls=None, identity="dev-a")
+    page = rpb.SyncTemplatesResponse(templates=[rpb.SealedTemplate(card_id="ab" * 16, sealed_template=b"x",
+                                                                   model_id="m")], more=True)
+    asked = []
+    transport._call = lambda method, request: asked.append(request.after_card_id) or page  # type: ignore[method-assign]
+    with pytest.raises(RegistryUnavailable) as e:
+        transport.templates("dev-a")
+    assert asked == ["", "ab" * 16] and "stopped advancing" in e.value.message
+    transport.close()

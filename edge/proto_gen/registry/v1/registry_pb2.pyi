@@ -94,10 +94,14 @@ class StoreTemplateResponse(_message.Message):
     def __init__(self, template_sha256: _Optional[bytes] = ...) -> None: ...
 
 class SyncTemplatesRequest(_message.Message):
-    __slots__ = ("device_id",)
+    __slots__ = ("device_id", "after_card_id", "limit")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     device_id: str
-    def __init__(self, device_id: _Optional[str] = ...) -> None: ...
+    after_card_id: str
+    limit: int
+    def __init__(self, device_id: _Optional[str] = ..., after_card_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class SealedTemplate(_message.Message):
     __slots__ = ("card_id", "sealed_template", "model_id")
@@ -110,10 +114,12 @@ class SealedTemplate(_message.Message):
     def __init__(self, card_id: _Optional[str] = ..., sealed_template: _Optional[bytes] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class SyncTemplatesResponse(_message.Message):
-    __slots__ = ("templates",)
+    __slots__ = ("templates", "more")
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[SealedTemplate]
-    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class Empty(_message.Message):
     __slots__ = ()
