@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from edge.config import DEVICE_ID_PATTERN
 from edge.credential.issuer import CardIssuer
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
-from edge.credential.trust import RevocationList, TrustList
+from edge.credential.trust import RevocationList, TrustList, revocation_handle
 from edge.errors import EdgeError, SecurityError
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
@@ -66,6 +66,10 @@ class RegistryState:
     state_dir: Path
     max_token_age_s: int = 14 * 86400
     escort_policies: dict[str, EscortPolicy] = field(default_factory=dict)
+    #: A revoked card leaves the revocation list once it has been expired this long (seconds): every gate
+    #: refuses it as expired by then, and the list, which each gate fetches whole at every sync, stays the
+    #: size of the revocations of living cards. The margin covers a gate whose clock runs behind.
+    revocation_grace_s: float = 30 * 86400.0
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -93,9 +97,11 @@ class RegistryState:
         with self.storage.atomic():
             version, body = self.storage.document("revocations") or (0, json.dumps(RevocationList().to_json()))
             revocations = RevocationList.from_json(json.loads(body))
-            if revocations.is_revoked(card_id):
+            if revocations.is_revoked(card_id) or self.storage.is_revoked(card_id.hex()):
                 return version, True
             revocations.revoke(card_id)
+            for ended in self.storage.revoked_cards_expired_before(time.time() - self.revocation_grace_s):
+                revocations.hashes.discard(revocation_handle(bytes.fromhex(ended)))
             revocations.version = version + 1
             self.storage.put_document("revocations", revocations.version, json.dumps(revocations.to_json()))
             self.storage.record_revocation(card_id.hex(), reason)

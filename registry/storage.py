@@ -330,6 +330,13 @@ class Storage:
         with self._lock:
             return self._execute("SELECT 1 FROM revoked_cards WHERE card_id = ?", (card_id,)).fetchone() is not None
 
+    def revoked_cards_expired_before(self, cutoff: float) -> list[str]:
+        """Revoked cards this registry issued that expired before ``cutoff`` (unix seconds)."""
+        with self._lock:
+            rows = self._execute("SELECT r.card_id FROM revoked_cards r JOIN cards c ON c.card_id = r.card_id "
+                                 "WHERE c.expires < ?", (cutoff,)).fetchall()
+        return [r[0] for r in rows]
+
     def record_revocation(self, card_id: str, reason: str) -> bool:
         """Remember that a card was revoked; False when it already was."""
         with self._lock:
