@@ -25,7 +25,7 @@ from edge.errors import EdgeError, RegistryUnavailable, SecurityError
 from edge.registry_client.state import SyncedState, SyncedStateFile
 from edge.registry_client.transport import RegistryTransport
 from edge.security.sealing import unseal
-from edge.security.templates import REGISTRY, TemplateStore, check_template
+from edge.security.templates import TemplateStore, check_template
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class SyncReport:
     templates: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (card id, reason code)
     removed: int = 0  # templates deleted because their card ended (revoked, expired, withdrawn)
+    written: int = 0  # templates stored because they were new or changed (the rest were already held)
 
 
 def _revoked_by(revocations: RevocationList) -> Callable[[str], bool]:
@@ -89,15 +90,17 @@ class Syncer:
         self.applied = state
         report = SyncReport(trust.version, revocations.version, 0)
         sent = self.transport.templates(self.device_id)
+        received = []
         for card_id, sealed, model_id in sent:
             try:
-                vector = check_template(unseal(self.enc_key, sealed, card_id.encode()), model_id)
-                self.templates.put(card_id, vector, model_id, source=REGISTRY)
-                report.templates += 1
+                received.append((card_id, check_template(unseal(self.enc_key, sealed, card_id.encode()), model_id),
+                                 model_id))
             except EdgeError as exc:
                 report.skipped.append((card_id[:64], exc.code))
                 log.error("template from the registry skipped", extra={"fields": {"card_id": card_id[:64],
                                                                                    "code": exc.code}})
+        report.written = self.templates.put_from_registry(received)  # what is new or changed only
+        report.templates = len(received)
         # The registry's list is complete (a failed call raised above): what it no longer sends has ended. A
         # record skipped as damaged this round is kept, not deleted: its card is still listed.
         report.removed = self.templates.retain({card_id for card_id, _, _ in sent}, _revoked_by(revocations))
