@@ -235,3 +235,31 @@ def test_a_sync_that_brings_nothing_new_writes_nothing(tmp_path, registry):
     commitment = state.storage.card(cards[0]).commitment
     assert templates.get(cards[0], commitment=commitment, model_id="sface-2021dec-fp32").shape == (128,)
     templates.close()
+
+
+def test_a_sync_with_unchanged_lists_rewrites_only_the_sync_time(tmp_path, registry):
+    """The trust and revocation lists were rewritten whole, with two fsyncs, at every sync (each minute by
+    default): about 36 bytes per listed revocation a minute, 0.5 GB a day for 10,000, on an SD card. When
+    nothing changed only the sync time is written now, and a restart still sees it."""
+    state, admin, transport = registry
+    for i in range(3):
+        admin.RevokeCard(rpb.RevokeCardRequest(card_id=enrolled_card(state, admin, 50 + i)), timeout=10)
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    syncer.sync_once()
+    lists = tmp_path / "device" / "synced_state.json"
+    written = lists.read_bytes()
+    time.sleep(0.05)
+    syncer.sync_once()
+    assert lists.read_bytes() == written  # the same lists: not written again
+    synced_at = syncer.last_sync
+    assert synced_at > json.loads(written)["synced_at"]
+    templates.close()
+    again, verifier, templates = make_syncer(tmp_path, transport)  # a restart
+    assert again.last_sync == synced_at and verifier.revocations.version == syncer.applied.revocations.version
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=enrolled_card(state, admin, 60)), timeout=10)
+    again.sync_once()
+    assert lists.read_bytes() != written and again.last_sync > synced_at  # a new list is written whole
+    templates.close()
+    third, _, templates = make_syncer(tmp_path, transport)
+    assert third.last_sync == again.last_sync and third.applied.revocations.version == again.applied.revocations.version
+    templates.close()
