@@ -5,7 +5,7 @@ verifyface is installed from PyPI into its own venv for this benchmark only (``b
 committed, never a dependency); ``EDGE_PEER_PYTHON`` points at another interpreter that has it.
 
 1. one pair, whole process (``edge match --json A B`` / ``verifyface compare --json A B``): wall time and peak
-   RSS, median of 5, interleaved;
+   RSS, median of 11, interleaved (5 until 2026-11-24: two tools 10 ms apart swapped places between runs);
 2. per image, steady state: every photograph of shared/data/faces (people and groups) embedded three times in a
    warm process, median of 5 rounds, ms per image;
 3. the 190 pairs of the 20 portraits: pairs per second in one warm process (each image embedded once);
@@ -31,7 +31,7 @@ from common import DATA, save
 
 HERE = Path(__file__).resolve().parent
 EDGE = [sys.executable]
-RUNS = 5
+RUNS = 11  # whole-process runs of one pair per tool
 STEADY = r'''
 import glob, itertools, json, sys, time
 files = sorted(glob.glob(sys.argv[2] + "/faces/people/*/*")) + sorted(glob.glob(sys.argv[2] + "/faces/groups/*"))

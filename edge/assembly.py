@@ -56,7 +56,7 @@ def build_face_stage(config: EdgeConfig, *, batch: bool = False) -> FaceStage:
                                  max_side=face.detect_max_side, score_threshold=face.score_threshold,
                                  flip_fusion=face.flip_fusion, limits=limits,
                                  retry_max_side=face.detect_retry_max_side, memory_arena=config.models.memory_arena,
-                                 detector_arena=True, model=face.face_model)
+                                 detector_arena=True, embedder_arena=batch, model=face.face_model)
 
 
 def batch_workers(config: EdgeConfig) -> int:

@@ -26,8 +26,8 @@ from edge.vision.types import Face, FaceEmbedding
 
 log = logging.getLogger(__name__)
 #: A face this small (eye distance, pixels) in a reduced decode is re-read at full size: SFace's 112 px
-#: template has its eyes ~38 px apart, and a margin keeps the crop from being upsampled.
-MIN_REDUCED_EYES_PX = 64.0
+#: template has its eyes 35 px apart, so from 40 px the crop is never upsampled.
+MIN_REDUCED_EYES_PX = 40.0
 
 
 def choose_face(faces: list[Face]) -> Face:
@@ -51,15 +51,19 @@ class FaceStage:
     def from_models(cls, model_dir: Path | None = None, *, threads: int = 2, max_side: int = 640,
                     score_threshold: float = 0.8, flip_fusion: bool = False, channel_order: str = "rgb",
                     limits: QualityLimits | None = None, retry_max_side: int = 1600,
-                    memory_arena: bool = False, detector_arena: bool = False, model: FaceModel = SFACE) -> FaceStage:
+                    memory_arena: bool = False, detector_arena: bool = False, embedder_arena: bool = False,
+                    model: FaceModel = SFACE) -> FaceStage:
         """``detector_arena``: the detector's first pass keeps onnxruntime's arena whatever ``memory_arena``
         says, and the rare retry pass at ``retry_max_side`` gets a session of its own (built on its first
         use), so the arena stays sized for ``max_side`` frames. YuNet 4.5 -> 3.2 ms at 640x512 on one thread;
         a gate session 371 -> 294 ms in one process. Memory: up to ~25 MB more at peak in a probe, none
-        beyond the spread in `edge match --pairs`, and the daemon stays flat (bench/daemon_memory.py)."""
-        def backend(name: str, prepack: bool = True, arena: bool = memory_arena) -> OnnxBackend:
+        beyond the spread in `edge match --pairs`, and the daemon stays flat (bench/daemon_memory.py).
+        ``embedder_arena``: the embedders too (one input shape, so the arena is sized once): 1.7 % of the
+        batch commands' time per image, the same vectors."""
+        def backend(name: str, prepack: bool = True, arena: bool = memory_arena,
+                    pattern: bool = memory_arena) -> OnnxBackend:
             return OnnxBackend(resolve_model(name, model_dir), threads=threads, memory_arena=arena,
-                               memory_pattern=memory_arena, prepack=prepack)
+                               memory_pattern=pattern, prepack=prepack)
 
         first = backend("yunet", arena=memory_arena or detector_arena)
         retry = None
@@ -67,8 +71,11 @@ class FaceStage:
             retry = LazyBackend(lambda: OnnxBackend(first.path, threads=threads, memory_arena=False))
         detector = FaceDetector(first, max_side=max_side, score_threshold=score_threshold,
                                 retry_max_side=retry_max_side, retry_backend=retry)
-        embedder = FaceEmbedder(backend("sface", prepack=False), flip_fusion=flip_fusion, channel_order=channel_order)
-        resnet = ResNetEmbedder(backend("dlib_resnet", prepack=False)) if model is SFACE_DLIB else None
+        embedders = memory_arena or embedder_arena
+        embedder = FaceEmbedder(backend("sface", prepack=False, arena=embedders, pattern=embedders),
+                                flip_fusion=flip_fusion, channel_order=channel_order)
+        resnet = ResNetEmbedder(backend("dlib_resnet", prepack=False, arena=embedders, pattern=embedders)) \
+            if model is SFACE_DLIB else None
         return cls(detector, embedder, limits, resnet)
 
     def warm_up(self) -> None:
@@ -88,13 +95,15 @@ class FaceStage:
     def embed_photograph(self, data: bytes, source: str = "image", *, max_pixels: int = MAX_PIXELS) -> FaceEmbedding:
         """A photograph's encoded bytes to the chosen face's embedding, decoding no more than it needs: a large
         JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, no full-size image and no
-        full-size colour conversion) while its long side stays at least twice the detector's input; the full
-        size is read only when the face found there is small (eyes closer than ``MIN_REDUCED_EYES_PX``).
-        Reducing further (to 1.5 times) raised the closest impostor pair of the shared portraits from 0.496 to
-        0.507 at the same decisions, so the margin to the 0.52 threshold was kept instead. The returned face's
-        box, landmarks and eye distance are in the pixels of the image that was embedded (the reduced one if
-        it was used); only the vector and the number of faces are meant for callers."""
-        factor = jpeg_reduction(data, 2 * self.detector.max_side)
+        full-size colour conversion) while its long side stays at least the detector's input; the full size
+        is read only when the face found there is small (eyes closer than ``MIN_REDUCED_EYES_PX``). On the
+        shared portraits this keeps every decision and the score distributions (lowest genuine 0.565 either
+        way, impostor mean 0.131 -> 0.129, p99 0.290 -> 0.294); single pairs move by up to 0.03, as with any
+        change of pre-processing, the closest look-alike 0.496 -> 0.504 (OpenCV's own pipeline: 0.500). It is
+        5 % of the per-image time on real photographs (docs/THRESHOLDS.md, bench/README.md). The returned
+        face's box, landmarks and eye distance are in the pixels of the image that was embedded (the reduced
+        one if it was used); only the vector and the number of faces are meant for callers."""
+        factor = jpeg_reduction(data, self.detector.max_side)
         if factor > 1:
             try:
                 reduced = self.embed_image(decode_image(data, source, max_pixels=max_pixels, reduce=factor))
