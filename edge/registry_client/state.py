@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edge.credential.trust import RevocationList, TrustList
 from edge.errors import ConfigError, SecurityError
+from edge.security.keys import write_secret
 
 log = logging.getLogger(__name__)
 STATE_FILE = "synced_state.json"
@@ -96,15 +97,9 @@ class SyncedStateFile:
 
 
 def _replace(path: Path, body: bytes) -> None:
-    """Write ``path`` atomically: a temporary file, fsync, rename, fsync of the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(body)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write ``path`` atomically (edge/security/keys.py ``write_secret``), then fsync the folder so the rename
+    itself survives a power cut."""
+    write_secret(path, body)
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)

@@ -168,78 +168,76 @@ def test_roles_come_from_the_certificate(registry, pki, tmp_path):
     assert state.storage.admission("pat-0400").ward == "paediatrics"
 
 
+class OverrideDevice:
+    """A registered device of ward-7, a staff card the registry issued, and tokens as that device signs them."""
+
+    def __init__(self, registry, pki, tmp_path) -> None:
+        from edge.registry_client.transport import GrpcTransport
+        from edge.security.keys import DeviceKey
+
+        _, _, port = registry
+        self.admin = admin_stub(port, pki)
+        register(self.admin, "dev-a", tmp_path / "a", "ward-7")
+        self.key = DeviceKey.load_or_create(tmp_path / "a")
+        self.staff = self.admin.IssueCard(rpb.IssueCardRequest(card_type="staff_card", site="ward-7",
+                                                               template_sha256=FACE), timeout=10).card_id
+        self.transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem",
+                                                                 pki / "dev-a.key"), server_name="registry")
+
+    def token(self, person: str, claims: dict, at: float | None = None) -> bytes:
+        from .test_ingest_rules import make_token
+
+        return make_token(self.key, "dev-a", card=person, now=at, claims=claims)
+
+    def override(self, person: str, refused_ref: str, staff_card: str | None = None, at: float | None = None) -> bytes:
+        from edge.security.tokens import CLAIM_CHECKS, CLAIM_DECISION, CLAIM_REASONS
+
+        link = {"refused": refused_ref, "staff_card": staff_card or self.staff, "reason": "face_not_recognised"}
+        return self.token(person, {CLAIM_DECISION: "ALLOW", CLAIM_REASONS: ["STAFF_OVERRIDE"],
+                                   CLAIM_CHECKS: {"override": link}}, at)
+
+    def delivered(self, tokens: list[bytes]) -> list[tuple[str, str]]:
+        return [(r.status, r.reason) for r in self.transport.ingest(tokens)]
+
+    def history(self, person: str) -> list[tuple[str, list[str]]]:
+        entries = self.admin.AuditHistory(rpb.AuditHistoryRequest(card_id=person), timeout=10).entries
+        return [(e.decision, list(e.reasons)) for e in entries]
+
+
 def test_override_tokens_need_a_real_staff_card_and_a_real_refusal_and_count_once(registry, pki, tmp_path):
-    from edge.registry_client.transport import GrpcTransport
-    from edge.security.keys import DeviceKey
-    from edge.security.tokens import CLAIM_CHECKS, CLAIM_DECISION, CLAIM_REASONS
+    from edge.security.tokens import CLAIM_DECISION, CLAIM_REASONS
 
-    from .test_ingest_rules import make_token
-
-    state, hospital, port = registry
-    admin = admin_stub(port, pki)
-    register(admin, "dev-a", tmp_path / "a", "ward-7")
-    key = DeviceKey.load_or_create(tmp_path / "a")
-    staff = admin.IssueCard(rpb.IssueCardRequest(card_type="staff_card", site="ward-7", template_sha256=FACE),
-                            timeout=10).card_id
+    device = OverrideDevice(registry, pki, tmp_path)
     person = "9f" * 16
-    refused = make_token(key, "dev-a", card=person, claims={CLAIM_DECISION: "DENY", CLAIM_REASONS: ["FACE_MISMATCH"]})
+    refused = device.token(person, {CLAIM_DECISION: "DENY", CLAIM_REASONS: ["FACE_MISMATCH"]})
     refused_id = loads_exact(parse_cose_sign1(refused).payload)[7].hex()
-
-    def override(staff_card: str, refused_ref: str) -> bytes:
-        link = {"refused": refused_ref, "staff_card": staff_card, "reason": "face_not_recognised"}
-        return make_token(key, "dev-a", card=person, claims={CLAIM_DECISION: "ALLOW", CLAIM_REASONS: ["STAFF_OVERRIDE"],
-                                                             CLAIM_CHECKS: {"override": link}})
-
-    transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem", pki / "dev-a.key"),
-                              server_name="registry")
-    results = transport.ingest([override("ab" * 16, refused_id),  # a staff card the registry never issued
-                                override(staff, "cd" * 16),  # a refusal that never happened
-                                refused, override(staff, refused_id),  # the real thing, in one delivery
-                                override(staff, refused_id)])  # a second override of the same refusal
-    assert [(r.status, r.reason) for r in results] == [
+    assert device.delivered([device.override(person, refused_id, staff_card="ab" * 16),  # a card never issued
+                             device.override(person, "cd" * 16),  # a refusal that never happened
+                             refused, device.override(person, refused_id),  # the real thing, in one delivery
+                             device.override(person, refused_id)]) == [  # a second override of the same refusal
         ("rejected", "override_invalid"), ("rejected", "override_invalid"), ("stored", ""), ("stored", ""),
         ("rejected", "override_used")]
-    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=person), timeout=10).entries
-    assert [(e.decision, list(e.reasons)) for e in history] == [("DENY", ["FACE_MISMATCH"]),
-                                                               ("ALLOW", ["STAFF_OVERRIDE"])]
-    transport.close()
+    assert device.history(person) == [("DENY", ["FACE_MISMATCH"]), ("ALLOW", ["STAFF_OVERRIDE"])]
+    device.transport.close()
 
 
 def test_a_card_refused_on_every_visit_can_be_overridden_on_each(registry, pki, tmp_path):
     """A RETRY has no token, so its override names the card: once per card and gate within
     CARD_OVERRIDE_INTERVAL_S, not once ever (a patient the camera cannot take is refused on every visit)."""
     from edge.gate.overrides import CARD_OVERRIDE_INTERVAL_S
-    from edge.registry_client.transport import GrpcTransport
-    from edge.security.keys import DeviceKey
-    from edge.security.tokens import CLAIM_CHECKS, CLAIM_DECISION, CLAIM_REASONS
 
-    from .test_ingest_rules import make_token
-
-    state, hospital, port = registry
-    admin = admin_stub(port, pki)
-    register(admin, "dev-a", tmp_path / "a", "ward-7")
-    key = DeviceKey.load_or_create(tmp_path / "a")
-    staff = admin.IssueCard(rpb.IssueCardRequest(card_type="staff_card", site="ward-7", template_sha256=FACE),
-                            timeout=10).card_id
+    device = OverrideDevice(registry, pki, tmp_path)
     person = "9e" * 16
-
-    def override(at: float) -> bytes:
-        link = {"refused": f"card:{person}", "staff_card": staff, "reason": "face_not_recognised"}
-        return make_token(key, "dev-a", card=person, now=at, claims={
-            CLAIM_DECISION: "ALLOW", CLAIM_REASONS: ["STAFF_OVERRIDE"], CLAIM_CHECKS: {"override": link}})
-
     now = time.time()
-    transport = GrpcTransport(f"127.0.0.1:{port}", tls=(pki / "ca.pem", pki / "dev-a.pem", pki / "dev-a.key"),
-                              server_name="registry")
-    yesterday = [override(now - 86400)]
-    assert [(r.status, r.reason) for r in transport.ingest(yesterday)] == [("stored", "")]
-    today = [override(now), override(now + 60)]  # this visit; then a second on the same card at once
-    assert [(r.status, r.reason) for r in transport.ingest(today)] == [("stored", ""), ("rejected", "override_used")]
-    late = override(now - 86400 + CARD_OVERRIDE_INTERVAL_S / 2)  # delivered late, close to yesterday's
-    assert [(r.status, r.reason) for r in transport.ingest([late])] == [("rejected", "override_used")]
-    history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=person), timeout=10).entries
-    assert [(e.decision, list(e.reasons)) for e in history] == [("ALLOW", ["STAFF_OVERRIDE"])] * 2
-    transport.close()
+    assert device.delivered([device.override(person, f"card:{person}", at=now - 86400)]) == [("stored", "")]
+    # this visit; then a second on the same card at once
+    assert device.delivered([device.override(person, f"card:{person}", at=now),
+                             device.override(person, f"card:{person}", at=now + 60)]) == [
+        ("stored", ""), ("rejected", "override_used")]
+    late = device.override(person, f"card:{person}", at=now - 86400 + CARD_OVERRIDE_INTERVAL_S / 2)
+    assert device.delivered([late]) == [("rejected", "override_used")]  # delivered late, close to yesterday's
+    assert device.history(person) == [("ALLOW", ["STAFF_OVERRIDE"])] * 2
+    device.transport.close()
 
 
 def test_a_permit_is_refused_once_the_expected_stay_has_passed(registry):
