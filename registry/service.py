@@ -273,6 +273,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             removed = self.state.storage.delete_ended_templates()  # expired cards' templates, at the next sync
             if removed:
                 log.warning("templates of ended cards deleted", extra={"fields": {"removed": removed}})
+        version = self.state.storage.templates_version()  # after the purge, before the templates are read
+        if request.known_version and request.known_version == version and not request.after_card_id:
+            return rpb.SyncTemplatesResponse(version=version, unchanged=True)
         limit = min(request.limit, MAX_TEMPLATE_PAGE) if request.limit else None
         rows = self.state.storage.templates_for_site(device.site, after=request.after_card_id,
                                                      limit=limit + 1 if limit else None)
@@ -286,7 +289,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 continue
             out.append(rpb.SealedTemplate(card_id=card_id, model_id=model_id,
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
-        return rpb.SyncTemplatesResponse(templates=out, more=more)
+        return rpb.SyncTemplatesResponse(templates=out, more=more, version=version)
 
     def _document(self, name: str) -> rpb.Document:
         version, body = self.state.storage.document(name) or (0, "{}")

@@ -79,6 +79,8 @@ MIGRATIONS: list[list[str]] = [
      "DROP TABLE overrides",
      "ALTER TABLE overrides_v2 RENAME TO overrides",
      "CREATE INDEX overrides_by_refusal ON overrides (device_id, refused)"],
+    # 7: a version of the templates, raised by every change, so a gate's sync with nothing new sends nothing
+    ["INSERT INTO documents VALUES ('templates', 1, '')"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -410,15 +412,29 @@ class Storage:
                           "sealed = excluded.sealed, model_id = excluded.model_id, "
                           "commitment = excluded.commitment, site = excluded.site",
                           (card_id, sealed, model_id, commitment, site))
+            self._templates_changed()
+
+    def _templates_changed(self) -> None:
+        """Raise the templates' version, after the change: a reader between the two sees the new templates
+        with the old version, and syncs in full again next time (the other order could hide a change)."""
+        self._execute("UPDATE documents SET version = version + 1 WHERE name = 'templates'")
+
+    def templates_version(self) -> int:
+        with self._lock:
+            row = self._execute("SELECT version FROM documents WHERE name = 'templates'").fetchone()
+        return int(row[0]) if row else 0
 
     def delete_ended_templates(self, now: float | None = None) -> int:
         """Delete the templates of cards that were revoked or have expired: the registry keeps a face template
         only while its card lives. Returns how many."""
         now = time.time() if now is None else now
         with self._lock:
-            return int(self._execute(
+            removed = int(self._execute(
                 "DELETE FROM templates WHERE card_id IN (SELECT card_id FROM revoked_cards) "
                 "OR card_id IN (SELECT card_id FROM cards WHERE expires <= ?)", (now,)).rowcount)
+            if removed:
+                self._templates_changed()
+        return removed
 
     def template_count(self) -> int:
         with self._lock:

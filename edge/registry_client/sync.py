@@ -52,8 +52,13 @@ def _revoked_by(revocations: RevocationList) -> Callable[[str], bool]:
 class Syncer:
     def __init__(self, transport: RegistryTransport, *, device_id: str, verifier: CardVerifier,
                  templates: TemplateStore, enc_key: x25519.X25519PrivateKey, state_dir: Path,
-                 interval_s: float = 60.0) -> None:
+                 interval_s: float = 60.0, full_sync_every_s: float = 3600.0) -> None:
+        """``full_sync_every_s``: in between, a sync asks for the templates only if the registry's version moved
+        (most syncs: nothing to send); at least this often it takes the whole list again, which also repairs a
+        record damaged on this device."""
         self.transport = transport
+        self.full_sync_every_s = full_sync_every_s
+        self._full_sync_due = 0.0
         self.device_id = device_id
         self.verifier = verifier
         self.templates = templates
@@ -65,6 +70,8 @@ class Syncer:
             verifier.trust = self.applied.trust
             verifier.revocations = self.applied.revocations
         self.last_error = ""
+        self._templates_version = 0  # of the last complete template sync (0: none since start)
+        self._registry_cards: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,7 +96,13 @@ class Syncer:
         self.verifier.revocations = revocations
         self.applied = state
         report = SyncReport(trust.version, revocations.version, 0)
-        sent = self.transport.templates(self.device_id)
+        now = time.time()
+        known = self._templates_version if now < self._full_sync_due else 0
+        version, sent = self.transport.templates(self.device_id, known)
+        if sent is None:  # nothing changed at the registry since the last complete sync
+            report.templates = len(self._registry_cards)
+            report.removed = self.templates.retain(self._registry_cards, _revoked_by(revocations))
+            return report
         received = []
         for card_id, sealed, model_id in sent:
             try:
@@ -103,7 +116,12 @@ class Syncer:
         report.templates = len(received)
         # The registry's list is complete (a failed call raised above): what it no longer sends has ended. A
         # record skipped as damaged this round is kept, not deleted: its card is still listed.
-        report.removed = self.templates.retain({card_id for card_id, _, _ in sent}, _revoked_by(revocations))
+        self._registry_cards = {card_id for card_id, _, _ in sent}
+        report.removed = self.templates.retain(self._registry_cards, _revoked_by(revocations))
+        # A skipped record is asked for again at the next sync, in full, rather than taken as current.
+        self._templates_version = 0 if report.skipped else version
+        if known == 0:
+            self._full_sync_due = now + self.full_sync_every_s
         if report.removed:
             log.warning("templates of ended cards deleted", extra={"fields": {"removed": report.removed}})
         return report

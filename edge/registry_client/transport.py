@@ -28,7 +28,10 @@ class RegistryTransport(Protocol):
 
     def revocations(self) -> tuple[int, str]: ...
 
-    def templates(self, device_id: str) -> list[tuple[str, bytes, str]]: ...
+    def templates(self, device_id: str, known_version: int = 0) -> tuple[int, list[tuple[str, bytes, str]] | None]:
+        """(version, every template the registry sends this device), or (version, None) when ``known_version``
+        is still current. Version 0: a registry that keeps none."""
+        ...
 
     def store_template(self, card_id: str, sealed: bytes, model_id: str) -> bytes: ...
 
@@ -86,17 +89,24 @@ class GrpcTransport:
         doc = self._call("GetRevocations", rpb.Empty())
         return doc.version, doc.json  # type: ignore[attr-defined]
 
-    def templates(self, device_id: str) -> list[tuple[str, bytes, str]]:
+    def templates(self, device_id: str, known_version: int = 0) -> tuple[int, list[tuple[str, bytes, str]] | None]:
         """Every template the registry sends this device, fetched in pages of ``TEMPLATE_PAGE`` (one message
-        holds about 6,600). A registry from before paging ignores the fields and answers with all at once."""
+        holds about 6,600), with the version read for the first page; None instead of the list when
+        ``known_version`` is still the registry's. A registry from before paging and versions ignores the
+        fields and answers with all at once, version 0."""
         out: list[tuple[str, bytes, str]] = []
         after = ""
+        first: Any = None
         while True:
-            reply: Any = self._call("SyncTemplates", rpb.SyncTemplatesRequest(device_id=device_id, after_card_id=after,
-                                                                              limit=TEMPLATE_PAGE))
+            reply: Any = self._call("SyncTemplates", rpb.SyncTemplatesRequest(
+                device_id=device_id, after_card_id=after, limit=TEMPLATE_PAGE,
+                known_version=known_version if first is None else 0))
+            first = first or reply
+            if reply.unchanged:
+                return int(reply.version), None
             out.extend((t.card_id, t.sealed_template, t.model_id) for t in reply.templates)
             if not reply.more:
-                return out
+                return int(first.version), out
             last = reply.templates[-1].card_id if reply.templates else ""
             if last <= after:  # a page that does not move on would loop for ever
                 raise RegistryUnavailable(f"the registry's template pages stopped advancing at {after[:64]!r}",

@@ -67,13 +67,14 @@ class CorruptOne:
     def __getattr__(self, name):
         return getattr(self.transport, name)
 
-    def templates(self, device_id):
+    def templates(self, device_id, known_version=0):
+        version, sent = self.transport.templates(device_id, known_version)
         out = []
-        for card_id, sealed, model in self.transport.templates(device_id):
+        for card_id, sealed, model in sent or []:
             if card_id == self.card_id:
                 sealed = sealed[:-1] + bytes([sealed[-1] ^ 1])
             out.append((card_id, sealed, model))
-        return out
+        return version, out if sent is not None else None
 
 
 def make_syncer(tmp_path, transport):
@@ -231,6 +232,7 @@ def test_a_sync_that_brings_nothing_new_writes_nothing(tmp_path, registry):
     assert syncer.sync_once().templates == 4 and templates._db.total_changes == before + 1  # only the new one
     assert all(templates.has(card) for card in cards)
     templates._db.execute("UPDATE templates SET sealed = zeroblob(80) WHERE card_id = ?", (cards[0],))  # damaged
+    syncer.full_sync_every_s, syncer._full_sync_due = 0.0, 0.0  # the hourly full sync is due
     assert syncer.sync_once().written == 1  # the registry's copy replaces it
     commitment = state.storage.card(cards[0]).commitment
     assert templates.get(cards[0], commitment=commitment, model_id="sface-2021dec-fp32").shape == (128,)
@@ -262,4 +264,31 @@ def test_a_sync_with_unchanged_lists_rewrites_only_the_sync_time(tmp_path, regis
     templates.close()
     third, _, templates = make_syncer(tmp_path, transport)
     assert third.last_sync == again.last_sync and third.applied.revocations.version == again.applied.revocations.version
+    templates.close()
+
+
+def test_a_sync_when_no_template_changed_sends_none(tmp_path, registry, monkeypatch):
+    """Every sync (each minute, from every gate) unsealed and resealed every template of the site at the
+    registry and unsealed them again on the board: for 7,000 templates about 0.6 s of the registry's CPU per
+    gate per minute and seconds of a Pi's. The registry now answers "unchanged" when nothing changed."""
+    import registry.service as service
+
+    sealed = []
+    real_seal = service.seal
+    monkeypatch.setattr(service, "seal", lambda *a: sealed.append(a[2]) or real_seal(*a))
+    state, admin, transport = registry
+    kept = enrolled_card(state, admin, 70)
+    ending = enrolled_card(state, admin, 71, valid_for_s=2)
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    assert syncer.sync_once().templates == 2 and len(sealed) == 2
+    report = syncer.sync_once()
+    assert len(sealed) == 2 and report.templates == 2 and templates.has(kept)  # nothing sealed, nothing sent
+    added = enrolled_card(state, admin, 72)
+    syncer.sync_once()
+    assert len(sealed) == 5 and templates.has(added)  # a change: the whole list again
+    time.sleep(2.5)  # a card expires: no write announced it, the registry's purge does
+    syncer.sync_once()
+    assert not templates.has(ending) and templates.has(kept) and templates.has(added)
+    old_device = transport._call("SyncTemplates", rpb.SyncTemplatesRequest(device_id="dev-a"))  # before paging
+    assert len(old_device.templates) == 2 and not old_device.more and not old_device.unchanged
     templates.close()

@@ -94,14 +94,16 @@ class StoreTemplateResponse(_message.Message):
     def __init__(self, template_sha256: _Optional[bytes] = ...) -> None: ...
 
 class SyncTemplatesRequest(_message.Message):
-    __slots__ = ("device_id", "after_card_id", "limit")
+    __slots__ = ("device_id", "after_card_id", "limit", "known_version")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_CARD_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     after_card_id: str
     limit: int
-    def __init__(self, device_id: _Optional[str] = ..., after_card_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    known_version: int
+    def __init__(self, device_id: _Optional[str] = ..., after_card_id: _Optional[str] = ..., limit: _Optional[int] = ..., known_version: _Optional[int] = ...) -> None: ...
 
 class SealedTemplate(_message.Message):
     __slots__ = ("card_id", "sealed_template", "model_id")
@@ -114,12 +116,16 @@ class SealedTemplate(_message.Message):
     def __init__(self, card_id: _Optional[str] = ..., sealed_template: _Optional[bytes] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class SyncTemplatesResponse(_message.Message):
-    __slots__ = ("templates", "more")
+    __slots__ = ("templates", "more", "version", "unchanged")
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[SealedTemplate]
     more: bool
-    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    version: int
+    unchanged: bool
+    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ..., more: _Optional[bool] = ..., version: _Optional[int] = ..., unchanged: _Optional[bool] = ...) -> None: ...
 
 class Empty(_message.Message):
     __slots__ = ()
