@@ -24,6 +24,12 @@ from edge.registry_client.transport import RegistryTransport
 log = logging.getLogger(__name__)
 #: Registry rejections that blame a clock, not the token: kept for retry.
 CLOCK_REASONS = frozenset({"stale_iat"})
+#: What the log says of such a rejection: a token queued for days (a long outage, a station packed away
+#: between campaigns) is older than the registry's window, which its operator can widen; a recent one means
+#: a clock is wrong.
+STALE_ADVICE = ("the registry refused a token queued for days as too old: raise its --max-token-age-s to take "
+                "it; kept for retry")
+CLOCK_ADVICE = "the registry refused a token's time: check this device's clock and the registry's; kept for retry"
 
 
 @dataclass
@@ -88,12 +94,15 @@ class Deliverer:
         self._consecutive_failures = 0
         done = [r.token_id for r in results if r.status in ("stored", "duplicate")]
         self.outbox.mark_delivered(done)
+        refused_time = [r.token_id for r in results if r.status == "rejected" and r.reason in CLOCK_REASONS]
+        queued_since = self.outbox.created(refused_time) if refused_time else {}
         for r in results:
             if r.status == "rejected" and r.reason in CLOCK_REASONS:
                 self.stats.clock_rejections += 1
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
-                log.error("the registry refused a token's time: check this device's clock; kept for retry",
-                          extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
+                queued_days = (time.time() - queued_since.get(r.token_id, time.time())) / 86400
+                log.error(STALE_ADVICE if queued_days > 1 else CLOCK_ADVICE, extra={"fields": {
+                    "token_id": r.token_id, "reason": r.reason, "queued_days": round(queued_days, 1)}})
             elif r.status == "rejected":
                 self.outbox.mark_rejected(r.token_id, r.reason)
                 self.stats.rejections.append((r.token_id, r.reason))

@@ -101,6 +101,13 @@ class Outbox:
                                     (now, limit)).fetchall()
         return [(r[0], bytes(r[1]), int(r[2])) for r in rows]
 
+    def created(self, token_ids: list[str]) -> dict[str, float]:
+        """When each of these tokens was made (unix seconds, this device's clock)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT token_id, created FROM tokens WHERE token_id IN "
+                                    f"({', '.join('?' * len(token_ids))})", token_ids).fetchall()
+        return {r[0]: float(r[1]) for r in rows}
+
     def mark_delivered(self, token_ids: list[str]) -> None:
         with self._lock:
             self._db.executemany("UPDATE tokens SET delivered=? WHERE token_id=?",

@@ -292,3 +292,29 @@ def test_a_sync_when_no_template_changed_sends_none(tmp_path, registry, monkeypa
     old_device = transport._call("SyncTemplates", rpb.SyncTemplatesRequest(device_id="dev-a"))  # before paging
     assert len(old_device.templates) == 2 and not old_device.more and not old_device.unchanged
     templates.close()
+
+
+def test_a_token_queued_for_weeks_is_kept_and_the_log_says_what_to_widen(tmp_path, registry, caplog):
+    """A vaccination station packed away between campaigns comes back with records older than the registry's
+    14 days. They stay queued (nothing is lost), and the log no longer sends the operator to check clocks
+    that are right: it names the registry's window."""
+    state, _, transport = registry
+    key = DeviceKey.load_or_create(tmp_path / "device" / "keys")
+    weeks_ago = time.time() - 20 * 86400
+    signer = TokenSigner(key, "dev-a", clock=ClockGuard(clock=lambda: weeks_ago))
+    outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
+    content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=b"n" * 16,
+                           decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g", revocation_version=1,
+                           sequence=1)
+    token_id = outbox.issue(lambda seq: signer.sign(content))[1].hex()
+    outbox._db.execute("UPDATE tokens SET created = ? WHERE token_id = ?", (weeks_ago, token_id))  # made then
+    deliverer = Deliverer(outbox, transport, clock_retry_s=0.1)
+    with caplog.at_level("ERROR"):
+        deliverer.run_once()
+    assert outbox.pending_count() == 1 and outbox.rejected_count() == 0
+    assert any("max-token-age-s" in r.getMessage() and r.fields["queued_days"] == 20.0 for r in caplog.records)
+    state.max_token_age_s = 30 * 86400  # the operator widens the window
+    time.sleep(0.15)
+    deliverer.run_once()
+    assert outbox.pending_count() == 0 and state.storage.token_count() == 1
+    outbox.close()
