@@ -273,7 +273,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             removed = self.state.storage.delete_ended_templates()  # expired cards' templates, at the next sync
             if removed:
                 log.warning("templates of ended cards deleted", extra={"fields": {"removed": removed}})
-        version = self.state.storage.templates_version()  # after the purge, before the templates are read
+        version = self.state.storage.templates_version(device.site)  # after the purge, before the templates
         if request.known_version and request.known_version == version and not request.after_card_id:
             return rpb.SyncTemplatesResponse(version=version, unchanged=True)
         limit = min(request.limit, MAX_TEMPLATE_PAGE) if request.limit else None

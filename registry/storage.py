@@ -79,8 +79,9 @@ MIGRATIONS: list[list[str]] = [
      "DROP TABLE overrides",
      "ALTER TABLE overrides_v2 RENAME TO overrides",
      "CREATE INDEX overrides_by_refusal ON overrides (device_id, refused)"],
-    # 7: a version of the templates, raised by every change, so a gate's sync with nothing new sends nothing
-    ["INSERT INTO documents VALUES ('templates', 1, '')"],
+    # 7: a version of each site's templates, raised by every change there, so a gate's sync with nothing new
+    #    sends nothing ('*': the templates every site gets)
+    ["CREATE TABLE template_versions (site TEXT PRIMARY KEY, version BIGINT NOT NULL)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -412,28 +413,35 @@ class Storage:
                           "sealed = excluded.sealed, model_id = excluded.model_id, "
                           "commitment = excluded.commitment, site = excluded.site",
                           (card_id, sealed, model_id, commitment, site))
-            self._templates_changed()
+            self._templates_changed([site])
 
-    def _templates_changed(self) -> None:
-        """Raise the templates' version, after the change: a reader between the two sees the new templates
-        with the old version, and syncs in full again next time (the other order could hide a change)."""
-        self._execute("UPDATE documents SET version = version + 1 WHERE name = 'templates'")
+    def _templates_changed(self, sites: list[str]) -> None:
+        """Raise these sites' template versions, after the change: a reader between the two sees the new
+        templates with the old version, and syncs in full again next time (the other order could hide one)."""
+        for site in sites:
+            self._execute("INSERT INTO template_versions VALUES (?, 1) ON CONFLICT (site) DO UPDATE SET "
+                          "version = template_versions.version + 1", (site,))
 
-    def templates_version(self) -> int:
+    def templates_version(self, site: str) -> int:
+        """The version of what ``templates_for_site(site)`` returns: the site's own plus the every-site ones'
+        (both only grow, so the sum moves whenever either does); 0 before any template was stored."""
         with self._lock:
-            row = self._execute("SELECT version FROM documents WHERE name = 'templates'").fetchone()
-        return int(row[0]) if row else 0
+            row = self._execute("SELECT COALESCE(SUM(version), 0) FROM template_versions WHERE site IN (?, '*')",
+                                (site,)).fetchone()
+        return int(row[0])
 
     def delete_ended_templates(self, now: float | None = None) -> int:
         """Delete the templates of cards that were revoked or have expired: the registry keeps a face template
         only while its card lives. Returns how many."""
         now = time.time() if now is None else now
+        ended = ("card_id IN (SELECT card_id FROM revoked_cards) OR card_id IN (SELECT card_id FROM cards WHERE "
+                 "expires <= ?)")
         with self._lock:
-            removed = int(self._execute(
-                "DELETE FROM templates WHERE card_id IN (SELECT card_id FROM revoked_cards) "
-                "OR card_id IN (SELECT card_id FROM cards WHERE expires <= ?)", (now,)).rowcount)
-            if removed:
-                self._templates_changed()
+            sites = [r[0] for r in self._execute(f"SELECT DISTINCT site FROM templates WHERE {ended}", (now,))]
+            if not sites:
+                return 0
+            removed = int(self._execute(f"DELETE FROM templates WHERE {ended}", (now,)).rowcount)
+            self._templates_changed(sites)
         return removed
 
     def template_count(self) -> int:

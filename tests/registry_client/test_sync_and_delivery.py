@@ -283,9 +283,15 @@ def test_a_sync_when_no_template_changed_sends_none(tmp_path, registry, monkeypa
     assert syncer.sync_once().templates == 2 and len(sealed) == 2
     report = syncer.sync_once()
     assert len(sealed) == 2 and report.templates == 2 and templates.has(kept)  # nothing sealed, nothing sent
+    elsewhere = np.zeros(128, "<f4")
+    elsewhere[0] = 1.0
+    state.storage.put_template("ee" * 16, seal(state.template_public_key, elsewhere.tobytes(), ("ee" * 16).encode()),
+                               "sface-2021dec-fp32", hashlib.sha256(elsewhere.tobytes()).digest(), "ward-9")
+    syncer.sync_once()
+    assert len(sealed) == 2  # an enrolment at another ward changes nothing here
     added = enrolled_card(state, admin, 72)
     syncer.sync_once()
-    assert len(sealed) == 5 and templates.has(added)  # a change: the whole list again
+    assert len(sealed) == 5 and templates.has(added)  # a change here: the whole list again
     time.sleep(2.5)  # a card expires: no write announced it, the registry's purge does
     syncer.sync_once()
     assert not templates.has(ending) and templates.has(kept) and templates.has(added)
