@@ -101,7 +101,8 @@ class GrpcTransport:
             reply: Any = self._call("SyncTemplates", rpb.SyncTemplatesRequest(
                 device_id=device_id, after_card_id=after, limit=TEMPLATE_PAGE,
                 known_version=known_version if first is None else 0))
-            first = first or reply
+            if first is None:
+                first = reply
             if reply.unchanged:
                 return int(reply.version), None
             out.extend((t.card_id, t.sealed_template, t.model_id) for t in reply.templates)
