@@ -30,7 +30,7 @@ from edge.config import DEVICE_ID_PATTERN
 from edge.credential.issuer import CardIssuer
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
 from edge.credential.trust import RevocationList, TrustList, revocation_handle
-from edge.errors import EdgeError, SecurityError
+from edge.errors import ConfigError, EdgeError, SecurityError
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
 from edge.security.identity import Identity, identity_from_pem, peer_certificate
@@ -73,6 +73,13 @@ class RegistryState:
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
+        missing = [name for name in ("issuer_key.pem", "template_key.pem") if not (state_dir / name).exists()]
+        if missing and (storage.document("trust_list") is not None or storage.template_count()):
+            # New keys here would orphan every card issued (signed by a key no gate trusts) and every stored
+            # template (sealed to a key gone), and each gate's next sync would delete all its templates.
+            raise ConfigError(f"the registry database was made with keys that are not in {state_dir} (missing: "
+                              f"{', '.join(missing)}); restore that folder from the old server or its backup. "
+                              "No new keys were made", key="state")
         state_dir.mkdir(parents=True, exist_ok=True)
         key_path = state_dir / "issuer_key.pem"
         if not key_path.exists():
