@@ -44,7 +44,10 @@ def unseal(private: x25519.X25519PrivateKey, sealed: bytes, aad: bytes) -> bytes
     if len(sealed) < 32 + 12 + 16:
         raise SecurityError("sealed blob too short", code="template_corrupt")
     eph_raw, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
-    shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(eph_raw))
+    try:
+        shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(eph_raw))
+    except ValueError as exc:  # a low-order point (all zeros, say) gives no shared key: damaged or forged
+        raise SecurityError("sealed template has an unusable ephemeral key", code="template_corrupt") from exc
     try:
         return AESGCM(_key(shared, eph_raw, raw_public(private.public_key()))).decrypt(nonce, body, aad)
     except InvalidTag as exc:

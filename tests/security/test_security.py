@@ -202,3 +202,17 @@ def test_audit_chain_detects_edits_and_deletions(tmp_path):
     assert outbox.verify_audit()["valid"]
     outbox._db.execute("DELETE FROM audit WHERE seq=2")
     assert outbox.verify_audit()["first_bad_seq"] == 3
+
+
+def test_a_sealed_template_with_a_low_order_key_is_a_typed_refusal(tmp_path):
+    """An all-zero ephemeral key (a damaged row, or a forged StoreTemplate) made X25519 raise a bare ValueError:
+    an UNKNOWN answer for the call, and at the registry every device's template sync failed while the record
+    was there. It is template_corrupt, like any other record that does not open."""
+    from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
+
+    key = load_or_create_x25519(tmp_path)
+    good = seal(raw_public(key.public_key()), b"x" * 512, b"card")
+    assert unseal(key, good, b"card") == b"x" * 512
+    with pytest.raises(SecurityError) as e:
+        unseal(key, b"\x00" * 32 + good[32:], b"card")
+    assert e.value.code == "template_corrupt"
