@@ -287,16 +287,17 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         rows = self.state.storage.templates_for_site(device.site, after=request.after_card_id,
                                                      limit=limit + 1 if limit else None)
         more = limit is not None and len(rows) > limit
-        out = []
+        out, withheld = [], []
         for card_id, sealed, model_id in rows[:limit] if limit else rows:
-            try:  # one unreadable record must not stop the site's sync
+            try:  # one unreadable record must not stop the site's sync, nor make the gates delete theirs
                 template = check_template(unseal(key, sealed, card_id.encode()), model_id).astype("<f4").tobytes()
             except SecurityError as exc:
                 log.error("stored template skipped", extra={"fields": {"card_id": card_id[:64], "code": exc.code}})
+                withheld.append(card_id)
                 continue
             out.append(rpb.SealedTemplate(card_id=card_id, model_id=model_id,
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
-        return rpb.SyncTemplatesResponse(templates=out, more=more, version=version)
+        return rpb.SyncTemplatesResponse(templates=out, more=more, version=version, withheld_card_ids=withheld)
 
     def _document(self, name: str) -> rpb.Document:
         version, body = self.state.storage.document(name) or (0, "{}")

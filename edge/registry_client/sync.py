@@ -98,7 +98,8 @@ class Syncer:
         report = SyncReport(trust.version, revocations.version, 0)
         now = time.time()
         known = self._templates_version if now < self._full_sync_due else 0
-        version, sent = self.transport.templates(self.device_id, known)
+        synced = self.transport.templates(self.device_id, known)
+        version, sent = synced.version, synced.templates
         if sent is None:  # nothing changed at the registry since the last complete sync
             report.templates = len(self._registry_cards)
             report.removed = self.templates.retain(self._registry_cards, _revoked_by(revocations))
@@ -115,8 +116,8 @@ class Syncer:
         report.written = self.templates.put_from_registry(received)  # what is new or changed only
         report.templates = len(received)
         # The registry's list is complete (a failed call raised above): what it no longer sends has ended. A
-        # record skipped as damaged this round is kept, not deleted: its card is still listed.
-        self._registry_cards = {card_id for card_id, _, _ in sent}
+        # record skipped as damaged this round, here or at the registry (withheld), is kept, not deleted.
+        self._registry_cards = {card_id for card_id, _, _ in sent} | synced.withheld
         report.removed = self.templates.retain(self._registry_cards, _revoked_by(revocations))
         # A skipped record is asked for again at the next sync, in full, rather than taken as current.
         self._templates_version = 0 if report.skipped else version

@@ -21,6 +21,17 @@ class IngestResult:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class TemplateSync:
+    """What a template sync brought: the registry's version of the site's templates; every template it sends
+    this device, or None when the device's known version is still current; and the cards whose stored
+    template it could not open (``withheld``: not ended, so the device keeps its copies)."""
+
+    version: int
+    templates: list[tuple[str, bytes, str]] | None
+    withheld: frozenset[str] = frozenset()
+
+
 class RegistryTransport(Protocol):
     def ingest(self, tokens: list[bytes]) -> list[IngestResult]: ...
 
@@ -28,9 +39,8 @@ class RegistryTransport(Protocol):
 
     def revocations(self) -> tuple[int, str]: ...
 
-    def templates(self, device_id: str, known_version: int = 0) -> tuple[int, list[tuple[str, bytes, str]] | None]:
-        """(version, every template the registry sends this device), or (version, None) when ``known_version``
-        is still current. Version 0: a registry that keeps none."""
+    def templates(self, device_id: str, known_version: int = 0) -> TemplateSync:
+        """The site's templates for this device (``TemplateSync``); version 0: a registry that keeps none."""
         ...
 
     def store_template(self, card_id: str, sealed: bytes, model_id: str) -> bytes: ...
@@ -89,12 +99,13 @@ class GrpcTransport:
         doc = self._call("GetRevocations", rpb.Empty())
         return doc.version, doc.json  # type: ignore[attr-defined]
 
-    def templates(self, device_id: str, known_version: int = 0) -> tuple[int, list[tuple[str, bytes, str]] | None]:
+    def templates(self, device_id: str, known_version: int = 0) -> TemplateSync:
         """Every template the registry sends this device, fetched in pages of ``TEMPLATE_PAGE`` (one message
-        holds about 6,600), with the version read for the first page; None instead of the list when
-        ``known_version`` is still the registry's. A registry from before paging and versions ignores the
-        fields and answers with all at once, version 0."""
+        holds about 6,600), with the version read for the first page; no list when ``known_version`` is still
+        the registry's. A registry from before paging and versions ignores the fields and answers with all at
+        once, version 0."""
         out: list[tuple[str, bytes, str]] = []
+        withheld: set[str] = set()
         after = ""
         first: Any = None
         while True:
@@ -104,11 +115,12 @@ class GrpcTransport:
             if first is None:
                 first = reply
             if reply.unchanged:
-                return int(reply.version), None
+                return TemplateSync(int(reply.version), None)
             out.extend((t.card_id, t.sealed_template, t.model_id) for t in reply.templates)
+            withheld.update(reply.withheld_card_ids)
             if not reply.more:
-                return int(first.version), out
-            last = reply.templates[-1].card_id if reply.templates else ""
+                return TemplateSync(int(first.version), out, frozenset(withheld))
+            last = max([t.card_id for t in reply.templates[-1:]] + list(reply.withheld_card_ids[-1:]), default="")
             if last <= after:  # a page that does not move on would loop for ever
                 raise RegistryUnavailable(f"the registry's template pages stopped advancing at {after[:64]!r}",
                                           code="registry_refused")

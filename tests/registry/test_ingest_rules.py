@@ -128,11 +128,11 @@ def test_templates_travel_sealed_and_only_to_the_site(registry, pki, tmp_path):
     transport_a = device_transport(port, pki, "dev-a")
     commitment = transport_a.store_template(card_id, sealed, "sface-2021dec-fp32")
     assert commitment == hashlib.sha256(template.tobytes()).digest()
-    [(synced_id, sealed_for_a, _)] = transport_a.templates("dev-a")[1]
+    [(synced_id, sealed_for_a, _)] = transport_a.templates("dev-a").templates
     assert synced_id == card_id and template.tobytes() not in sealed_for_a
     opened = unseal(load_or_create_x25519(tmp_path / "a"), sealed_for_a, card_id.encode())
     assert opened == template.tobytes()
-    assert device_transport(port, pki, "dev-b").templates("dev-b")[1] == []  # another site gets nothing
+    assert device_transport(port, pki, "dev-b").templates("dev-b").templates == []  # another site gets nothing
 
 
 def test_the_registry_deletes_the_template_of_a_card_that_ended(registry, pki, tmp_path):
@@ -157,7 +157,7 @@ def test_the_registry_deletes_the_template_of_a_card_that_ended(registry, pki, t
     admin.RevokeCard(rpb.RevokeCardRequest(card_id=cards["revoked"]), timeout=10)
     assert state.storage.template_count() == 2
     time.sleep(2.5)
-    assert [card for card, _, _ in transport.templates("dev-a")[1]] == [cards["kept"]]
+    assert [card for card, _, _ in transport.templates("dev-a").templates] == [cards["kept"]]
     assert state.storage.template_count() == 1
     with pytest.raises(RegistryUnavailable) as refused:  # and none can be stored for it again
         transport.store_template(cards["revoked"], seal(state.template_public_key, unit_template(22).tobytes(),

@@ -66,7 +66,7 @@ def test_a_device_cannot_plant_templates(site, pki, tmp_path):
         a.store_template(mine, big, "sface-2021dec-fp32")
     assert e.value.__cause__.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert store(state, a, mine, good.tobytes()) is None  # the committed template is accepted
-    [(card_id, _, _)] = a.templates("dev-a")[1]  # and the site's sync is whole
+    [(card_id, _, _)] = a.templates("dev-a").templates  # and the site's sync is whole
     assert card_id == mine and state.storage.templates_for_site("ward-9") == []
 
 
@@ -83,7 +83,7 @@ def test_fused_templates_are_checked_as_their_model_says(site, pki, tmp_path):
     assert store(state, a, card, fused.tobytes(), "arcface-r100") == grpc.StatusCode.INVALID_ARGUMENT  # unknown
     assert store(state, a, card, fused.tobytes()) == grpc.StatusCode.INVALID_ARGUMENT  # 256 values as SFace's
     assert store(state, a, card, fused.tobytes(), SFACE_DLIB.model_id) is None
-    [(card_id, _, model_id)] = a.templates("dev-a")[1]
+    [(card_id, _, model_id)] = a.templates("dev-a").templates
     assert card_id == card and model_id == SFACE_DLIB.model_id
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,13 +69,13 @@ class CorruptOne:
         return getattr(self.transport, name)
 
     def templates(self, device_id, known_version=0):
-        version, sent = self.transport.templates(device_id, known_version)
+        synced = self.transport.templates(device_id, known_version)
         out = []
-        for card_id, sealed, model in sent or []:
+        for card_id, sealed, model in synced.templates or []:
             if card_id == self.card_id:
                 sealed = sealed[:-1] + bytes([sealed[-1] ^ 1])
             out.append((card_id, sealed, model))
-        return version, out if sent is not None else None
+        return replace(synced, templates=out if synced.templates is not None else None)
 
 
 def make_syncer(tmp_path, transport):
@@ -324,3 +325,19 @@ def test_a_token_queued_for_weeks_is_kept_and_the_log_says_what_to_widen(tmp_pat
     deliverer.run_once()
     assert outbox.pending_count() == 0 and state.storage.token_count() == 1
     outbox.close()
+
+
+def test_a_template_the_registry_cannot_read_stays_on_the_gates(tmp_path, registry):
+    """A record the registry can no longer open (a damaged row) was left out of the sync like an ended card's,
+    so every gate deleted its own good copy and the holder was refused TEMPLATE_MISSING everywhere. The
+    registry now names it as withheld, and the gates keep theirs."""
+    state, admin, transport = registry
+    good, damaged = enrolled_card(state, admin, 80), enrolled_card(state, admin, 81)
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    assert syncer.sync_once().templates == 2
+    with state.storage.atomic():
+        state.storage._execute("UPDATE templates SET sealed = ? WHERE card_id = ?", (b"\x00" * 600, damaged))
+    syncer._full_sync_due = 0.0  # the hourly full sync
+    report = syncer.sync_once()
+    assert report.removed == 0 and templates.has(damaged) and templates.has(good)
+    templates.close()

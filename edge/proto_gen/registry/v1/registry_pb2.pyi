@@ -116,16 +116,18 @@ class SealedTemplate(_message.Message):
     def __init__(self, card_id: _Optional[str] = ..., sealed_template: _Optional[bytes] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class SyncTemplatesResponse(_message.Message):
-    __slots__ = ("templates", "more", "version", "unchanged")
+    __slots__ = ("templates", "more", "version", "unchanged", "withheld_card_ids")
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_CARD_IDS_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[SealedTemplate]
     more: bool
     version: int
     unchanged: bool
-    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ..., more: _Optional[bool] = ..., version: _Optional[int] = ..., unchanged: _Optional[bool] = ...) -> None: ...
+    withheld_card_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, templates: _Optional[_Iterable[_Union[SealedTemplate, _Mapping]]] = ..., more: _Optional[bool] = ..., version: _Optional[int] = ..., unchanged: _Optional[bool] = ..., withheld_card_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Empty(_message.Message):
     __slots__ = ()
