@@ -86,10 +86,14 @@ class Syncer:
         return (time.time() if now is None else now) - self.applied.synced_at
 
     def sync_once(self) -> SyncReport:
-        _, trust_body = self.transport.trust_list()
-        _, revocation_body = self.transport.revocations()
-        trust = TrustList.from_json(json.loads(trust_body), "registry trust list")
-        revocations = RevocationList.from_json(json.loads(revocation_body), "registry revocation list")
+        held = self.applied
+        _, trust_body = self.transport.trust_list(held.trust.version if held else 0)
+        _, revocation_body = self.transport.revocations(held.revocations.version if held else 0)
+        # None: the version this device holds is current (most syncs), so the list did not travel again.
+        trust = held.trust if trust_body is None and held else \
+            TrustList.from_json(json.loads(trust_body or "null"), "registry trust list")
+        revocations = held.revocations if revocation_body is None and held else \
+            RevocationList.from_json(json.loads(revocation_body or "null"), "registry revocation list")
         state = SyncedState(trust, revocations, time.time())
         self.store.save(state, self.applied)  # raises on a rollback; nothing is applied then
         self.verifier.trust = trust

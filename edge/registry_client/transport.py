@@ -35,9 +35,13 @@ class TemplateSync:
 class RegistryTransport(Protocol):
     def ingest(self, tokens: list[bytes]) -> list[IngestResult]: ...
 
-    def trust_list(self) -> tuple[int, str]: ...
+    def trust_list(self, known_version: int = 0) -> tuple[int, str | None]:
+        """(version, JSON), or (version, None) when ``known_version`` is still current."""
+        ...
 
-    def revocations(self) -> tuple[int, str]: ...
+    def revocations(self, known_version: int = 0) -> tuple[int, str | None]:
+        """(version, JSON), or (version, None) when ``known_version`` is still current."""
+        ...
 
     def templates(self, device_id: str, known_version: int = 0) -> TemplateSync:
         """The site's templates for this device (``TemplateSync``); version 0: a registry that keeps none."""
@@ -91,13 +95,15 @@ class GrpcTransport:
         reply = self._call("IngestTokens", rpb.IngestTokensRequest(tokens=tokens))
         return [IngestResult(r.token_id, STATUS.get(r.status, "rejected"), r.reason) for r in reply.results]  # type: ignore[attr-defined]
 
-    def trust_list(self) -> tuple[int, str]:
-        doc = self._call("GetTrustList", rpb.Empty())
-        return doc.version, doc.json  # type: ignore[attr-defined]
+    def trust_list(self, known_version: int = 0) -> tuple[int, str | None]:
+        return self._document("GetTrustList", known_version)
 
-    def revocations(self) -> tuple[int, str]:
-        doc = self._call("GetRevocations", rpb.Empty())
-        return doc.version, doc.json  # type: ignore[attr-defined]
+    def revocations(self, known_version: int = 0) -> tuple[int, str | None]:
+        return self._document("GetRevocations", known_version)
+
+    def _document(self, method: str, known_version: int) -> tuple[int, str | None]:
+        doc: Any = self._call(method, rpb.DocumentRequest(known_version=known_version))
+        return int(doc.version), None if doc.unchanged else doc.json
 
     def templates(self, device_id: str, known_version: int = 0) -> TemplateSync:
         """Every template the registry sends this device, fetched in pages of ``TEMPLATE_PAGE`` (one message

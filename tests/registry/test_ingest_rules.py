@@ -80,12 +80,12 @@ def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path)
 def test_mutual_tls_is_required(registry, pki, tmp_path):
     _, port = registry
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as e:  # no TLS
-        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.DocumentRequest(), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes())  # server-auth only, no client cert
     options = [("grpc.ssl_target_name_override", "registry")]
     with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel, pytest.raises(grpc.RpcError):
-        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.Empty(), timeout=5)
+        rpb_grpc.RegistryStub(channel).GetTrustList(rpb.DocumentRequest(), timeout=5)
     # A valid certificate of a device the registry does not know.
     with pytest.raises(Exception) as e2:
         device_transport(port, pki, "dev-unregistered").trust_list()

@@ -341,3 +341,33 @@ def test_a_template_the_registry_cannot_read_stays_on_the_gates(tmp_path, regist
     report = syncer.sync_once()
     assert report.removed == 0 and templates.has(damaged) and templates.has(good)
     templates.close()
+
+
+def test_a_sync_with_unchanged_lists_fetches_neither_list(tmp_path, registry):
+    """Every gate fetched the trust list and the whole revocation list at every sync (each minute), about 36
+    bytes per listed revocation: with 5,000 revoked cards and 50 gates, 13 GB a day out of the registry for
+    nothing. A device now sends the versions it holds, and an unchanged list comes back empty."""
+    state, admin, transport = registry
+    for i in range(20):
+        admin.RevokeCard(rpb.RevokeCardRequest(card_id=enrolled_card(state, admin, 90 + i)), timeout=10)
+    sizes: dict[str, list[int]] = {"GetTrustList": [], "GetRevocations": []}
+    real_call = transport._call
+
+    def measured(method, request):
+        reply = real_call(method, request)
+        if method in sizes:
+            sizes[method].append(reply.ByteSize())
+        return reply
+
+    transport._call = measured
+    syncer, verifier, templates = make_syncer(tmp_path, transport)
+    syncer.sync_once()
+    assert sizes["GetRevocations"][0] > 20 * 32  # the list, whole
+    syncer.sync_once()
+    assert sizes["GetRevocations"][1] < 32 and sizes["GetTrustList"][1] < 32  # versions only
+    assert verifier.revocations.version == syncer.applied.revocations.version and syncer.age_s() < 5
+    revoked = enrolled_card(state, admin, 120)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=revoked), timeout=10)
+    syncer.sync_once()
+    assert sizes["GetRevocations"][2] > 20 * 32 and verifier.revocations.is_revoked(bytes.fromhex(revoked))
+    templates.close()

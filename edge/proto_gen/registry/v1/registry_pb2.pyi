@@ -133,13 +133,21 @@ class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class DocumentRequest(_message.Message):
+    __slots__ = ("known_version",)
+    KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    known_version: int
+    def __init__(self, known_version: _Optional[int] = ...) -> None: ...
+
 class Document(_message.Message):
-    __slots__ = ("version", "json")
+    __slots__ = ("version", "json", "unchanged")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     version: int
     json: str
-    def __init__(self, version: _Optional[int] = ..., json: _Optional[str] = ...) -> None: ...
+    unchanged: bool
+    def __init__(self, version: _Optional[int] = ..., json: _Optional[str] = ..., unchanged: _Optional[bool] = ...) -> None: ...
 
 class IngestTokensRequest(_message.Message):
     __slots__ = ("tokens",)

@@ -56,12 +56,12 @@ class RegistryStub:
                 _registered_method=True)
         self.GetTrustList = channel.unary_unary(
                 '/registry.v1.Registry/GetTrustList',
-                request_serializer=registry_dot_v1_dot_registry__pb2.Empty.SerializeToString,
+                request_serializer=registry_dot_v1_dot_registry__pb2.DocumentRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.Document.FromString,
                 _registered_method=True)
         self.GetRevocations = channel.unary_unary(
                 '/registry.v1.Registry/GetRevocations',
-                request_serializer=registry_dot_v1_dot_registry__pb2.Empty.SerializeToString,
+                request_serializer=registry_dot_v1_dot_registry__pb2.DocumentRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.Document.FromString,
                 _registered_method=True)
         self.IngestTokens = channel.unary_unary(
@@ -272,12 +272,12 @@ def add_RegistryServicer_to_server(servicer, server):
             ),
             'GetTrustList': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrustList,
-                    request_deserializer=registry_dot_v1_dot_registry__pb2.Empty.FromString,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.DocumentRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.Document.SerializeToString,
             ),
             'GetRevocations': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRevocations,
-                    request_deserializer=registry_dot_v1_dot_registry__pb2.Empty.FromString,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.DocumentRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.Document.SerializeToString,
             ),
             'IngestTokens': grpc.unary_unary_rpc_method_handler(
@@ -469,7 +469,7 @@ class Registry:
             request,
             target,
             '/registry.v1.Registry/GetTrustList',
-            registry_dot_v1_dot_registry__pb2.Empty.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.DocumentRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.Document.FromString,
             options,
             channel_credentials,
@@ -496,7 +496,7 @@ class Registry:
             request,
             target,
             '/registry.v1.Registry/GetRevocations',
-            registry_dot_v1_dot_registry__pb2.Empty.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.DocumentRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.Document.FromString,
             options,
             channel_credentials,
