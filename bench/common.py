@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,3 +50,10 @@ def live_clips() -> Iterator[tuple[Path, list[tuple[float, Any]]]]:
         with ReplaySource(clip) as source:
             frames = list(source.frames())
         yield clip, frames
+
+
+def unshadow_registry() -> None:
+    """Take this folder off ``sys.path``, where a script run from it put it: bench/registry.py would shadow the
+    ``registry`` package for any script here that imports it (call before that import)."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]

@@ -6,20 +6,14 @@ Run: .venv/bin/python bench/registry.py  (writes bench/results/registry.json)
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# This script's folder must not be on sys.path: its own name would shadow the `registry` package.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-_spec = importlib.util.spec_from_file_location("bench_common", BENCH / "common.py")
-assert _spec and _spec.loader
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import common
+
+common.unshadow_registry()  # bench/registry.py would shadow the `registry` package
 save = common.save
 
 from edge.registry_client.delivery import Deliverer

@@ -14,7 +14,6 @@ device syncing them over gRPC with mutual TLS, in one process. Measured, median 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import statistics
 import sys
@@ -22,15 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# This script's folder must not be on sys.path: its own name would shadow the `registry` package.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-_spec = importlib.util.spec_from_file_location("bench_common", BENCH / "common.py")
-assert _spec and _spec.loader
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
-
+import common
 import numpy as np
+
+common.unshadow_registry()  # bench/registry.py would shadow the `registry` package
 
 from edge.credential.trust import TrustList
 from edge.credential.verifier import CardVerifier
