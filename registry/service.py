@@ -51,6 +51,9 @@ MAX_SEALED_TEMPLATE = 1536
 #: Templates per SyncTemplates page at most: 2,000 fused (sface+dlib) templates are about 2.4 MB, under
 #: gRPC's 4 MiB message limit.
 MAX_TEMPLATE_PAGE = 2000
+#: How far ahead of the registry's own a list version reported by a device is believed (a restore loses the
+#: changes made since its backup; a compromised device must not push the versions towards int64's end).
+MAX_VERSIONS_LOST = 1_000_000
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
@@ -70,6 +73,9 @@ class RegistryState:
     #: refuses it as expired by then, and the list, which each gate fetches whole at every sync, stays the
     #: size of the revocations of living cards. The margin covers a gate whose clock runs behind.
     revocation_grace_s: float = 30 * 86400.0
+    #: The newest version of each list a device reported holding (GetTrustList/GetRevocations), when newer than
+    #: the registry's own: the sign of a database restored from an older backup (``reissue_lists``).
+    newest_held: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -114,6 +120,23 @@ class RegistryState:
             self.storage.record_revocation(card_id.hex(), reason)
             self.storage.delete_ended_templates()  # the card's face template goes with it
         return revocations.version, False
+
+
+    def reissue_lists(self, above: int = 0) -> dict[str, int]:
+        """Write the trust and revocation lists again, unchanged, with versions above ``above`` and above what
+        any device reported holding: after a restore from an older backup the gates refuse lower versions as a
+        rollback. Make the revocations lost with the backup again first. Returns the new versions."""
+        versions = {}
+        with self.storage.atomic():
+            for name in ("trust_list", "revocations"):
+                version, body = self.storage.document(name) or (0, "{}")
+                raw = json.loads(body)
+                new = max(version, above, self.newest_held.get(name, 0)) + 1
+                raw["version"] = new
+                self.storage.put_document(name, new, json.dumps(raw))
+                versions[name] = new
+        self.newest_held.clear()
+        return versions
 
 
 def caller(context: grpc.ServicerContext, allow_plaintext: bool) -> Identity | None:
@@ -299,20 +322,36 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
         return rpb.SyncTemplatesResponse(templates=out, more=more, version=version, withheld_card_ids=withheld)
 
-    def _document(self, name: str, known_version: int) -> rpb.Document:
+    def _document(self, name: str, known_version: int, who: str) -> rpb.Document:
         """The list, or only its version when the device holds it already (every gate asks each minute)."""
         version, body = self.state.storage.document(name) or (0, "{}")
         if known_version and known_version == version:
             return rpb.Document(version=version, unchanged=True)
+        newest = self.state.newest_held.get(name, 0)
+        if version < known_version <= version + MAX_VERSIONS_LOST and known_version > newest:
+            self.state.newest_held[name] = known_version
+            log.error("a device holds a newer list than this registry: was its database restored from a backup? "
+                      "Make the revocations lost with it again, then `edge registry reissue-lists`",
+                      extra={"fields": {"list": name, "device": who, "device_version": known_version,
+                                        "registry_version": version}})
         return rpb.Document(version=version, json=body)
 
     def GetTrustList(self, request, context):
-        self._require(context)
-        return self._document("trust_list", request.known_version)
+        who = self._require(context)
+        return self._document("trust_list", request.known_version, who)
 
     def GetRevocations(self, request, context):
-        self._require(context)
-        return self._document("revocations", request.known_version)
+        who = self._require(context)
+        return self._document("revocations", request.known_version, who)
+
+    def ReissueLists(self, request, context):
+        self._require(context, admin=True)
+        if request.above < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "above is a version, 0 or more")
+        versions = self.state.reissue_lists(request.above)
+        log.warning("lists reissued", extra={"fields": versions})
+        return rpb.ReissueListsResponse(trust_list_version=versions["trust_list"],
+                                        revocation_list_version=versions["revocations"])
 
     def IngestTokens(self, request, context):
         who = self._require(context)

@@ -53,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             ("admit", "admit a patient (pseudonymous id) to a ward"),
                             ("transfer", "move a patient to another ward (their escort permits end)"),
                             ("discharge", "discharge a patient (their escort permits end)"),
-                            ("issue-permit", "issue an escort permit for an admitted patient")):
+                            ("issue-permit", "issue an escort permit for an admitted patient"),
+                            ("reissue-lists", "after a restore from a backup: the trust and revocation lists "
+                                              "again, with versions above what the gates hold")):
         c = cmds.add_parser(name, help=help_text)
         c.add_argument("--address", required=True)
         c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
@@ -87,6 +89,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             c.add_argument("card_id")
             c.add_argument("--reason", default="revoked by staff", help="kept at the registry only")
             c.set_defaults(func=run_revoke)
+        elif name == "reissue-lists":
+            c.add_argument("--above", type=non_negative_int, default=0,
+                           help="a version the gates hold (from their sync_rollback log line), if the registry has "
+                                "not heard from them since it started")
+            c.set_defaults(func=run_reissue)
         elif name == "device-state":
             c.add_argument("device_id")
             c.add_argument("state", choices=["active", "suspended", "retired"])
@@ -290,6 +297,17 @@ def run_revoke(args: argparse.Namespace) -> int:
         return EXIT_DENIED
     emit({"card_id": args.card_id, "revocation_list_version": reply.revocation_list_version,  # type: ignore[attr-defined]
           "already_revoked": reply.already_revoked})  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+def run_reissue(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    reply = _admin(args, "ReissueLists", rpb.ReissueListsRequest(above=args.above))
+    if reply is None:
+        return EXIT_DENIED
+    emit({"trust_list_version": reply.trust_list_version,  # type: ignore[attr-defined]
+          "revocation_list_version": reply.revocation_list_version})  # type: ignore[attr-defined]
     return EXIT_OK
 
 

@@ -54,6 +54,9 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
         again = edge("registry", "revoke-card", card.card_id, *common)
         assert json.loads(again.stdout) == {"card_id": card.card_id, "revocation_list_version": version,
                                             "already_revoked": True}
+        reissued = edge("registry", "reissue-lists", "--above", "40", *common)  # after a restore from a backup
+        assert reissued.returncode == 0 and json.loads(reissued.stdout)["revocation_list_version"] == 41
+        assert json.loads(reissued.stdout)["trust_list_version"] == 41
         # Bad input is named before anything is sent, and a refusal is a message, never a traceback.
         for args in (("issue-permit", "p1234", "--template-sha256", "zz"),
                      ("register-device", "dev-c", "--signing-key", "zz", "--encryption-key", "00" * 32,

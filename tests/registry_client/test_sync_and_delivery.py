@@ -371,3 +371,34 @@ def test_a_sync_with_unchanged_lists_fetches_neither_list(tmp_path, registry):
     syncer.sync_once()
     assert sizes["GetRevocations"][2] > 20 * 32 and verifier.revocations.is_revoked(bytes.fromhex(revoked))
     templates.close()
+
+
+def test_a_registry_restored_from_a_backup_can_reissue_its_lists_above_what_the_gates_hold(tmp_path, registry,
+                                                                                          caplog):
+    """After a restore from an older backup the registry's lists have lower versions than the gates hold. The
+    gates refuse them as a rollback, by design, and would all go stale a day later with no way back but
+    removing each gate's state file. The registry now notices the gates' newer versions, says so, and an
+    operator re-issues the lists above them once the revocations lost with the backup are made again."""
+    state, admin, transport = registry
+    syncer, verifier, templates = make_syncer(tmp_path, transport)
+    early = enrolled_card(state, admin, 130)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=early), timeout=10)
+    backup = state.storage.document("revocations")  # the nightly backup
+    late = enrolled_card(state, admin, 131)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=late), timeout=10)
+    syncer.sync_once()
+    held = verifier.revocations.version
+    with state.storage.atomic():  # the database is restored from the backup
+        state.storage.put_document("revocations", *backup)
+        state.storage._execute("DELETE FROM revoked_cards WHERE card_id = ?", (late,))
+    with caplog.at_level("ERROR"), pytest.raises(SecurityError) as e:
+        syncer.sync_once()
+    assert e.value.code == "sync_rollback"
+    assert any("restored" in r.getMessage() for r in caplog.records)  # the registry says what happened
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=late), timeout=10)  # the lost revocation, made again
+    reply = admin.ReissueLists(rpb.ReissueListsRequest(), timeout=10)
+    assert reply.revocation_list_version > held
+    syncer.sync_once()
+    assert verifier.revocations.version == reply.revocation_list_version
+    assert all(verifier.revocations.is_revoked(bytes.fromhex(card)) for card in (early, late))
+    templates.close()

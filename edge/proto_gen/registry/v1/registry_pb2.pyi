@@ -344,3 +344,17 @@ class ImmunizationHistoryRequest(_message.Message):
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     card_id: str
     def __init__(self, card_id: _Optional[str] = ...) -> None: ...
+
+class ReissueListsRequest(_message.Message):
+    __slots__ = ("above",)
+    ABOVE_FIELD_NUMBER: _ClassVar[int]
+    above: int
+    def __init__(self, above: _Optional[int] = ...) -> None: ...
+
+class ReissueListsResponse(_message.Message):
+    __slots__ = ("trust_list_version", "revocation_list_version")
+    TRUST_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    trust_list_version: int
+    revocation_list_version: int
+    def __init__(self, trust_list_version: _Optional[int] = ..., revocation_list_version: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,11 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
                 _registered_method=True)
+        self.ReissueLists = channel.unary_unary(
+                '/registry.v1.Registry/ReissueLists',
+                request_serializer=registry_dot_v1_dot_registry__pb2.ReissueListsRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.ReissueListsResponse.FromString,
+                _registered_method=True)
         self.AdmitPatient = channel.unary_unary(
                 '/registry.v1.Registry/AdmitPatient',
                 request_serializer=registry_dot_v1_dot_registry__pb2.AdmitPatientRequest.SerializeToString,
@@ -201,6 +206,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReissueLists(self, request, context):
+        """admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdmitPatient(self, request, context):
         """Refusals are FAILED_PRECONDITION (or INVALID_ARGUMENT) with trailing metadata edge-reason: patient_not_admitted,
         already_admitted, escort_limit, swap_forbidden, escort_not_adult, condition_required, condition_expired,
@@ -304,6 +316,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.RotateDeviceKey,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.SerializeToString,
+            ),
+            'ReissueLists': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReissueLists,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.ReissueListsRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.ReissueListsResponse.SerializeToString,
             ),
             'AdmitPatient': grpc.unary_unary_rpc_method_handler(
                     servicer.AdmitPatient,
@@ -633,6 +650,33 @@ class Registry:
             '/registry.v1.Registry/RotateDeviceKey',
             registry_dot_v1_dot_registry__pb2.RotateDeviceKeyRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.RegisterDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReissueLists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/ReissueLists',
+            registry_dot_v1_dot_registry__pb2.ReissueListsRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.ReissueListsResponse.FromString,
             options,
             channel_credentials,
             insecure,
