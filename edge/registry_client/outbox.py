@@ -122,27 +122,41 @@ class Outbox:
         with self._lock:
             self._db.execute("UPDATE tokens SET rejected=? WHERE token_id=?", (reason or "rejected", token_id))
 
-    def prune_delivered(self, keep_s: float, now: float | None = None) -> int:
+    def prune_delivered(self, keep_s: float, now: float | None = None, *, chunk: int = 5000) -> int:
         """Delete tokens the registry stored more than ``keep_s`` seconds ago (it holds them now), so a board's
         storage does not grow for as long as it runs, and the audit entries before the oldest token still
         held (edge/security/audit.py: the chain is anchored, not broken). Pending and rejected tokens stay, with
-        their audit entries and every later one. Returns how many tokens went."""
+        their audit entries and every later one. Works ``chunk`` rows per transaction, letting sessions write
+        in between: the first prune after an upgrade may have a year of history to delete. Returns how many
+        tokens went."""
         cutoff = (time.time() if now is None else now) - keep_s
+        pruned = 0
+        while True:
+            tokens, entries = self._prune_chunk(cutoff, chunk)
+            pruned += tokens
+            if tokens == 0 and entries == 0:
+                return pruned
+
+    def _prune_chunk(self, cutoff: float, chunk: int) -> tuple[int, int]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                pruned = self._db.execute("DELETE FROM tokens WHERE delivered IS NOT NULL AND delivered < ?",
-                                          (cutoff,)).rowcount
+                tokens = self._db.execute(
+                    "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM tokens WHERE delivered IS NOT NULL "
+                    "AND delivered < ? ORDER BY sequence LIMIT ?)", (cutoff, chunk)).rowcount
                 oldest_kept = self._db.execute("SELECT MIN(sequence) FROM tokens").fetchone()[0]
-                last_old = self._db.execute("SELECT MAX(seq) FROM audit WHERE ts < ?", (cutoff,)).fetchone()[0]
+                first, last_old = self._db.execute("SELECT MIN(seq), MAX(seq) FROM audit WHERE ts < ?",
+                                                   (cutoff,)).fetchone()
+                entries = 0
                 if last_old is not None:
-                    audit.prune_through(self._db, last_old if oldest_kept is None else min(last_old, oldest_kept - 1))
+                    through = last_old if oldest_kept is None else min(last_old, oldest_kept - 1)
+                    entries = audit.prune_through(self._db, min(through, first + chunk - 1))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        return int(pruned)
+        return int(tokens), entries
 
     def pending_count(self) -> int:
         with self._lock:

@@ -216,3 +216,14 @@ def test_a_sealed_template_with_a_low_order_key_is_a_typed_refusal(tmp_path):
     with pytest.raises(SecurityError) as e:
         unseal(key, b"\x00" * 32 + good[32:], b"card")
     assert e.value.code == "template_corrupt"
+
+
+def test_a_long_history_is_pruned_a_chunk_at_a_time_and_the_chain_holds(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    ids = [outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"card{i}", decision="ALLOW",
+                        reasons="OK")[1].hex() for i in range(7)]
+    outbox.mark_delivered(ids[:5])
+    keep_s = 30 * 86400
+    assert outbox.prune_delivered(keep_s, now=time.time() + keep_s + 1, chunk=2) == 5
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 2, "pruned_through": 5}
+    assert outbox.pending_count() == 2
