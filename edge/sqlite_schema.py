@@ -10,12 +10,28 @@ instead of crash-looping under systemd or failing every request later.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from edge.errors import StorageError
 
 Migration = Sequence[str]  # the statements of one step
+
+
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on a connection in autocommit mode (``isolation_level=None``, as opened here):
+    ``BEGIN IMMEDIATE`` takes the write lock at once, COMMIT at the end, ROLLBACK on any exception (unless
+    SQLite already rolled back, as it does on SQLITE_FULL)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def open_versioned(path: Path, migrations: Sequence[Migration], *, what: str, wal: bool = True,
@@ -39,15 +55,10 @@ def open_versioned(path: Path, migrations: Sequence[Migration], *, what: str, wa
             raise StorageError(f"the {what} {path} is at schema version {version}, newer than this release "
                                f"knows ({len(migrations)}); install the newer release again", code="storage_newer")
         for number, steps in enumerate(migrations[version:], start=version + 1):
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(db):
                 for statement in steps:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         return db
     except sqlite3.DatabaseError as exc:
         db.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge.errors import RegistryUnavailable, StorageError
 from edge.security import audit
-from edge.sqlite_schema import open_versioned
+from edge.sqlite_schema import open_versioned, write_transaction
 
 #: Schema steps (PRAGMA user_version counts the applied ones). Step 1 is the first release's schema
 #: (IF NOT EXISTS, so files made before versioning adopt it unchanged).
@@ -138,24 +138,17 @@ class Outbox:
                 return pruned
 
     def _prune_chunk(self, cutoff: float, chunk: int) -> tuple[int, int]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                tokens = self._db.execute(
-                    "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM tokens WHERE delivered IS NOT NULL "
-                    "AND delivered < ? ORDER BY sequence LIMIT ?)", (cutoff, chunk)).rowcount
-                oldest_kept = self._db.execute("SELECT MIN(sequence) FROM tokens").fetchone()[0]
-                first, last_old = self._db.execute("SELECT MIN(seq), MAX(seq) FROM audit WHERE ts < ?",
-                                                   (cutoff,)).fetchone()
-                entries = 0
-                if last_old is not None:
-                    through = last_old if oldest_kept is None else min(last_old, oldest_kept - 1)
-                    entries = audit.prune_through(self._db, min(through, first + chunk - 1))
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, write_transaction(self._db):
+            tokens = self._db.execute(
+                "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM tokens WHERE delivered IS NOT NULL "
+                "AND delivered < ? ORDER BY sequence LIMIT ?)", (cutoff, chunk)).rowcount
+            oldest_kept = self._db.execute("SELECT MIN(sequence) FROM tokens").fetchone()[0]
+            first, last_old = self._db.execute("SELECT MIN(seq), MAX(seq) FROM audit WHERE ts < ?",
+                                               (cutoff,)).fetchone()
+            entries = 0
+            if last_old is not None:
+                through = last_old if oldest_kept is None else min(last_old, oldest_kept - 1)
+                entries = audit.prune_through(self._db, min(through, first + chunk - 1))
         return int(tokens), entries
 
     def pending_count(self) -> int:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import SecurityError
 from edge.security.keys import read_secret, write_secret
-from edge.sqlite_schema import open_versioned
+from edge.sqlite_schema import open_versioned, write_transaction
 from edge.vision.matcher import SFACE, face_model_by_id
 
 STORE_KEY_FILE = "template_store.key"
@@ -93,13 +93,8 @@ class TemplateStore:
                     continue
                 rows.append((card_id, model_id, self._seal(card_id, model_id, data), REGISTRY))
             if rows:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with write_transaction(self._db):
                     self._db.executemany(STORE_ROW, rows)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
         return len(rows)
 
     def _held(self, card_id: str, model_id: str, sealed: bytes) -> bytes | None:
