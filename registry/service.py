@@ -130,6 +130,9 @@ class RegistryState:
         with self.storage.atomic():
             for name in ("trust_list", "revocations"):
                 version, body = self.storage.document(name) or (0, "{}")
+                if above > version + MAX_VERSIONS_LOST:  # the bound a device's report is believed to, too
+                    raise ValueError(f"no restore loses {above - version} versions of the {name}; is {above} a "
+                                     "version a gate reported?")
                 raw = json.loads(body)
                 new = max(version, above, self.newest_held.get(name, 0)) + 1
                 raw["version"] = new
@@ -348,7 +351,11 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         self._require(context, admin=True)
         if request.above < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "above is a version, 0 or more")
-        versions = self.state.reissue_lists(request.above)
+        try:
+            versions = self.state.reissue_lists(request.above)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort raises") from exc
         log.warning("lists reissued", extra={"fields": versions})
         return rpb.ReissueListsResponse(trust_list_version=versions["trust_list"],
                                         revocation_list_version=versions["revocations"])

@@ -57,6 +57,8 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
         reissued = edge("registry", "reissue-lists", "--above", "40", *common)  # after a restore from a backup
         assert reissued.returncode == 0 and json.loads(reissued.stdout)["revocation_list_version"] == 41
         assert json.loads(reissued.stdout)["trust_list_version"] == 41
+        beyond = edge("registry", "reissue-lists", "--above", str(2**63 - 1), *common)  # no list lost that much
+        assert beyond.returncode == 6 and "INVALID_ARGUMENT" in beyond.stderr and "Traceback" not in beyond.stderr
         # Bad input is named before anything is sent, and a refusal is a message, never a traceback.
         for args in (("issue-permit", "p1234", "--template-sha256", "zz"),
                      ("register-device", "dev-c", "--signing-key", "zz", "--encryption-key", "00" * 32,
