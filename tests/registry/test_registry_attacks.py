@@ -139,9 +139,13 @@ def test_revoke_card_reaches_the_revocation_list(site, pki, tmp_path):
     creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), (pki / "dev-a.key").read_bytes(),
                                          (pki / "dev-a.pem").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", "registry")]
-                             ) as channel, pytest.raises(grpc.RpcError) as e:  # a device may not revoke
-        rpb_grpc.RegistryStub(channel).RevokeCard(rpb.RevokeCardRequest(card_id=card_id), timeout=10)
-    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                             ) as channel:
+        for method, request in (("RevokeCard", rpb.RevokeCardRequest(card_id=card_id)),  # a device may not revoke
+                                ("ReissueLists", rpb.ReissueListsRequest())):  # nor re-issue the lists
+            with pytest.raises(grpc.RpcError) as e:
+                getattr(rpb_grpc.RegistryStub(channel), method)(request, timeout=10)
+            assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, method
+    assert a.revocations()[0] == version + 1  # nothing moved
 
 
 def test_an_escort_permit_cannot_be_minted_outside_an_admission(site):
