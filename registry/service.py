@@ -37,6 +37,7 @@ from edge.security.identity import Identity, identity_from_pem, peer_certificate
 from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
 from edge.security.templates import check_template
+from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
 from registry.storage import CardRecord, DeviceRecord, Storage
@@ -76,6 +77,8 @@ class RegistryState:
     #: The newest version of each list a device reported holding (GetTrustList/GetRevocations), when newer than
     #: the registry's own: the sign of a database restored from an older backup (``reissue_lists``).
     newest_held: dict[str, int] = field(default_factory=dict)
+    #: Devices whose client certificate is about to expire are logged (edge.security.tls.PeerCertificates).
+    device_certificates: PeerCertificates = field(default_factory=lambda: PeerCertificates(log))
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -184,6 +187,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is not a registered device")
             elif device.state != "active":
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is {device.state}")
+            if identity.not_after is not None:
+                self.state.device_certificates.seen(str(who), identity.not_after)
         return str(who)
 
     def RegisterDevice(self, request, context):
@@ -491,12 +496,13 @@ class RegistryServer:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         rpb_grpc.add_RegistryServicer_to_server(RegistryServicer(state, allow_plaintext=tls is None), self.server)
         self.port: int | None = None
+        self.tls_lives: tuple[CertificateLife, ...] = ()
 
     def start(self, address: str = "127.0.0.1:0") -> int:
         if self.tls is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(self.tls.key.read_bytes(), self.tls.cert.read_bytes())], root_certificates=self.tls.ca.read_bytes(),
-                require_client_auth=True)
+            files = load_tls_files(self.tls.ca, self.tls.cert, self.tls.key, setting="--tls-dir", role="registry")
+            self.tls_lives = files.lives
+            credentials = files.server_credentials()
             self.port = self.server.add_secure_port(address, credentials)
         else:
             host = address.rsplit(":", 1)[0].strip("[]")

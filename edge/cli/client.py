@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 
 from edge.cli.common import EXIT_DENIED, EXIT_ERROR, EXIT_OK, EXIT_USAGE, emit, fail, positive_float
+from edge.security.tls import load_tls_files
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,10 +41,9 @@ def channel_for(args: argparse.Namespace) -> grpc.Channel:
     if not (args.address and args.tls_dir and args.name):
         raise ValueError("give --socket, or --address with --tls-dir and --name")
     folder = args.tls_dir
-    credentials = grpc.ssl_channel_credentials((folder / "ca.pem").read_bytes(),
-                                               (folder / f"{args.name}.key").read_bytes(),
-                                               (folder / f"{args.name}.pem").read_bytes())
-    return grpc.secure_channel(args.address, credentials,
+    files = load_tls_files(folder / "ca.pem", folder / f"{args.name}.pem", folder / f"{args.name}.key",
+                           setting="--tls-dir", role="client")
+    return grpc.secure_channel(args.address, files.channel_credentials(),
                                options=[("grpc.ssl_target_name_override", args.server_name)])
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import grpc
@@ -24,6 +25,7 @@ from edge.cli.common import (
 from edge.cli.signals import StopSignals
 from edge.config import DEVICE_ID_PATTERN
 from edge.errors import ConfigError, EdgeError
+from edge.security.tls import load_tls_files, report_expiry
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ def _ca_init(args: argparse.Namespace) -> int:
 
 
 def _ca_issue(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
     from edge.security.ca import issue_cert
 
     if not (args.dir / "ca.key").is_file() or not (args.dir / "ca.pem").is_file():
@@ -148,20 +152,23 @@ def _ca_issue(args: argparse.Namespace) -> int:
         fail(f"certificate name {args.name!r}: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
         return EXIT_USAGE
     cert, key = issue_cert(args.dir, args.name, server=args.server, role=args.role)
-    emit({"cert": str(cert), "key": str(key)})
+    expires = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+    emit({"cert": str(cert), "key": str(key), "not_after": expires.isoformat(timespec="seconds")})
     return EXIT_OK
 
 
 def admin_channel(address: str, tls_dir: Path | None, plaintext: bool, name: str = "admin") -> grpc.Channel:
     if tls_dir is not None:
-        files = [tls_dir / "ca.pem", tls_dir / f"{name}.key", tls_dir / f"{name}.pem"]
         try:
-            ca, key, cert = (path.read_bytes() for path in files)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {exc.filename} ({exc.strerror}): --tls-dir holds ca.pem and the caller's "
-                              f"NAME.pem/NAME.key (`edge ca issue`)", key="--tls-dir") from exc
-        creds = grpc.ssl_channel_credentials(ca, key, cert)
-        return grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "registry")])
+            files = load_tls_files(tls_dir / "ca.pem", tls_dir / f"{name}.pem", tls_dir / f"{name}.key",
+                                   setting="--tls-dir", role="admin")
+        except ConfigError as exc:
+            if exc.code != "tls_unreadable":
+                raise
+            raise ConfigError(f"{exc.message}: --tls-dir holds ca.pem and the caller's NAME.pem/NAME.key "
+                              "(`edge ca issue`)", key="--tls-dir", code=exc.code) from exc
+        return grpc.secure_channel(address, files.channel_credentials(),
+                                   options=[("grpc.ssl_target_name_override", "registry")])
     if not plaintext:
         raise ValueError("give --tls-dir (admin certificate) or --plaintext")
     return grpc.insecure_channel(address)
@@ -232,6 +239,10 @@ def run_serve(args: argparse.Namespace) -> int:
             storage.close()
             fail(f"registry cannot listen on {args.address}: {exc}")
             return EXIT_SETUP
+        except EdgeError:  # a TLS file that cannot be read or does not fit (edge.security.tls)
+            storage.close()
+            raise
+        report_expiry(log, server.tls_lives, time.time())
         if args.port_file:
             args.port_file.write_text(str(port))
         log.warning("registry serving", extra={"fields": {"port": port, "db": database,

@@ -12,6 +12,7 @@ import grpc
 from edge.errors import RegistryUnavailable
 from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 from edge.proto_gen.registry.v1 import registry_pb2_grpc as rpb_grpc
+from edge.security.tls import CertificateLife, load_tls_files
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, g
 
 
 class GrpcTransport:
-    """gRPC to the registry. ``tls`` = (ca, cert, key) files for mutual TLS; ``identity`` is only sent
-    in explicitly configured plaintext development mode."""
+    """gRPC to the registry. ``tls`` = (ca, cert, key) files for mutual TLS, checked here (ConfigError
+    ``tls_invalid`` names a damaged or mismatched file); ``identity`` is only sent in explicitly configured
+    plaintext development mode."""
 
     def __init__(self, address: str, *, tls: tuple[Path, Path, Path] | None, identity: str = "",
                  server_name: str | None = None, timeout_s: float = 10.0) -> None:
@@ -68,9 +70,12 @@ class GrpcTransport:
         options: list[tuple[str, object]] = [("grpc.initial_reconnect_backoff_ms", 500),
                                              ("grpc.min_reconnect_backoff_ms", 500),
                                              ("grpc.max_reconnect_backoff_ms", 5000)]
+        self.address = address
+        self.tls_lives: tuple[CertificateLife, ...] = ()
         if tls is not None:
-            ca, cert, key = tls
-            credentials = grpc.ssl_channel_credentials(ca.read_bytes(), key.read_bytes(), cert.read_bytes())
+            files = load_tls_files(*tls, setting="registry.tls_dir", role="registry_client")
+            credentials = files.channel_credentials()
+            self.tls_lives = files.lives
             if server_name:
                 options.append(("grpc.ssl_target_name_override", server_name))
             self._channel = grpc.secure_channel(address, credentials, options=options)

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edge.errors import SecurityError
 from edge.security.keys import write_secret
 
 
@@ -44,15 +45,22 @@ def init_ca(folder: Path, name: str = "edge dev CA") -> Path:
 def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825,
                role: str | None = None) -> tuple[Path, Path]:
     """A leaf for ``cn`` signed by the CA in ``folder``: (cert path, key path). Servers get SAN = cn; a
-    ``role`` (device API: controller or operator) is granted by one SAN URI ``urn:edge:role:<role>``."""
+    ``role`` (device API: controller or operator) is granted by one SAN URI ``urn:edge:role:<role>``.
+
+    The leaf ends no later than the CA: a leaf that outlives its CA looks valid for ``days`` but fails every
+    handshake from the CA's last day (the CLI prints the date it got)."""
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
+    if ca_cert.not_valid_after_utc <= now:
+        raise SecurityError(f"the CA in {folder} expired on {ca_cert.not_valid_after_utc:%Y-%m-%d}; make a new one "
+                            "and give every endpoint its certificates again", code="ca_expired")
+    not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
     builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
                                                      else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))

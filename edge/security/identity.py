@@ -30,6 +30,7 @@ class Identity:
     name: str
     role: str | None  # None: the certificate grants no role
     via: str  # "mtls", "unix" or "plaintext"
+    not_after: float | None = None  # unix seconds at which the client certificate expires (mtls only)
 
 
 def identity_from_pem(pem: bytes) -> Identity:
@@ -51,7 +52,8 @@ def identity_from_pem(pem: bytes) -> Identity:
     if len(uris) > 1:
         raise SecurityError("the client certificate grants several roles; exactly one is allowed",
                             code="identity_ambiguous")
-    return Identity(name, uris[0][len(ROLE_URI_PREFIX):] if uris else None, "mtls")
+    return Identity(name, uris[0][len(ROLE_URI_PREFIX):] if uris else None, "mtls",
+                    cert.not_valid_after_utc.timestamp())
 
 
 def peer_certificate(context: grpc.ServicerContext) -> bytes | None:

@@ -39,6 +39,7 @@ from edge.pipeline import Outcome, OverrideLink
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
 from edge.security.clock import ClockGuard
+from edge.security.tls import CertificateLife, load_tls_files, report_expiry
 from edge.server.errors import Busy, InvalidRequest, OverrideRefused
 from edge.server.interceptors import EdgeInterceptor
 from edge.server.memory import drop_library_pages
@@ -66,6 +67,7 @@ class Listeners:
             raise ConfigError("server.tls_dir is required for the network listener (mutual TLS: ca.pem and the "
                               f"daemon's {server_config.server_cert}.pem/.key); server.plaintext is for "
                               "development only", key="server.tls_dir")
+        self.tls_lives: tuple[CertificateLife, ...] = ()
         credentials = self._credentials() if server_config.address and not server_config.plaintext else None
         # Bodies are deserialised by the interceptor (edge.server.interceptors), so the limit here is on bytes.
         self.executor = futures.ThreadPoolExecutor(max_workers=server_config.max_workers,
@@ -94,12 +96,10 @@ class Listeners:
         folder = self.config.tls_dir
         assert folder is not None
         name = self.config.server_cert
-        files = [folder / "ca.pem", folder / f"{name}.pem", folder / f"{name}.key"]
-        try:
-            ca, cert, key = (f.read_bytes() for f in files)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}", key="server.tls_dir") from exc
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+        files = load_tls_files(folder / "ca.pem", folder / f"{name}.pem", folder / f"{name}.key",
+                               setting="server.tls_dir", role="listener")
+        self.tls_lives = files.lives
+        return files.server_credentials()
 
     def _bind_unix(self, path: os.PathLike[str]) -> None:
         from pathlib import Path
@@ -157,7 +157,11 @@ class EdgeDaemon:
             self.metrics.close()
             self.listeners.stop(None)
             raise
-        self.metrics.watch(self.parts)
+        # The certificates this process loaded: a renewed file on disk takes effect at the next restart.
+        transport = self.parts.transport
+        self.certificates = (*self.listeners.tls_lives, *(transport.tls_lives if transport is not None else ()))
+        self._next_certificate_check = 0.0  # monotonic; see _check_certificates
+        self.metrics.watch(self.parts, self.certificates)
         self.camera_lock = threading.Lock()
         # Every session (and the warm-up) runs on this one thread; see on_session_thread.
         self._session_thread = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-session")
@@ -372,6 +376,18 @@ class EdgeDaemon:
                 last_status = text
             if watchdog and self._workers_alive(timeout=watchdog / 4):
                 self.notifier.watchdog()
+            self._check_certificates()
+
+    def _check_certificates(self) -> None:
+        """Log expired and soon-expiring certificates at start and then daily, so the warning reaches the
+        site's log collection in time. Only on a trusted clock: a Pi at boot, before NTP, reads an old date."""
+        if not self.certificates or time.monotonic() < self._next_certificate_check:
+            return
+        trusted, _ = self.parts.clock.trusted()
+        if not trusted:
+            return
+        report_expiry(log, self.certificates, time.time())
+        self._next_certificate_check = time.monotonic() + 86400.0
 
     # -- lifetime ---------------------------------------------------------------------------------
     def warm_up(self) -> float:
@@ -408,6 +424,7 @@ class EdgeDaemon:
             wait_ready(self.config.camera.stall_s)
         camera = parts.camera.status()
         self._set_health(camera.ok)
+        self._check_certificates()
         self._monitor = threading.Thread(target=self._monitor_loop, name="edge-monitor", daemon=True)
         self._monitor.start()
         self.notifier.ready("serving" if camera.ok else f"NOT serving: camera: {camera.reason}")

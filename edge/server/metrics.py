@@ -31,6 +31,7 @@ from edge.errors import ConfigError
 if TYPE_CHECKING:
     from edge.assembly import Components
     from edge.pipeline import Outcome
+    from edge.security.tls import CertificateLife
 
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -38,8 +39,9 @@ STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 class _StateCollector(Collector):
     """Values read at scrape time from the components (outbox, templates, clock, sync, delivery, camera)."""
 
-    def __init__(self, parts: Components) -> None:
+    def __init__(self, parts: Components, certificates: tuple[CertificateLife, ...] = ()) -> None:
         self.parts = parts
+        self.certificates = certificates
 
     def collect(self):
         p = self.parts
@@ -66,6 +68,13 @@ class _StateCollector(Collector):
             if stats.last_success:
                 family.add_metric([], stats.last_success)
                 yield family
+        if self.certificates:
+            expiry = GaugeMetricFamily("edge_tls_certificate_expiry_timestamp_seconds",
+                                       "Unix time at which a TLS certificate this process loaded expires",
+                                       labels=["certificate"])
+            for life in self.certificates:
+                expiry.add_metric([life.role], life.not_after)
+            yield expiry
 
 
 class Metrics:
@@ -85,8 +94,8 @@ class Metrics:
         self.port: int | None = None
         self._server: Any = None
 
-    def watch(self, parts: Components) -> None:
-        self.registry.register(_StateCollector(parts))
+    def watch(self, parts: Components, certificates: tuple[CertificateLife, ...] = ()) -> None:
+        self.registry.register(_StateCollector(parts, certificates))
         if parts.deliverer is not None:
             parts.deliverer.on_failure = self.delivery_failures.inc
 

@@ -33,6 +33,7 @@ class Daemon(Protocol):
 
     config: Any
     model_id: str
+    certificates: tuple[Any, ...]  # edge.security.tls.CertificateLife of each certificate loaded
 
     def run_session(self, **kwargs: object) -> Outcome: ...
 
@@ -263,6 +264,7 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     def GetDeviceInfo(self, request: pb.DeviceInfoRequest, context: grpc.ServicerContext) -> pb.DeviceInfo:
         d = self.daemon
         trusted, _ = d.clock.trusted()
+        first = min(d.certificates, key=lambda life: life.not_after, default=None)
         return pb.DeviceInfo(device_id=d.config.device.id, key_id=d.key.key_id.hex(), public_key=d.key.public_raw,
                              site=d.config.site.id, gate_id=d.config.site.gate_id, version=__version__,
                              clock_trusted=trusted, templates=d.templates.count(),
@@ -271,6 +273,8 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                              delivery_error=d.deliverer.stats.last_error if d.deliverer and
                              d.deliverer.stats.failures and d.deliverer.stats.last_success < time.time() - 5 else "",
                              encryption_key=raw_public(d.enc_key.public_key()),
+                             tls_expires_at=first.not_after if first else 0.0,
+                             tls_expires_certificate=first.role if first else "",
                              config_json=json.dumps(config_to_dict(d.config), sort_keys=True)
                              if _role(context) == OPERATOR else "")
 

@@ -72,7 +72,7 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
             assert refused.returncode == 6 and "registry refused" in refused.stderr, (args, refused.stderr)
             assert "Traceback" not in refused.stderr
         no_cert = edge("registry", "revoke-card", card.card_id, *common, "--name", "nobody")
-        assert no_cert.returncode == 5 and "nobody.key" in no_cert.stderr and "Traceback" not in no_cert.stderr
+        assert no_cert.returncode == 5 and "nobody.pem" in no_cert.stderr and "Traceback" not in no_cert.stderr
     finally:
         registry.stop()
 
@@ -93,6 +93,15 @@ def test_registry_start_up_refusals_are_one_line(tmp_path, pki):
     refused = edge("registry", "serve", "--state", str(taken), "--plaintext", "--db", f"sqlite:///{tmp_path}/r.db",
                    "--address", "127.0.0.1:0")
     assert refused.returncode == 5 and str(taken) in refused.stderr and "Traceback" not in refused.stderr
+    damaged = tmp_path / "tls"  # a registry.pem cut short in a copy: gRPC alone said "Failed to bind"
+    damaged.mkdir()
+    for name in ("ca.pem", "registry.key"):
+        (damaged / name).write_bytes((pki / name).read_bytes())
+    (damaged / "registry.pem").write_bytes((pki / "registry.pem").read_bytes()[:200])
+    refused = edge("registry", "serve", "--state", str(tmp_path / "state"), "--db", f"sqlite:///{tmp_path}/r.db",
+                   "--address", "127.0.0.1:0", "--tls-dir", str(damaged))
+    assert refused.returncode == 5 and "Traceback" not in refused.stderr, refused.stderr
+    assert "registry.pem: not a PEM certificate" in refused.stderr and "listen" not in refused.stderr
     port = free_port()
     first = registry_process(tmp_path / "one", f"sqlite:///{tmp_path}/one.db", pki, port)
     (tmp_path / "one").mkdir()

@@ -402,3 +402,28 @@ def test_a_registry_restored_from_a_backup_can_reissue_its_lists_above_what_the_
     assert verifier.revocations.version == reply.revocation_list_version
     assert all(verifier.revocations.is_revoked(bytes.fromhex(card)) for card in (early, late))
     templates.close()
+
+
+def test_the_registry_names_a_gate_whose_certificate_is_about_to_expire(tmp_path, registry, pki, caplog):  # noqa: F811
+    """Every gate of a site is usually given its certificate on one day; the registry's log names each one in
+    the last 30 days, once a day, so the site renews them before the gates are shut out together."""
+    from edge.security.ca import issue_cert
+
+    _, admin, device_a = registry
+    issue_cert(pki, "dev-short", days=5)
+    register(admin, "dev-short", tmp_path / "short" / "keys", "ward-7")
+    transport = GrpcTransport(device_a.address, tls=(pki / "ca.pem", pki / "dev-short.pem", pki / "dev-short.key"),
+                              server_name="registry")
+    try:
+        with caplog.at_level("WARNING", logger="registry.service"):
+            transport.trust_list()
+            transport.revocations()
+        lines = [r for r in caplog.records if "peer_certificate_expiring" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].fields["caller"] == "dev-short"
+        assert 4.9 <= lines[0].fields["days_left"] <= 5.0
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="registry.service"):
+            device_a.trust_list()  # 825 days left: nothing to say
+        assert not [r for r in caplog.records if "peer_certificate" in r.getMessage()]
+    finally:
+        transport.close()

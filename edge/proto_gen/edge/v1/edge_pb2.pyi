@@ -266,7 +266,7 @@ class DeviceInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DeviceInfo(_message.Message):
-    __slots__ = ("device_id", "key_id", "public_key", "site", "gate_id", "version", "clock_trusted", "templates", "outbox_pending", "config_json", "outbox_rejected", "last_sync_age_s", "delivery_error", "encryption_key")
+    __slots__ = ("device_id", "key_id", "public_key", "site", "gate_id", "version", "clock_trusted", "templates", "outbox_pending", "config_json", "outbox_rejected", "last_sync_age_s", "delivery_error", "encryption_key", "tls_expires_at", "tls_expires_certificate")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +281,8 @@ class DeviceInfo(_message.Message):
     LAST_SYNC_AGE_S_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_ERROR_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    TLS_EXPIRES_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     key_id: str
     public_key: bytes
@@ -295,4 +297,6 @@ class DeviceInfo(_message.Message):
     last_sync_age_s: float
     delivery_error: str
     encryption_key: bytes
-    def __init__(self, device_id: _Optional[str] = ..., key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., site: _Optional[str] = ..., gate_id: _Optional[str] = ..., version: _Optional[str] = ..., clock_trusted: _Optional[bool] = ..., templates: _Optional[int] = ..., outbox_pending: _Optional[int] = ..., config_json: _Optional[str] = ..., outbox_rejected: _Optional[int] = ..., last_sync_age_s: _Optional[float] = ..., delivery_error: _Optional[str] = ..., encryption_key: _Optional[bytes] = ...) -> None: ...
+    tls_expires_at: float
+    tls_expires_certificate: str
+    def __init__(self, device_id: _Optional[str] = ..., key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., site: _Optional[str] = ..., gate_id: _Optional[str] = ..., version: _Optional[str] = ..., clock_trusted: _Optional[bool] = ..., templates: _Optional[int] = ..., outbox_pending: _Optional[int] = ..., config_json: _Optional[str] = ..., outbox_rejected: _Optional[int] = ..., last_sync_age_s: _Optional[float] = ..., delivery_error: _Optional[str] = ..., encryption_key: _Optional[bytes] = ..., tls_expires_at: _Optional[float] = ..., tls_expires_certificate: _Optional[str] = ...) -> None: ...
