@@ -298,7 +298,8 @@ class VerificationPipeline:
             if outcome.decision == "ALLOW" and outcome.token_id and self.entries is not None:
                 # Only a signed ALLOW is an entry: one refused for want of a clock or storage uses none up.
                 self.entries.record(card.card_id.hex())
-                self.entries.remember_allow(outcome.token_id, card.card_id.hex(), card.card_type)
+                usable_until = min(card.expires_at, card.scope.window[1]) if card.scope.window else card.expires_at
+                self.entries.remember_allow(outcome.token_id, card.card_id.hex(), card.card_type, usable_until)
             return outcome
         except SessionTimeout:
             return Outcome("RETRY", ["TIME_BUDGET"], timings=timings)

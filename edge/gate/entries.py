@@ -4,6 +4,12 @@ person). The gate cannot tell in from out (a VerifyRequest has no direction), so
 (no second "in" without an "out") is left to gates that report direction; docs/ESCORT.md.
 
 Only ALLOWs are recorded, in SQLite beside the outbox (versioned, checked at open). Card ids only.
+
+Nothing is kept longer than a rule needs it (``prune``, run daily by the daemon on a trusted clock): entries
+for two days, a card's override for an hour (the hourly limits; the 10-minute rule), a DENY's override while
+that DENY can still be named (its entry in the outbox's audit), an ALLOW a record may follow for a day, and
+an appointment's "recorded" mark until the appointment card can no longer be used (its end or its window's,
+plus a day). Before 2026-11-24 overrides (staff ids) and recorded appointments were kept for good.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from edge.errors import StorageError
-from edge.gate.overrides import already_overridden
-from edge.sqlite_schema import open_versioned
+from edge.gate.overrides import CARD_PREFIX, already_overridden
+from edge.sqlite_schema import open_versioned, write_transaction
 
 MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at REAL NOT NULL)",
                "CREATE INDEX IF NOT EXISTS entries_by_card ON entries (card_id, at)"],
@@ -32,9 +39,26 @@ MIGRATIONS = [["CREATE TABLE IF NOT EXISTS entries (card_id TEXT NOT NULL, at RE
                "INSERT INTO overrides_v2 SELECT refused, staff, at FROM overrides",
                "DROP TABLE overrides",
                "ALTER TABLE overrides_v2 RENAME TO overrides",
-               "CREATE INDEX overrides_by_refusal ON overrides (refused, at)"]]
+               "CREATE INDEX overrides_by_refusal ON overrides (refused, at)"],
+              # 5: until when an ALLOW's card, and so a recorded appointment, can be used (``prune``)
+              ["ALTER TABLE allowed ADD COLUMN until REAL",
+               "ALTER TABLE records ADD COLUMN until REAL"]]
 HOUR_S = 3600.0
 DAY_S = 86400.0
+#: A recorded appointment is kept this long past the end of its card (seconds): more than any clock skew a
+#: card check allows, so the card is refused as expired before its "recorded" mark is gone.
+RECORD_MARGIN_S = DAY_S
+#: For marks written before the card's end was stored (schema 4): a card is issued for a year by default.
+LEGACY_RECORD_KEEP_S = 400 * DAY_S
+
+
+class Allowed(NamedTuple):
+    """An ALLOW this gate gave: the card, its type, when (unix seconds) and until when the card can be used."""
+
+    card_id: str
+    card_type: str
+    at: float
+    until: float | None
 
 
 class EntryLog:
@@ -106,29 +130,54 @@ class EntryLog:
         return True
 
     # -- vaccination records ----------------------------------------------------------------------------
-    def remember_allow(self, token_id: str, card_id: str, card_type: str) -> None:
+    def remember_allow(self, token_id: str, card_id: str, card_type: str, until: float | None = None) -> None:
+        """Keep an ALLOW a vaccination record may follow; ``until``: unix seconds after which the card can no
+        longer be used (its end, or its appointment window's)."""
         now = self.clock()
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO allowed VALUES (?, ?, ?, ?)", (token_id, card_id, card_type, now))
+            self._db.execute("INSERT OR IGNORE INTO allowed (token_id, card_id, card_type, at, until) "
+                             "VALUES (?, ?, ?, ?, ?)", (token_id, card_id, card_type, now, until))
             self._db.execute("DELETE FROM allowed WHERE at < ?", (now - DAY_S,))
 
-    def allowed(self, token_id: str) -> tuple[str, str, float] | None:
-        """(card id, card type, time) of an ALLOW this gate gave, within the last day."""
+    def allowed(self, token_id: str) -> Allowed | None:
+        """An ALLOW this gate gave, within the last day."""
         with self._lock:
-            row = self._db.execute("SELECT card_id, card_type, at FROM allowed WHERE token_id = ?",
+            row = self._db.execute("SELECT card_id, card_type, at, until FROM allowed WHERE token_id = ?",
                                    (token_id,)).fetchone()
-        return (row[0], row[1], float(row[2])) if row else None
+        return Allowed(row[0], row[1], float(row[2]), None if row[3] is None else float(row[3])) if row else None
 
     def recorded(self, appointment: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM records WHERE appointment = ?", (appointment,)).fetchone() \
                 is not None
 
-    def record_vaccination(self, appointment: str, record_id: str) -> bool:
+    def record_vaccination(self, appointment: str, record_id: str, until: float | None = None) -> bool:
+        """Mark ``appointment`` recorded, kept until its card (``until``, unix seconds) can no longer be used."""
         with self._lock:
-            cursor = self._db.execute("INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (appointment) DO NOTHING",
-                                      (appointment, record_id, self.clock()))
+            cursor = self._db.execute("INSERT INTO records (appointment, record, at, until) VALUES (?, ?, ?, ?) "
+                                      "ON CONFLICT (appointment) DO NOTHING",
+                                      (appointment, record_id, self.clock(), until))
         return cursor.rowcount == 1
+
+    # -- retention --------------------------------------------------------------------------------------
+    def prune(self, deny_known: Callable[[str], bool]) -> dict[str, int]:
+        """Delete what no rule needs any more (see the module's docstring); ``deny_known(token_id)`` says
+        whether a DENY can still be named by an override (the daemon asks the outbox). Returns the rows
+        deleted per table. Run on a trusted clock: a clock that reads late would delete early."""
+        now = self.clock()
+        with self._lock, write_transaction(self._db):
+            entries = self._db.execute("DELETE FROM entries WHERE at < ?", (now - 2 * DAY_S,)).rowcount
+            allowed = self._db.execute("DELETE FROM allowed WHERE at < ?", (now - DAY_S,)).rowcount
+            records = self._db.execute("DELETE FROM records WHERE COALESCE(until, at + ?) < ?",
+                                       (LEGACY_RECORD_KEEP_S, now - RECORD_MARGIN_S)).rowcount
+            overrides = self._db.execute("DELETE FROM overrides WHERE refused LIKE ? AND at < ?",
+                                         (CARD_PREFIX + "%", now - HOUR_S)).rowcount
+            old = [r[0] for r in self._db.execute("SELECT DISTINCT refused FROM overrides WHERE refused NOT LIKE ? "
+                                                  "AND at < ?", (CARD_PREFIX + "%", now - HOUR_S))]
+            for refused in old:
+                if not deny_known(refused):
+                    overrides += self._db.execute("DELETE FROM overrides WHERE refused = ?", (refused,)).rowcount
+        return {"entries": entries, "allowed": allowed, "records": records, "overrides": overrides}
 
     def close(self) -> None:
         self._db.close()

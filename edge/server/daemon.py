@@ -160,7 +160,7 @@ class EdgeDaemon:
         # The certificates this process loaded: a renewed file on disk takes effect at the next restart.
         transport = self.parts.transport
         self.certificates = (*self.listeners.tls_lives, *(transport.tls_lives if transport is not None else ()))
-        self._next_certificate_check = 0.0  # monotonic; see _check_certificates
+        self._next_daily = 0.0  # monotonic; see _daily
         self.metrics.watch(self.parts, self.certificates)
         self.camera_lock = threading.Lock()
         # Every session (and the warm-up) runs on this one thread; see on_session_thread.
@@ -296,11 +296,11 @@ class EdgeDaemon:
             raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)
         entries = self.parts.entries
         allowed = entries.allowed(str(record["verification"]))
-        if allowed is None or allowed[1] != "vaccination_appointment" or \
-                time.time() - allowed[2] > self.config.site.record_window_s:
+        if allowed is None or allowed.card_type != "vaccination_appointment" or \
+                time.time() - allowed.at > self.config.site.record_window_s:
             raise OverrideRefused("no recent ALLOW of a vaccination appointment at this station with that token "
                                   "id", code="record_unbound")
-        appointment = allowed[0]
+        appointment = allowed.card_id
         parts = self.parts
         site = self.config.site
 
@@ -318,7 +318,7 @@ class EdgeDaemon:
                                       code="appointment_used")
             token, token_id, _ = parts.outbox.issue(sign, card_id=appointment, decision="ALLOW",
                                                     reasons="VACCINATION_RECORD")
-            entries.record_vaccination(appointment, token_id.hex())
+            entries.record_vaccination(appointment, token_id.hex(), allowed.until)
         self.metrics.decisions.labels("ALLOW", "VACCINATION_RECORD").inc()
         return token_id.hex(), token
 
@@ -376,18 +376,27 @@ class EdgeDaemon:
                 last_status = text
             if watchdog and self._workers_alive(timeout=watchdog / 4):
                 self.notifier.watchdog()
-            self._check_certificates()
+            self._daily()
 
-    def _check_certificates(self) -> None:
-        """Log expired and soon-expiring certificates at start and then daily, so the warning reaches the
-        site's log collection in time. Only on a trusted clock: a Pi at boot, before NTP, reads an old date."""
-        if not self.certificates or time.monotonic() < self._next_certificate_check:
+    def _daily(self) -> None:
+        """At start and then once a day, on a trusted clock (a Pi at boot, before NTP, reads an old date):
+        log expired and soon-expiring certificates, so the warning reaches the site's log collection in time;
+        and delete the gate's records that no rule needs any more (EntryLog.prune)."""
+        if time.monotonic() < self._next_daily:
             return
         trusted, _ = self.parts.clock.trusted()
         if not trusted:
             return
+        self._next_daily = time.monotonic() + 86400.0
         report_expiry(log, self.certificates, time.time())
-        self._next_certificate_check = time.monotonic() + 86400.0
+        outbox = self.parts.outbox
+        try:
+            deleted = self.parts.entries.prune(lambda token_id: outbox.decision_of(token_id) is not None)
+        except Exception:  # the gate serves on; the next day tries again
+            log.exception("entry log retention failed")
+            return
+        if any(deleted.values()):
+            log.info("entry log pruned", extra={"fields": deleted})
 
     # -- lifetime ---------------------------------------------------------------------------------
     def warm_up(self) -> float:
@@ -424,7 +433,7 @@ class EdgeDaemon:
             wait_ready(self.config.camera.stall_s)
         camera = parts.camera.status()
         self._set_health(camera.ok)
-        self._check_certificates()
+        self._daily()
         self._monitor = threading.Thread(target=self._monitor_loop, name="edge-monitor", daemon=True)
         self._monitor.start()
         self.notifier.ready("serving" if camera.ok else f"NOT serving: camera: {camera.reason}")

@@ -120,3 +120,24 @@ def test_the_card_claims_round_trip(world):
     message = parse_cose_sign1(unwrap(text))
     card = parse_claims(loads_exact(message.payload), kid=b"", alg=-7)
     assert card.condition_until == 2_000_000_000 and card.age_band == "adult" and card.scope.ward == "paediatrics"
+
+
+def test_the_daemon_forgets_what_no_rule_needs_at_start(tmp_path, world, testdata, face_stage):
+    """The retention runs at start and then daily (edge/gate/entries.py EntryLog.prune): a station stored for
+    a season comes back without last season's recorded appointments and staff overrides."""
+    from edge.gate.entries import EntryLog
+
+    months_ago = time.time() - 90 * 86400
+    log = EntryLog(tmp_path / "entries.sqlite", clock=lambda: months_ago)
+    log.record_vaccination("aa" * 16, "r1", until=months_ago + 3600)
+    log.record_override("card:" + "cd" * 16, "staff-1")
+    log.record_override("d1" * 16, "staff-1")  # a DENY this device never made: nothing can name it
+    log.close()
+    daemon = gate(tmp_path, world, testdata, face_stage)
+    daemon.start()
+    try:
+        entries = daemon.parts.entries
+        assert not entries.recorded("aa" * 16) and not entries.overridden("d1" * 16)
+        assert entries._db.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 0
+    finally:
+        daemon.stop(1.0)

@@ -120,6 +120,10 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     again, _, _ = verify(daemon, texts["infant"], texts["delegation"])  # a second ALLOW, same appointment
     assert refusal(lambda: record(daemon, again.token_id))[:2] == ("FAILED_PRECONDITION", "appointment_used")
     assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
+    # The station keeps the "recorded" mark until the appointment card ends (here in a day), not for good.
+    until = daemon.parts.entries._db.execute("SELECT until FROM records WHERE appointment = ?",
+                                             (ids["infant"],)).fetchone()[0]
+    assert until == pytest.approx(time.time() + 86400, abs=600)
 
 
 def test_simultaneous_records_for_one_appointment_sign_once(station):
