@@ -46,6 +46,8 @@ from registry.vaccination import history_bundle
 log = logging.getLogger(__name__)
 ADMIN = "admin"
 MAX_BATCH = 500
+#: Entries per AuditHistory page at most (about 120 bytes each: well within gRPC's 4 MiB).
+MAX_AUDIT_PAGE = 5000
 #: A sealed template: 32-byte ephemeral key + 12-byte nonce + the template (512 bytes for sface, 1,024 for
 #: sface+dlib) + 16-byte tag, and slack.
 MAX_SEALED_TEMPLATE = 1536
@@ -467,10 +469,25 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         self._require(context, admin=True)
         if not CARD_ID.match(request.card_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
+        after = None
+        if request.after:
+            try:
+                iat, device_id, sequence, token_id = json.loads(request.after)
+                after = (int(iat), str(device_id), int(sequence), str(token_id))
+            except (ValueError, TypeError):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "after must be a next_page from a previous answer")
+        limit = min(request.limit, MAX_AUDIT_PAGE) if request.limit else None
+        if limit is not None:
+            limit += 1  # one more than asked tells whether another page follows
+        tokens = self.state.storage.history(request.card_id, after=after, limit=limit)
+        next_page = ""
+        if limit is not None and len(tokens) == limit:
+            tokens = tokens[:-1]
+            last = tokens[-1]
+            next_page = json.dumps([last.iat, last.device_id, last.sequence, last.token_id])
         entries = [rpb.AuditEntry(token_id=t.token_id, device_id=t.device_id, iat=t.iat, decision=t.decision,
-                                  reasons=t.reasons, sequence=t.sequence, site=t.site, gate=t.gate)
-                   for t in self.state.storage.history(request.card_id)]
-        return rpb.AuditHistoryResponse(entries=entries)
+                                  reasons=t.reasons, sequence=t.sequence, site=t.site, gate=t.gate) for t in tokens]
+        return rpb.AuditHistoryResponse(entries=entries, next_page=next_page)
 
 
 @dataclass(frozen=True)

@@ -393,10 +393,21 @@ class Storage:
         with self._lock:
             return int(self._execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
 
-    def history(self, card_id: str) -> list[StoredToken]:
+    def history(self, card_id: str, *, after: tuple[int, str, int, str] | None = None,
+                limit: int | None = None) -> list[StoredToken]:
+        """A card's stored tokens in time order (iat, then device and its sequence). ``after``: the key
+        (iat, device_id, sequence, token_id) of the last entry of the previous page; ``limit``: the page's size
+        (None: all)."""
+        where = "card_id = ?"
+        params: list[object] = [card_id]
+        if after is not None:
+            where += " AND (iat, device_id, sequence, token_id) > (?, ?, ?, ?)"
+            params += list(after)
+        page = "" if limit is None else f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._execute("SELECT token_id, device_id, card_id, iat, decision, reasons, sequence, site, gate "
-                                 "FROM tokens WHERE card_id = ? ORDER BY iat, sequence", (card_id,)).fetchall()
+                                 f"FROM tokens WHERE {where} ORDER BY iat, device_id, sequence, token_id{page}",
+                                 tuple(params)).fetchall()
         return [StoredToken(token_id=r[0], device_id=r[1], card_id=r[2], iat=int(r[3]), decision=r[4],
                             reasons=json.loads(r[5]), sequence=int(r[6]), site=r[7] or "", gate=r[8] or "")
                 for r in rows]

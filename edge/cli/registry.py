@@ -344,19 +344,28 @@ def run_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Entries asked for per AuditHistory page (the registry caps it at 5,000).
+AUDIT_PAGE = 1000
+
+
 def run_audit(args: argparse.Namespace) -> int:
     from edge.proto_gen.registry.v1 import registry_pb2 as rpb
 
-    reply = _admin(args, "AuditHistory", rpb.AuditHistoryRequest(card_id=args.card_id))
-    if reply is None:
-        return EXIT_DENIED
-    for entry in reply.entries:  # type: ignore[attr-defined]
-        row = {"token_id": entry.token_id, "device_id": entry.device_id, "iat": entry.iat,
-               "decision": entry.decision, "reasons": list(entry.reasons), "sequence": entry.sequence,
-               "site": entry.site, "gate": entry.gate}
-        emit(row) if args.json else print(f"{entry.iat} {entry.device_id} {entry.gate} {entry.decision} "
-                                          f"{','.join(entry.reasons)} {entry.token_id}")
-    return EXIT_OK
+    after = ""
+    while True:  # page by page: a card's years of use outgrow one message
+        reply = _admin(args, "AuditHistory", rpb.AuditHistoryRequest(card_id=args.card_id, limit=AUDIT_PAGE,
+                                                                     after=after))
+        if reply is None:
+            return EXIT_DENIED
+        for entry in reply.entries:  # type: ignore[attr-defined]
+            row = {"token_id": entry.token_id, "device_id": entry.device_id, "iat": entry.iat,
+                   "decision": entry.decision, "reasons": list(entry.reasons), "sequence": entry.sequence,
+                   "site": entry.site, "gate": entry.gate}
+            emit(row) if args.json else print(f"{entry.iat} {entry.device_id} {entry.gate} {entry.decision} "
+                                              f"{','.join(entry.reasons)} {entry.token_id}")
+        after = reply.next_page  # type: ignore[attr-defined]
+        if not after:
+            return EXIT_OK
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:

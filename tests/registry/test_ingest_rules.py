@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -34,14 +35,16 @@ def device_transport(port, pki, name):
 
 
 CARD_1 = "c1" * 16
+#: A device numbers its tokens in the order it makes them (the audit history sorts a second's tokens by it).
+SEQUENCE = itertools.count(1)
 
 
 def make_token(key: DeviceKey, device_id: str, *, now: float | None = None, card: str = CARD_1,
                site: str = "ward-7", claims: dict[int, object] | None = None) -> bytes:
     clock = ClockGuard(clock=lambda: now if now is not None else time.time())
     content = TokenContent(card_id=card, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16), decision="ALLOW",
-                           reasons=["OK"], checks={}, site=site, gate="g1", revocation_version=1, sequence=1,
-                           extra=claims or {})
+                           reasons=["OK"], checks={}, site=site, gate="g1", revocation_version=1,
+                           sequence=next(SEQUENCE), extra=claims or {})
     return TokenSigner(key, device_id, clock=clock).sign(content)[0]
 
 

@@ -172,10 +172,14 @@ class IngestTokensResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ...) -> None: ...
 
 class AuditHistoryRequest(_message.Message):
-    __slots__ = ("card_id",)
+    __slots__ = ("card_id", "limit", "after")
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     card_id: str
-    def __init__(self, card_id: _Optional[str] = ...) -> None: ...
+    limit: int
+    after: str
+    def __init__(self, card_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
     __slots__ = ("token_id", "device_id", "iat", "decision", "reasons", "sequence", "site", "gate")
@@ -198,10 +202,12 @@ class AuditEntry(_message.Message):
     def __init__(self, token_id: _Optional[str] = ..., device_id: _Optional[str] = ..., iat: _Optional[int] = ..., decision: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., sequence: _Optional[int] = ..., site: _Optional[str] = ..., gate: _Optional[str] = ...) -> None: ...
 
 class AuditHistoryResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "next_page")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+    next_page: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page: _Optional[str] = ...) -> None: ...
 
 class RevokeCardRequest(_message.Message):
     __slots__ = ("card_id", "reason")

@@ -1,0 +1,68 @@
+"""A card's audit history in pages (AuditHistory limit/after; `edge registry audit` follows them): the whole
+history in one message stopped at gRPC's 4 MiB (about 35,000 entries, years of daily use of one card), after
+which the card's history could not be read at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import grpc
+import pytest
+
+from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+from registry.storage import TokenRow
+
+from .conftest import admin_stub
+
+pytestmark = pytest.mark.slow
+CARD = "c1" * 16
+
+
+def rows(count: int, card: str = CARD, reason_bytes: int = 0) -> list[TokenRow]:
+    """``count`` tokens of three devices, several in the same second; ``reason_bytes`` pads each entry so that
+    fewer entries than a real 35,000 reach the message limit."""
+    padding = ["X" * reason_bytes] if reason_bytes else []
+    return [TokenRow(token_id=f"{i:032x}", device_id=f"dev-{i % 3}", card_id=card, iat=1_800_000_000 + i // 4,
+                     decision="ALLOW", reasons=["OK", *padding], sequence=i // 3, site="ward-7", gate="g",
+                     token=b"t%d" % i) for i in range(count)]
+
+
+def test_a_history_larger_than_one_message_is_read_whole_in_order(tls_registry, pki):
+    state, port = tls_registry
+    state.storage.store_tokens(rows(4600, reason_bytes=1000))  # 4.6 MB of entries
+    state.storage.store_tokens(rows(5, card="c2" * 16))
+    admin = admin_stub(port, pki)
+    with pytest.raises(grpc.RpcError) as e:  # the whole history at once is what failed before paging
+        admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD), timeout=30)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    audit = subprocess.run([sys.executable, "-m", "edge", "registry", "audit", CARD, "--json", "--address",
+                            f"127.0.0.1:{port}", "--tls-dir", str(pki)], capture_output=True, text=True, timeout=120)
+    assert audit.returncode == 0, audit.stderr
+    entries = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert len(entries) == 4600 and len({e["token_id"] for e in entries}) == 4600
+    keys = [(e["iat"], e["device_id"], e["sequence"], e["token_id"]) for e in entries]
+    assert keys == sorted(keys)
+
+
+def test_pages_and_their_bounds(tls_registry, pki):
+    state, port = tls_registry
+    state.storage.store_tokens(rows(25))
+    admin = admin_stub(port, pki)
+    assert len(admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD), timeout=10).entries) == 25  # limit 0
+    seen, after, pages = [], "", 0
+    while True:
+        page = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD, limit=10, after=after), timeout=10)
+        seen += [e.token_id for e in page.entries]
+        pages += 1
+        after = page.next_page
+        if not after:
+            break
+    assert pages == 3 and len(seen) == len(set(seen)) == 25
+    exact = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD, limit=25), timeout=10)
+    assert len(exact.entries) == 25 and exact.next_page == ""  # a full last page says there is no other
+    for bad in ("not json", "[1, 2]", '["x", "dev-0", 1, "t"]'):
+        with pytest.raises(grpc.RpcError) as e:
+            admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD, limit=10, after=bad), timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
