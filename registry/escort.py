@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from registry.bands import BandRefused, band_limit
 from registry.storage import Admission, CardRecord
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class EscortRules:
     # -- issuance ----------------------------------------------------------------------------------------
     def issue(self, *, patient_id: str, template_sha256: bytes, model_id: str, age_band: str | None,
               condition_until: int | None, replace: bool = False, holder: bytes | None = None,
-              now: float | None = None) -> IssuedPermit:
+              age_band_until: int = 0, now: float | None = None) -> IssuedPermit:
         now = time.time() if now is None else now
         admission = self._admitted(patient_id)
         policy = self.policy(admission.site)
@@ -142,6 +143,10 @@ class EscortRules:
             raise EscortRefused("invalid_request", "the escort's face commitment (32 bytes) is required")
         if policy.require_adult and age_band != "adult":
             raise EscortRefused("escort_not_adult", "this site requires escorts to be adults (age band 'adult')")
+        try:
+            band_end = band_limit(age_band, age_band_until, now)
+        except BandRefused as exc:
+            raise EscortRefused(exc.code, str(exc)) from None
         if condition_until is not None and condition_until <= now:
             raise EscortRefused("condition_expired", "the escort's health condition has already expired")
         if policy.require_condition and condition_until is None:
@@ -160,6 +165,8 @@ class EscortRules:
         until = min(admission.expected_until, now + policy.max_days * DAY_S)
         if condition_until is not None:
             until = min(until, condition_until)
+        if band_end is not None:
+            until = min(until, band_end)
         text, card = self.state.issuer.issue(
             card_type="escort_permit", holder=holder or os.urandom(16), site=admission.site, ward=admission.ward,
             template_sha256=template_sha256, model_id=model_id, valid_for_s=max(1, int(until) - int(now)), now=now,

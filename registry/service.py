@@ -38,6 +38,7 @@ from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
 from edge.security.templates import check_template
 from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
+from registry.bands import BandRefused, band_limit
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
 from registry.storage import CardRecord, DeviceRecord, Storage
@@ -215,19 +216,27 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.set_trailing_metadata((("edge-reason", "escort_needs_admission"),))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "escort permits are issued with IssueEscortPermit, "
                                                             "for an admitted patient under the site's rules")
+        now = int(time.time())
+        valid_for_s = request.valid_for_s or 365 * 86400
         try:
+            limit = band_limit(request.age_band or None, request.age_band_until, now)
+            if limit is not None:
+                valid_for_s = min(valid_for_s, limit - now)
             text, card = self.state.issuer.issue(
                 card_type=request.card_type, holder=request.holder or os.urandom(16), site=request.site,
-                ward=request.ward or None, station=request.station or None,
-                valid_for_s=request.valid_for_s or 365 * 86400, template_sha256=request.template_sha256,
+                ward=request.ward or None, station=request.station or None, now=now,
+                valid_for_s=valid_for_s, template_sha256=request.template_sha256,
                 model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None)
+        except BandRefused as exc:
+            context.set_trailing_metadata((("edge-reason", exc.code),))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self.state.storage.put_card(CardRecord(
             card_id=card.card_id.hex(), site=request.site, card_type=request.card_type,
             commitment=request.template_sha256, model_id=card.face.model_id, issued=float(card.issued_at),
             expires=float(card.expires_at), holder=card.holder.hex(), age_band=card.age_band))
-        return rpb.IssueCardResponse(card_id=card.card_id.hex(), qr_text=text)
+        return rpb.IssueCardResponse(card_id=card.card_id.hex(), qr_text=text, expires_at=card.expires_at)
 
     def IssueDelegation(self, request, context):
         self._require(context, hospital=True)
@@ -425,8 +434,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             return action(self.escort)
         except EscortRefused as exc:
             context.set_trailing_metadata((("edge-reason", exc.code),))
-            code = grpc.StatusCode.INVALID_ARGUMENT if exc.code == "invalid_request" else \
-                grpc.StatusCode.FAILED_PRECONDITION
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.code == "invalid_request" or \
+                exc.code.startswith("age_band_") else grpc.StatusCode.FAILED_PRECONDITION
             context.abort(code, exc.message)
 
     def _admission_reply(self, patient_id: str, ended: list[str]) -> rpb.AdmissionResponse:
@@ -461,7 +470,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             patient_id=request.patient_id, template_sha256=request.template_sha256,
             model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None,
             condition_until=request.condition_until or None, replace=request.replace,
-            holder=request.holder or None))
+            holder=request.holder or None, age_band_until=request.age_band_until))
         return rpb.IssueEscortPermitResponse(card_id=permit.card_id, qr_text=permit.qr_text,
                                              expires_at=permit.expires_at, replaced=permit.replaced)
 

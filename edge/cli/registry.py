@@ -77,6 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 c.add_argument("--template-sha256", required=True, type=hex_bytes(32),
                                help="the escort's face commitment, hex")
                 c.add_argument("--age-band", choices=["child", "minor", "adult"])
+                c.add_argument("--age-band-until", type=non_negative_int, default=0,
+                               help="unix seconds: when the holder leaves a child or minor band (required for those)")
                 c.add_argument("--condition-until", type=non_negative_int, default=0, help="unix seconds; 0 = none")
                 c.add_argument("--replace", action="store_true", help="replace the oldest permit at the limit")
             c.set_defaults(func=run_escort)
@@ -291,7 +293,8 @@ def run_escort(args: argparse.Namespace) -> int:
     else:
         reply = _admin(args, "IssueEscortPermit", rpb.IssueEscortPermitRequest(
             patient_id=args.patient_id, template_sha256=args.template_sha256,
-            age_band=args.age_band or "", condition_until=args.condition_until, replace=args.replace))
+            age_band=args.age_band or "", age_band_until=args.age_band_until, condition_until=args.condition_until,
+            replace=args.replace))
     if reply is None:
         return EXIT_DENIED
     from google.protobuf.json_format import MessageToDict

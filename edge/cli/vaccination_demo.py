@@ -32,6 +32,7 @@ from edge.cli.demo_site import (
 )
 
 SITE = "st-mary-vaccination"
+YEAR_S = 365 * 86400
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         # 1. The infant's appointment: age band "child"; no face template may be kept for it.
         infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
                                                       template_sha256=commitment, age_band="child",
+                                                      age_band_until=int(time.time()) + 4 * YEAR_S,
                                                       valid_for_s=86400), timeout=10)
         refused = store_template(infant.card_id)
         steps.record("no_infant_template", None, [refused], refused == "no_child_template")
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=10)
         teen = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
                                                     template_sha256=commitment, age_band="minor",
+                                                    age_band_until=int(time.time()) + 2 * YEAR_S,
                                                     valid_for_s=86400), timeout=10)
         stored = [store_template(c) for c in (delegation.card_id, lapsing.card_id, teen.card_id)]
         steps.record("delegation_issued", None, [], stored == ["stored"] * 3, delegation=delegation.card_id)

@@ -112,13 +112,23 @@ def test_every_refusal_has_its_reason(registry):
     # The ICU: two escorts, no swaps, an attested condition required, minors allowed.
     hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0200", site="icu", ward="icu-1", expected_days=5),
                           timeout=10)
+    turns_18 = int(time.time()) + 2 * 86400  # the escort leaves the minor band in two days
     assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
-                                                             age_band="minor"), timeout=10)) == \
-        ("FAILED_PRECONDITION", "condition_required")
-    until = int(time.time()) + 86400
+                                                             age_band="minor", age_band_until=turns_18),
+                                                      timeout=10)) == ("FAILED_PRECONDITION", "condition_required")
+    until = int(time.time()) + 4 * 86400
+    # A minor's band ends: without the day, a permit could outlive it (registry/bands.py).
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
+                                                             age_band="minor", condition_until=until),
+                                                      timeout=10)) == ("INVALID_ARGUMENT", "age_band_end_required")
+    assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
+                                                             age_band="adult", age_band_until=turns_18,
+                                                             condition_until=until), timeout=10)) == \
+        ("INVALID_ARGUMENT", "age_band_end_invalid")
     for _ in range(2):
-        hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE, age_band="minor",
-                                          condition_until=until), timeout=10)
+        issued = hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE, age_band="minor",
+                                                   age_band_until=turns_18, condition_until=until), timeout=10)
+        assert issued.expires_at == turns_18  # before the stay, the condition and the site's maximum
     assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0200", template_sha256=FACE,
                                                              condition_until=until, replace=True), timeout=10)) == \
         ("FAILED_PRECONDITION", "swap_forbidden")

@@ -21,6 +21,9 @@ from .conftest import admin_stub, register
 from .test_escort import stub_as
 from .test_ingest_rules import device_transport, make_token
 
+#: When the children of these tests leave the child band (registry/bands.py).
+BAND_END = int(time.time()) + 5 * 365 * 86400
+
 pytestmark = pytest.mark.slow
 FACE = hashlib.sha256(b"guardian").digest()
 RECORD = {"vaccine": "208", "lot": "FK1234", "expiry": "2099-12-31", "dose": 1, "series": 2, "route": "IM",
@@ -50,7 +53,8 @@ def token_id(token: bytes) -> str:
 def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
     state, port, admin, key = registry
     infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
-                                                  template_sha256=FACE, age_band="child"), timeout=10)
+                                                  template_sha256=FACE, age_band="child",
+                                                  age_band_until=BAND_END), timeout=10)
     allow = make_token(key, "dev-a", card=infant.card_id)
     transport = device_transport(port, pki, "dev-a")
     first = record_token(key, infant.card_id, token_id(allow))
@@ -86,7 +90,8 @@ def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
 def test_no_template_for_a_child_and_delegations_name_the_child(registry, pki):
     state, port, admin, _ = registry
     infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
-                                                  template_sha256=FACE, age_band="child"), timeout=10)
+                                                  template_sha256=FACE, age_band="child",
+                                                  age_band_until=BAND_END), timeout=10)
     vector = np.random.default_rng(2).normal(size=128).astype("<f4")
     vector = (vector / np.linalg.norm(vector)).astype("<f4")
     with pytest.raises(grpc.RpcError) as e:
@@ -120,7 +125,8 @@ def test_issuance_refuses_what_the_card_format_does_not_allow(registry, pki):
     _, port, admin, _ = registry
     hospital = stub_as(port, pki, "hospital-feed")
     infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
-                                                  template_sha256=FACE, age_band="child"), timeout=10)
+                                                  template_sha256=FACE, age_band="child",
+                                                  age_band_until=BAND_END), timeout=10)
     refused = [
         lambda: admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
                                                      holder=b"\x01" * 3), timeout=10),
@@ -134,3 +140,25 @@ def test_issuance_refuses_what_the_card_format_does_not_allow(registry, pki):
         with pytest.raises(grpc.RpcError) as e:
             call()
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+
+
+def test_a_child_or_minor_card_ends_when_its_band_does(registry, pki):
+    """A card says "child" or "minor", never a birth date; issued for a year it outlived the band: a
+    14-year-old still needed a guardian at every station and could not be enrolled (no child templates)."""
+    from .test_escort import refusal
+
+    _, _, admin, _ = registry
+    now = int(time.time())
+    turns_14 = now + 30 * 86400
+
+    def issue(band, until):
+        return admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                    age_band=band, age_band_until=until,
+                                                    valid_for_s=365 * 86400), timeout=10)
+
+    assert issue("child", turns_14).expires_at == turns_14
+    assert issue("minor", now + 3 * 365 * 86400).expires_at <= now + 365 * 86400 + 5  # the year asked for
+    assert issue("adult", 0).expires_at >= now + 365 * 86400 - 5
+    assert refusal(lambda: issue("child", 0)) == ("INVALID_ARGUMENT", "age_band_end_required")
+    assert refusal(lambda: issue("minor", now - 86400)) == ("INVALID_ARGUMENT", "age_band_ended")
+    assert refusal(lambda: issue("adult", turns_14)) == ("INVALID_ARGUMENT", "age_band_end_invalid")

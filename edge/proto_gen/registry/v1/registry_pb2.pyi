@@ -48,7 +48,7 @@ class RegisterDeviceResponse(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class IssueCardRequest(_message.Message):
-    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder", "age_band")
+    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder", "age_band", "age_band_until")
     CARD_TYPE_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
     WARD_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class IssueCardRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     AGE_BAND_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_UNTIL_FIELD_NUMBER: _ClassVar[int]
     card_type: str
     site: str
     ward: str
@@ -67,15 +68,18 @@ class IssueCardRequest(_message.Message):
     model_id: str
     holder: bytes
     age_band: str
-    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ..., age_band: _Optional[str] = ...) -> None: ...
+    age_band_until: int
+    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ..., age_band: _Optional[str] = ..., age_band_until: _Optional[int] = ...) -> None: ...
 
 class IssueCardResponse(_message.Message):
-    __slots__ = ("card_id", "qr_text")
+    __slots__ = ("card_id", "qr_text", "expires_at")
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     QR_TEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     card_id: str
     qr_text: str
-    def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ...) -> None: ...
+    expires_at: int
+    def __init__(self, card_id: _Optional[str] = ..., qr_text: _Optional[str] = ..., expires_at: _Optional[int] = ...) -> None: ...
 
 class StoreTemplateRequest(_message.Message):
     __slots__ = ("card_id", "sealed_template", "model_id")
@@ -290,7 +294,7 @@ class AdmissionResponse(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ..., ward: _Optional[str] = ..., ended_permits: _Optional[_Iterable[str]] = ..., revocation_list_version: _Optional[int] = ...) -> None: ...
 
 class IssueEscortPermitRequest(_message.Message):
-    __slots__ = ("patient_id", "template_sha256", "model_id", "age_band", "condition_until", "replace", "holder")
+    __slots__ = ("patient_id", "template_sha256", "model_id", "age_band", "condition_until", "replace", "holder", "age_band_until")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_SHA256_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +302,7 @@ class IssueEscortPermitRequest(_message.Message):
     CONDITION_UNTIL_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
+    AGE_BAND_UNTIL_FIELD_NUMBER: _ClassVar[int]
     patient_id: str
     template_sha256: bytes
     model_id: str
@@ -305,7 +310,8 @@ class IssueEscortPermitRequest(_message.Message):
     condition_until: int
     replace: bool
     holder: bytes
-    def __init__(self, patient_id: _Optional[str] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., age_band: _Optional[str] = ..., condition_until: _Optional[int] = ..., replace: _Optional[bool] = ..., holder: _Optional[bytes] = ...) -> None: ...
+    age_band_until: int
+    def __init__(self, patient_id: _Optional[str] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., age_band: _Optional[str] = ..., condition_until: _Optional[int] = ..., replace: _Optional[bool] = ..., holder: _Optional[bytes] = ..., age_band_until: _Optional[int] = ...) -> None: ...
 
 class IssueEscortPermitResponse(_message.Message):
     __slots__ = ("card_id", "qr_text", "expires_at", "replaced")
