@@ -41,7 +41,7 @@ from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
 from registry.bands import BandRefused, band_limit
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
-from registry.storage import CardRecord, DeviceRecord, Storage
+from registry.storage import CardRecord, DeviceRecord, DeviceRefused, Storage
 from registry.vaccination import history_bundle
 
 log = logging.getLogger(__name__)
@@ -203,8 +203,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         try:
             self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
                                                             request.encryption_key, request.site))
-        except ValueError as exc:
-            context.set_trailing_metadata((("edge-reason", "device_retired"),))
+        except DeviceRefused as exc:
+            context.set_trailing_metadata((("edge-reason", exc.code),))
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
@@ -425,7 +425,11 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         device = self.state.storage.device(request.device_id)
         if device is None or device.state == "retired":
             context.abort(grpc.StatusCode.NOT_FOUND, "no such active device")
-        self.state.storage.rotate_key(request.device_id, request.signing_key, request.encryption_key)
+        try:
+            self.state.storage.rotate_key(request.device_id, request.signing_key, request.encryption_key)
+        except DeviceRefused as exc:
+            context.set_trailing_metadata((("edge-reason", exc.code),))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
     # -- admissions and escort permits (registry/escort.py) ---------------------------------------------

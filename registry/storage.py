@@ -147,6 +147,14 @@ class TokenRow(StoredToken):
     record: dict[str, Any] | None = None  # a vaccination record: its FHIR resource and the holder
 
 
+class DeviceRefused(ValueError):
+    """A registration or key rotation the registry refuses; ``code`` is the reason code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Storage:
     paramstyle = "qmark"
 
@@ -208,8 +216,9 @@ class Storage:
         with self._lock, self.transaction():
             current = self.device(device.device_id)
             if current is not None and current.state == "retired":
-                raise ValueError(f"device {device.device_id} is retired, and retired is final; register the "
-                                 "replacement board under a new device id")
+                raise DeviceRefused("device_retired", f"device {device.device_id} is retired, and retired is final; "
+                                    "register the replacement board under a new device id")
+            self._refuse_keys_of_another(device.device_id, device.signing_key, device.encryption_key)
             self._execute("INSERT INTO devices (device_id, signing_key, encryption_key, site, registered, state) "
                           "VALUES (?, ?, ?, ?, ?, 'active') ON CONFLICT (device_id) DO UPDATE SET "
                           "signing_key = excluded.signing_key, encryption_key = excluded.encryption_key, "
@@ -224,9 +233,23 @@ class Storage:
         self._execute("INSERT INTO device_keys VALUES (?, ?, ?, ?, NULL) ON CONFLICT (device_id, key_id) DO UPDATE "
                       "SET valid_until = NULL", (device_id, kid, signing_key, now))
 
+    def _refuse_keys_of_another(self, device_id: str, signing_key: bytes, encryption_key: bytes) -> None:
+        """DeviceRefused(key_in_use) when another device holds (or held) either key: a board whose data folder
+        was copied from another's, as when one prepared SD card is cloned for a fleet. Two boards with one key
+        can sign each other's tokens and open each other's templates, and ending one ends neither."""
+        row = self._execute("SELECT device_id FROM device_keys WHERE key_id = ? AND device_id <> ?",
+                            (key_id(signing_key), device_id)).fetchone() or \
+            self._execute("SELECT device_id FROM devices WHERE encryption_key = ? AND device_id <> ?",
+                          (encryption_key, device_id)).fetchone()
+        if row is not None:
+            raise DeviceRefused("key_in_use", f"these keys are device {row[0]}'s: was this board's SD card or data "
+                                "folder copied from it? On this board, remove the data folder's keys/ and restart "
+                                "the service to make its own, then register the new keys")
+
     def rotate_key(self, device_id: str, signing_key: bytes, encryption_key: bytes) -> None:
         now = time.time()
         with self._lock, self.transaction():
+            self._refuse_keys_of_another(device_id, signing_key, encryption_key)
             self._execute("UPDATE devices SET signing_key = ?, encryption_key = ? WHERE device_id = ?",
                           (signing_key, encryption_key, device_id))
             self._add_key(device_id, signing_key, now)

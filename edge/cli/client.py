@@ -67,9 +67,13 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_OK if serving else EXIT_DENIED
             if args.client_command == "info":
                 info = pb_grpc.DeviceServiceStub(channel).GetDeviceInfo(pb.DeviceInfoRequest(), timeout=10)
+                # The two public keys are what `edge registry register-device` takes (README, Raspberry Pi).
                 emit({"device_id": info.device_id, "key_id": info.key_id, "site": info.site, "gate": info.gate_id,
                       "version": info.version, "clock_trusted": info.clock_trusted, "templates": info.templates,
-                      "outbox_pending": info.outbox_pending, "outbox_rejected": info.outbox_rejected})
+                      "outbox_pending": info.outbox_pending, "outbox_rejected": info.outbox_rejected,
+                      "signing_key": info.public_key.hex(), "encryption_key": info.encryption_key.hex(),
+                      "last_sync_age_s": info.last_sync_age_s, "delivery_error": info.delivery_error,
+                      "tls_expires_at": info.tls_expires_at, "tls_expires_certificate": info.tls_expires_certificate})
                 return EXIT_OK
             reply = pb_grpc.VerificationServiceStub(channel).Verify(
                 pb.VerifyRequest(nonce=os.urandom(16), card_text=args.card_text or ""), timeout=args.timeout)

@@ -204,6 +204,40 @@ def test_suspend_retire_and_rotate_a_device(site, pki, tmp_path):
         ("rejected", "device_inactive")]
 
 
+def test_a_board_with_another_boards_keys_is_not_registered(site, tmp_path):
+    """One SD card prepared and started once, then cloned for the ward's gates: every gate holds the same keys.
+    Each could sign tokens as the others and open the templates sealed to them, and retiring one (lost,
+    stolen) would leave its key alive in the rest. The registry registered them all."""
+    from .test_escort import refusal
+
+    _, _, admin = site
+
+    def keys(folder):
+        return (DeviceKey.load_or_create(tmp_path / folder).public_raw,
+                raw_public(load_or_create_x25519(tmp_path / folder).public_key()))
+
+    a_signing, a_encryption = keys("a")  # dev-a's own, registered by the fixture
+    c_signing, c_encryption = keys("c")
+
+    def register_as(device_id, signing, encryption):
+        return admin.RegisterDevice(rpb.RegisterDeviceRequest(device_id=device_id, signing_key=signing,
+                                                              encryption_key=encryption, site="ward-7"), timeout=10)
+
+    assert refusal(lambda: register_as("dev-c", a_signing, a_encryption)) == ("FAILED_PRECONDITION", "key_in_use")
+    assert refusal(lambda: register_as("dev-c", c_signing, a_encryption)) == ("FAILED_PRECONDITION", "key_in_use")
+    with pytest.raises(grpc.RpcError) as e:
+        register_as("dev-c", a_signing, c_encryption)
+    assert "dev-a" in e.value.details() and "keys/" in e.value.details()
+    register_as("dev-a", a_signing, a_encryption)  # registering a board again with its own keys stays allowed
+    register_as("dev-c", c_signing, c_encryption)
+    rotate = rpb.RotateDeviceKeyRequest(device_id="dev-c", signing_key=a_signing, encryption_key=c_encryption)
+    assert refusal(lambda: admin.RotateDeviceKey(rotate, timeout=10)) == ("FAILED_PRECONDITION", "key_in_use")
+    new_signing, new_encryption = keys("a-new")  # dev-a rotates; its old key is still its own
+    admin.RotateDeviceKey(rpb.RotateDeviceKeyRequest(device_id="dev-a", signing_key=new_signing,
+                                                     encryption_key=new_encryption), timeout=10)
+    assert refusal(lambda: register_as("dev-d", a_signing, keys("d")[1])) == ("FAILED_PRECONDITION", "key_in_use")
+
+
 def test_plaintext_registry_never_grants_admin_and_stays_on_loopback(tmp_path):
     from registry.storage import SQLiteStorage
 

@@ -7,6 +7,7 @@ the test owns, as systemd does for ``Type=notify``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -239,6 +240,9 @@ def test_the_client_command_reaches_the_daemon_over_its_unix_socket_and_mutual_t
         assert verified.returncode == 0 and '"decision": "ALLOW"' in verified.stdout, verified.stderr
         info = client("info", "--socket", str(socket_path))
         assert info.returncode == 0 and '"device_id": "edge-proc"' in info.stdout
+        shown = json.loads(info.stdout)  # what `edge registry register-device` needs (README, Raspberry Pi)
+        assert len(bytes.fromhex(shown["signing_key"])) == 32 and len(bytes.fromhex(shown["encryption_key"])) == 32
+        assert hashlib.sha256(bytes.fromhex(shown["signing_key"])).hexdigest()[:16] == shown["key_id"]
         anonymous = client("health", "--address", f"127.0.0.1:{port_file.read_text()}")
         assert anonymous.returncode == 2  # no certificate given: a usage error, not a traceback
     finally:
