@@ -44,8 +44,11 @@ def init_ca(folder: Path, name: str = "edge dev CA") -> Path:
 
 def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825,
                role: str | None = None) -> tuple[Path, Path]:
-    """A leaf for ``cn`` signed by the CA in ``folder``: (cert path, key path). Servers get SAN = cn; a
-    ``role`` (device API: controller or operator) is granted by one SAN URI ``urn:edge:role:<role>``.
+    """A leaf for ``cn`` signed by the CA in ``folder``: (cert path, key path). Servers get SAN = cn and may
+    also be clients: a board's one certificate serves its device API and its link to the registry (with a
+    server-only one the registry refused every handshake, and the board logged the registry as
+    unreachable). A ``role`` (device API: controller or operator) is granted by one SAN URI
+    ``urn:edge:role:<role>``.
 
     The leaf ends no later than the CA: a leaf that outlives its CA looks valid for ``days`` but fails every
     handshake from the CA's last day (the CLI prints the date it got)."""
@@ -62,8 +65,8 @@ def issue_cert(folder: Path, cn: str, *, server: bool = False, days: int = 825,
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                                                    if server else [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
     names: list[x509.GeneralName] = [x509.DNSName(cn)] if server else []
     if role:
         names.append(x509.UniformResourceIdentifier(f"urn:edge:role:{role}"))

@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge.errors import ConfigError
 
@@ -74,12 +75,30 @@ def _subject(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string()
 
 
+#: Roles whose certificate a server presents; the others are clients' (edge.security.tls.load_tls_files).
+SERVER_ROLES = frozenset({"listener", "registry"})
+
+
+def _check_usage(cert: x509.Certificate, path: Path, setting: str, *, server: bool) -> None:
+    """A certificate whose extended key usage leaves out its use fails every handshake (the peer checks it)."""
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction
+    wanted = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    if wanted not in usages:
+        use = "server (TLS Web Server Authentication)" if server else "client (TLS Web Client Authentication)"
+        raise _invalid(path, setting, f"this certificate may not be used as a {use}, so peers refuse every "
+                                      "handshake; issue one that may (`edge ca issue NAME --server` is both)")
+
+
 def load_tls_files(ca_path: Path, cert_path: Path, key_path: Path, *, setting: str, role: str) -> TlsFiles:
     """Read and check one endpoint's files; ``setting`` is the configuration key (or option) that names the
     folder, for the error; ``role`` names the certificate in logs and metrics ("listener", "registry_client").
 
     Raises ConfigError: ``tls_unreadable`` (a file cannot be read) or ``tls_invalid`` (not PEM, the key is
-    not the certificate's, or no certificate in the CA bundle signed it)."""
+    not the certificate's, its extended key usage leaves out this use, or no certificate in the CA bundle
+    signed it)."""
     ca, cert_pem, key_pem = (_read(p, setting) for p in (ca_path, cert_path, key_path))
     try:
         authorities = x509.load_pem_x509_certificates(ca)
@@ -100,6 +119,7 @@ def load_tls_files(ca_path: Path, cert_path: Path, key_path: Path, *, setting: s
             cert.public_key().public_bytes(serialization.Encoding.DER, public):
         raise _invalid(key_path, setting, f"this key is not the key of {cert_path.name} (were the files of two "
                                           "different certificates copied together?)")
+    _check_usage(cert, cert_path, setting, server=role in SERVER_ROLES)
     issuer = None
     for authority in authorities:
         try:

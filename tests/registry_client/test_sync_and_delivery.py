@@ -427,3 +427,20 @@ def test_the_registry_names_a_gate_whose_certificate_is_about_to_expire(tmp_path
         assert not [r for r in caplog.records if "peer_certificate" in r.getMessage()]
     finally:
         transport.close()
+
+
+def test_a_boards_server_certificate_also_serves_its_registry_link(tmp_path, registry, pki):  # noqa: F811
+    """The README gives a board one certificate (`edge ca issue CA gate-7a --server`) and its device id is its
+    name, so the registry link uses that file too. It was issued for server authentication only, the registry
+    refused every handshake, and the board logged the registry as unreachable at every sync."""
+    from edge.security.ca import issue_cert
+
+    _, admin, device_a = registry
+    issue_cert(pki, "gate-7a", server=True)
+    register(admin, "gate-7a", tmp_path / "gate" / "keys", "ward-7")
+    transport = GrpcTransport(device_a.address,
+                              tls=(pki / "ca.pem", pki / "gate-7a.pem", pki / "gate-7a.key"), server_name="registry")
+    try:
+        assert transport.trust_list()[0] >= 1
+    finally:
+        transport.close()

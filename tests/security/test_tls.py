@@ -147,3 +147,39 @@ def test_the_registry_client_names_a_damaged_file_instead_of_failing_every_sync(
     with pytest.raises(ConfigError) as e:
         GrpcTransport("127.0.0.1:9", tls=files(tmp_path, "gate-1"), server_name="registry")
     assert e.value.details["key"] == "registry.tls_dir" and "gate-1.key" in e.value.message
+
+
+def _leaf_with_usage(folder, name, usages):
+    """A certificate signed by the CA in ``folder`` with exactly ``usages`` (as releases before 2026-11-24
+    issued ``--server`` ones: server authentication only)."""
+    from cryptography.x509.oid import NameOID
+
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False).sign(ca_key, hashes.SHA256()))
+    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+
+
+def test_a_certificate_is_checked_for_the_use_it_is_put_to(tmp_path):
+    from cryptography.x509.oid import ExtendedKeyUsageOID as Usage
+
+    init_ca(tmp_path)
+    _leaf_with_usage(tmp_path, "server-only", [Usage.SERVER_AUTH])
+    _leaf_with_usage(tmp_path, "client-only", [Usage.CLIENT_AUTH])
+    issue_cert(tmp_path, "board", server=True)
+    with pytest.raises(ConfigError) as e:
+        load_tls_files(*files(tmp_path, "server-only"), setting="registry.tls_dir", role="registry_client")
+    assert e.value.code == "tls_invalid" and "server-only.pem" in e.value.message and "client" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        load_tls_files(*files(tmp_path, "client-only"), setting="server.tls_dir", role="listener")
+    assert "client-only.pem" in e.value.message and "as a server" in e.value.message
+    for role in ("listener", "registry_client"):  # a board's one certificate serves both
+        load_tls_files(*files(tmp_path, "board"), setting="s", role=role)
