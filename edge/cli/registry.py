@@ -249,7 +249,9 @@ def run_serve(args: argparse.Namespace) -> int:
             args.port_file.write_text(str(port))
         log.warning("registry serving", extra={"fields": {"port": port, "db": database,
                                                           "template_key": state.template_public_key.hex()}})
-        received = signals.wait()
+        # Its own certificates' expiry is logged daily, as a gate's is: the registry runs for months.
+        while (received := signals.wait(timeout=86400.0)) is None:
+            report_expiry(log, server.tls_lives, time.time())
         log.warning("registry stopping", extra={"fields": {"signal": received.name}})
         server.stop()
     return EXIT_OK

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 from types import FrameType, TracebackType
+from typing import overload
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -32,10 +34,27 @@ class StopSignals:
     def _noted(self, signum: int, frame: FrameType | None) -> None:
         """The Python-level handler has nothing to do: the wake-up byte already carries the signal."""
 
-    def wait(self) -> signal.Signals:
-        """Block until one of the stop signals arrives; returns it."""
+    @overload
+    def wait(self) -> signal.Signals: ...
+
+    @overload
+    def wait(self, timeout: float) -> signal.Signals | None: ...
+
+    def wait(self, timeout: float | None = None) -> signal.Signals | None:
+        """Block until one of the stop signals arrives and return it; None once ``timeout`` seconds passed
+        without one (None: wait for good)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            for number in self._reader.recv(64):
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._reader.settimeout(left)
+            try:
+                received = self._reader.recv(64)
+            except TimeoutError:
+                return None
+            for number in received:
                 if number in self._signals:
                     return signal.Signals(number)
 

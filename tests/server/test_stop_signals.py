@@ -64,6 +64,29 @@ def test_stop_signals_wakes_the_main_thread_for_a_signal_taken_by_another_thread
             proc.kill()
 
 
+def test_stop_signals_waits_with_a_timeout_and_still_takes_the_signal_after_it(tmp_path):
+    """The registry wakes daily to check its certificates' expiry, and must still stop on SIGTERM."""
+    script = tmp_path / "waiter.py"
+    script.write_text(textwrap.dedent("""
+        from edge.cli.signals import StopSignals
+        with StopSignals() as signals:
+            print(signals.wait(timeout=0.05), flush=True)
+            print("ready", flush=True)
+            received = signals.wait(timeout=30)
+        print(received.name, flush=True)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "None"
+        assert proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0 and out.strip() == "SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.slow
 def test_edge_serve_stops_on_a_sigterm_taken_by_a_worker_thread(tmp_path, world):
     config = write_config(tmp_path, world, device_id="edge-tgkill")
