@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Schema steps, applied in order; ``schema_version`` records how many ran (one transaction each). Step 1 is
 #: the first release's schema (IF NOT EXISTS: databases made before versioning adopt it unchanged).
@@ -538,21 +541,46 @@ class SQLiteStorage(Storage):
 
 
 class PostgresStorage(Storage):
+    """One connection, made again when it was lost (a PostgreSQL restart, a failover, an idle connection
+    cut by a firewall). Before, the registry kept the dead connection and failed every call until it was
+    restarted itself: every gate's sync failed until the gates went stale and refused everyone. The call
+    that finds the connection lost still fails (the devices retry); the next one reconnects, never inside a
+    transaction, which fails whole instead."""
+
+    #: Seconds to wait for PostgreSQL when (re)connecting; calls wait under the storage lock meanwhile.
+    CONNECT_TIMEOUT_S = 5
+
     def __init__(self, dsn: str) -> None:
         super().__init__()
+        self._dsn = dsn
+        self._transactions = 0
+        self._db = self._connect()
+        self.create_schema()
+
+    def _connect(self) -> Any:
         import psycopg
 
-        self._db = psycopg.connect(dsn, autocommit=True)
-        self.create_schema()
+        return psycopg.connect(self._dsn, autocommit=True, connect_timeout=self.CONNECT_TIMEOUT_S)
+
+    def _connection(self) -> Any:
+        if (self._db.closed or self._db.broken) and not self._transactions:
+            log.warning("registry database connection lost; connecting again")
+            self._db = self._connect()
+        return self._db
 
     def _execute(self, sql: str, params: tuple = ()) -> Any:
         sql = sql.replace("?", "%s").replace(" BLOB", " BYTEA")
-        return self._db.execute(sql, params)
+        return self._connection().execute(sql, params)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._db.transaction():
-            yield
+        connection = self._connection()
+        self._transactions += 1
+        try:
+            with connection.transaction():
+                yield
+        finally:
+            self._transactions -= 1
 
     def close(self) -> None:
         self._db.close()
