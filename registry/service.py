@@ -41,6 +41,7 @@ from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
 from registry.bands import BandRefused, band_limit
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
+from registry.interceptor import ErrorInterceptor
 from registry.storage import CardRecord, DeviceRecord, DeviceRefused, Storage
 from registry.vaccination import history_bundle
 
@@ -523,7 +524,8 @@ class RegistryServer:
         self.tls = tls
         # No SO_REUSEPORT: a second registry on the same port (another database) must fail to start instead of
         # taking half of the devices' connections.
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), interceptors=[ErrorInterceptor()],
+                                  options=[("grpc.so_reuseport", 0)])
         rpb_grpc.add_RegistryServicer_to_server(RegistryServicer(state, allow_plaintext=tls is None), self.server)
         self.port: int | None = None
         self.tls_lives: tuple[CertificateLife, ...] = ()
