@@ -44,6 +44,7 @@ class StopSignals:
         """Block until one of the stop signals arrives and return it; None once ``timeout`` seconds passed
         without one (None: wait for good)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._reader.settimeout(None)  # a wait without a timeout after one with it blocks again
         while True:
             if deadline is not None:
                 left = deadline - time.monotonic()
