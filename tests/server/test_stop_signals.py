@@ -79,6 +79,7 @@ def test_stop_signals_waits_with_a_timeout_and_still_takes_the_signal_after_it(t
     try:
         assert proc.stdout.readline().strip() == "None"
         assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # well past the first wait's timeout: the second must still be waiting
         os.kill(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
         assert proc.returncode == 0 and out.strip() == "SIGTERM"
