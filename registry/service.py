@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from edge.config import DEVICE_ID_PATTERN
 from edge.credential.issuer import CardIssuer
@@ -527,8 +529,37 @@ class RegistryServer:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), interceptors=[ErrorInterceptor()],
                                   options=[("grpc.so_reuseport", 0)])
         rpb_grpc.add_RegistryServicer_to_server(RegistryServicer(state, allow_plaintext=tls is None), self.server)
+        # The standard gRPC health service, SERVING while the database answers (probed every PROBE_EVERY_S), so
+        # a load balancer, a supervisor or `grpc_health_probe` sees a registry that cannot reach its database.
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._set_serving(False)
+        self._stop_probe = threading.Event()
+        self._probe: threading.Thread | None = None
         self.port: int | None = None
         self.tls_lives: tuple[CertificateLife, ...] = ()
+
+    #: Seconds between database probes for the health service.
+    PROBE_EVERY_S = 5.0
+
+    def _set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", "registry.v1.Registry"):
+            self.health.set(name, status)
+
+    def _probe_loop(self) -> None:
+        serving: bool | None = None
+        while True:
+            reachable = self.state.storage.reachable()
+            if reachable != serving:
+                self._set_serving(reachable)
+                if serving is not None or not reachable:
+                    log.warning("registry health", extra={"fields": {"serving": reachable,
+                                                                     "database": "reachable" if reachable
+                                                                     else "unreachable"}})
+                serving = reachable
+            if self._stop_probe.wait(self.PROBE_EVERY_S):
+                return
 
     def start(self, address: str = "127.0.0.1:0") -> int:
         if self.tls is not None:
@@ -543,10 +574,16 @@ class RegistryServer:
             log.warning("registry running WITHOUT TLS (development only; no admin calls)")
             self.port = self.server.add_insecure_port(address)
         self.server.start()
+        self._probe = threading.Thread(target=self._probe_loop, name="registry-health", daemon=True)
+        self._probe.start()
         return self.port
 
     def stop(self, grace: float = 2.0) -> None:
+        self._stop_probe.set()
+        self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self._probe is not None:
+            self._probe.join(10.0)
         self.state.storage.close()
 
 

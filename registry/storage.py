@@ -415,6 +415,18 @@ class Storage:
                                  (device_id, refused)).fetchall()
         return [int(r[0]) for r in rows]
 
+    def reachable(self) -> bool:
+        """Whether the database answers now (the health service's probe). Tried twice: the first try may only
+        find a connection PostgreSQL dropped, and the second connects again."""
+        for _ in range(2):
+            try:
+                with self._lock:
+                    self._execute("SELECT 1").fetchone()
+                return True
+            except Exception:
+                log.debug("database probe failed", exc_info=True)
+        return False
+
     def token_count(self) -> int:
         with self._lock:
             return int(self._execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
