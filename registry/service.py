@@ -44,6 +44,7 @@ from registry.bands import BandRefused, band_limit
 from registry.escort import EscortPolicy, EscortRefused, EscortRules
 from registry.ingest import ingest_batch
 from registry.interceptor import ErrorInterceptor
+from registry.metrics import RegistryMetrics
 from registry.storage import CardRecord, DeviceRecord, DeviceRefused, Storage
 from registry.vaccination import history_bundle
 
@@ -85,6 +86,8 @@ class RegistryState:
     newest_held: dict[str, int] = field(default_factory=dict)
     #: Devices whose client certificate is about to expire are logged (edge.security.tls.PeerCertificates).
     device_certificates: PeerCertificates = field(default_factory=lambda: PeerCertificates(log))
+    #: Counted always, served with ``--metrics-address`` (registry/metrics.py).
+    metrics: RegistryMetrics = field(default_factory=RegistryMetrics)
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -387,6 +390,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         outcomes = ingest_batch(self.state.storage, list(request.tokens), peer_device=None if who == ADMIN else who,
                                 max_age_s=self.state.max_token_age_s)
         for outcome in outcomes:
+            self.state.metrics.delivered(who, outcome.status, outcome.reason)
             status = {"stored": rpb.STORED, "duplicate": rpb.DUPLICATE}.get(outcome.status, rpb.REJECTED)
             if outcome.status == "rejected":
                 log.warning("token rejected", extra={"fields": {"device": who, "token_id": outcome.token_id,
@@ -551,6 +555,7 @@ class RegistryServer:
         serving: bool | None = None
         while True:
             reachable = self.state.storage.reachable()
+            self.state.metrics.database_up.set(float(reachable))
             if reachable != serving:
                 self._set_serving(reachable)
                 if serving is not None or not reachable:
@@ -584,6 +589,7 @@ class RegistryServer:
         self.server.stop(grace).wait()
         if self._probe is not None:
             self._probe.join(10.0)
+        self.state.metrics.close()
         self.state.storage.close()
 
 

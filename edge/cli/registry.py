@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
     s.add_argument("--port-file", type=Path)
     s.add_argument("--max-token-age-s", type=positive_int, default=14 * 86400)
+    s.add_argument("--metrics-address", help="HOST:PORT for Prometheus metrics (off by default; the management "
+                                             "network only)")
     s.add_argument("--escort-policy", type=Path, help="TOML: [default] and [sites.SITE] escort permit rules "
                                                       "(max_escorts, allow_swap, max_days, require_adult, "
                                                       "require_condition); docs/ESCORT.md")
@@ -237,12 +239,14 @@ def run_serve(args: argparse.Namespace) -> int:
     with StopSignals() as signals:
         try:
             port = server.start(args.address)
+            if args.metrics_address:
+                state.metrics.serve(args.metrics_address)
         except (ValueError, RuntimeError) as exc:  # a plaintext bind off loopback, a port in use
             storage.close()
             fail(f"registry cannot listen on {args.address}: {exc}")
             return EXIT_SETUP
-        except EdgeError:  # a TLS file that cannot be read or does not fit (edge.security.tls)
-            storage.close()
+        except EdgeError:  # a TLS file that cannot be read or does not fit (edge.security.tls), a metrics port
+            server.stop(0)
             raise
         report_expiry(log, server.tls_lives, time.time())
         if args.port_file:

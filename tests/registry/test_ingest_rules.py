@@ -68,6 +68,16 @@ def test_ingest_stores_once_and_rejects_with_reasons(registry, pki, tmp_path):
     assert state.storage.token_count() == 1
     history = admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD_1), timeout=10).entries
     assert [(e.device_id, e.decision, e.gate) for e in history] == [("dev-a", "ALLOW", "g1")]
+    # What the registry's metrics say about it (registry/metrics.py): per device, outcome and reason, so a
+    # gate delivering far above its usual rate (a compromised one floods with signed tokens) can be alerted on.
+    import urllib.request
+
+    metrics_port = state.metrics.serve("127.0.0.1:0")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    assert 'registry_tokens_total{device="dev-a",outcome="stored",reason=""} 1.0' in text
+    assert 'registry_tokens_total{device="dev-a",outcome="duplicate",reason=""} 2.0' in text
+    assert 'registry_tokens_total{device="dev-a",outcome="rejected",reason="stale_iat"} 2.0' in text
+    assert "registry_database_up 1.0" in text and CARD_1 not in text
 
 
 def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path):
