@@ -23,6 +23,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -88,6 +89,17 @@ class RegistryState:
     device_certificates: PeerCertificates = field(default_factory=lambda: PeerCertificates(log))
     #: Counted always, served with ``--metrics-address`` (registry/metrics.py).
     metrics: RegistryMetrics = field(default_factory=RegistryMetrics)
+    #: When each device's last call was written (monotonic), so a sync a minute does not write a row a minute.
+    _seen_written: dict[str, float] = field(default_factory=dict)
+    SEEN_EVERY_S: ClassVar[float] = 60.0
+
+    def note_seen(self, device_id: str, certificate_not_after: float | None) -> None:
+        """Keep a device's last call and certificate end for ListDevices, written at most once a minute."""
+        now = time.monotonic()
+        if now - self._seen_written.get(device_id, -self.SEEN_EVERY_S) < self.SEEN_EVERY_S:
+            return
+        self._seen_written[device_id] = now
+        self.storage.device_seen(device_id, time.time(), certificate_not_after)
 
     @classmethod
     def open(cls, storage: Storage, state_dir: Path, issuer_name: str = "central-registry") -> RegistryState:
@@ -198,6 +210,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is {device.state}")
             if identity.not_after is not None:
                 self.state.device_certificates.seen(str(who), identity.not_after)
+            self.state.note_seen(str(who), identity.not_after)
         return str(who)
 
     def RegisterDevice(self, request, context):
@@ -424,6 +437,14 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, "no such device")
             raise AssertionError("abort raises")
         return rpb.SetDeviceStateResponse(state=STATE_VALUES[device.state], since=device.state_since or 0.0)
+
+    def ListDevices(self, request, context):
+        self._require(context, admin=True)
+        return rpb.ListDevicesResponse(devices=[rpb.DeviceEntry(
+            device_id=d.device_id, site=d.site, state=STATE_VALUES[d.state], state_since=d.state_since or 0.0,
+            registered=d.registered, key_id=d.key_id, last_seen=d.last_seen or 0.0,
+            certificate_not_after=d.certificate_not_after or 0.0) for d in self.state.storage.device_statuses(
+                request.site)])
 
     def RotateDeviceKey(self, request, context):
         self._require(context, admin=True)

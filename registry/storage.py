@@ -85,6 +85,9 @@ MIGRATIONS: list[list[str]] = [
     # 7: a version of each site's templates, raised by every change there, so a gate's sync with nothing new
     #    sends nothing ('*': the templates every site gets)
     ["CREATE TABLE template_versions (site TEXT PRIMARY KEY, version BIGINT NOT NULL)"],
+    # 8: when each device last called, and when the client certificate it called with ends (ListDevices)
+    ["ALTER TABLE devices ADD COLUMN last_seen DOUBLE PRECISION",
+     "ALTER TABLE devices ADD COLUMN certificate_not_after DOUBLE PRECISION"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -97,6 +100,20 @@ class DeviceRecord:
     site: str
     state: str = "active"  # active | suspended | retired
     state_since: float | None = None  # unix seconds when it stopped being active
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A device as an operator lists it (ListDevices): unix seconds, None for never or unknown."""
+
+    device_id: str
+    site: str
+    state: str
+    state_since: float | None
+    registered: float
+    key_id: str
+    last_seen: float | None
+    certificate_not_after: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +300,22 @@ class Storage:
             row = self._execute("SELECT device_id, signing_key, encryption_key, site, state, state_since FROM devices "
                                 "WHERE device_id = ?", (device_id,)).fetchone()
         return _device(row) if row else None
+
+    def device_seen(self, device_id: str, at: float, certificate_not_after: float | None) -> None:
+        """Record a call of the device (and the end of the certificate it called with)."""
+        with self._lock:
+            self._execute("UPDATE devices SET last_seen = ?, certificate_not_after = COALESCE(?, "
+                          "certificate_not_after) WHERE device_id = ?", (at, certificate_not_after, device_id))
+
+    def device_statuses(self, site: str = "") -> list[DeviceStatus]:
+        """Every device (of ``site`` when given), by id."""
+        where, params = ("WHERE site = ? ", (site,)) if site else ("", ())
+        with self._lock:
+            rows = self._execute("SELECT device_id, site, state, state_since, registered, signing_key, last_seen, "
+                                 f"certificate_not_after FROM devices {where}ORDER BY device_id", params).fetchall()
+        return [DeviceStatus(r[0], r[1], r[2] or "active", None if r[3] is None else float(r[3]), float(r[4]),
+                             key_id(bytes(r[5])), None if r[6] is None else float(r[6]),
+                             None if r[7] is None else float(r[7])) for r in rows]
 
     def devices_at(self, site: str) -> list[DeviceRecord]:
         with self._lock:

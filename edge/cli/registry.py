@@ -59,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             ("discharge", "discharge a patient (their escort permits end)"),
                             ("issue-permit", "issue an escort permit for an admitted patient"),
                             ("reissue-lists", "after a restore from a backup: the trust and revocation lists "
-                                              "again, with versions above what the gates hold")):
+                                              "again, with versions above what the gates hold"),
+                            ("devices", "every device: site, state, last call, certificate end (one JSON line "
+                                        "each)")):
         c = cmds.add_parser(name, help=help_text)
         c.add_argument("--address", required=True)
         c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
@@ -100,6 +102,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            help="a version the gates hold (from their sync_rollback log line), if the registry has "
                                 "not heard from them since it started")
             c.set_defaults(func=run_reissue)
+        elif name == "devices":
+            c.add_argument("--site", default="", help="only this site's devices")
+            c.set_defaults(func=run_devices)
         elif name == "device-state":
             c.add_argument("device_id")
             c.add_argument("state", choices=["active", "suspended", "retired"])
@@ -258,6 +263,19 @@ def run_serve(args: argparse.Namespace) -> int:
             report_expiry(log, server.tls_lives, time.time())
         log.warning("registry stopping", extra={"fields": {"signal": received.name}})
         server.stop()
+    return EXIT_OK
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from edge.proto_gen.registry.v1 import registry_pb2 as rpb
+
+    reply = _admin(args, "ListDevices", rpb.ListDevicesRequest(site=args.site))
+    if reply is None:
+        return EXIT_DENIED
+    for d in reply.devices:  # type: ignore[attr-defined]
+        emit({"device_id": d.device_id, "site": d.site, "state": rpb.DeviceState.Name(d.state).lower(),
+              "state_since": d.state_since or None, "registered": d.registered, "key_id": d.key_id,
+              "last_seen": d.last_seen or None, "certificate_not_after": d.certificate_not_after or None})
     return EXIT_OK
 
 

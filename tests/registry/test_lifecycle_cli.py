@@ -37,6 +37,10 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
         assert json.loads(revoked.stdout)["already_revoked"] is False
         suspended = edge("registry", "device-state", "dev-a", "suspended", *common)
         assert suspended.returncode == 0 and json.loads(suspended.stdout)["since"] > 0
+        listed = edge("registry", "devices", *common)
+        assert listed.returncode == 0, listed.stderr
+        [device] = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert (device["device_id"], device["site"], device["state"]) == ("dev-a", "ward-7", "suspended")
         new = DeviceKey.load_or_create(tmp_path / "a2")
         enc = raw_public(load_or_create_x25519(tmp_path / "a2").public_key()).hex()
         rotated = edge("registry", "rotate-key", "dev-a", "--signing-key", new.public_raw.hex(),

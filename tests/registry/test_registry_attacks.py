@@ -238,6 +238,28 @@ def test_a_board_with_another_boards_keys_is_not_registered(site, tmp_path):
     assert refusal(lambda: register_as("dev-d", a_signing, keys("d")[1])) == ("FAILED_PRECONDITION", "key_in_use")
 
 
+def test_an_operator_lists_the_devices_and_sees_which_are_silent(site, pki, tmp_path):
+    """Fifty gates and no way to list them: which one stopped calling, whose certificate ends next."""
+    from cryptography import x509
+
+    state, port, admin = site
+    device_transport(port, pki, "dev-a").trust_list()
+    listed = {d.device_id: d for d in admin.ListDevices(rpb.ListDevicesRequest(), timeout=10).devices}
+    assert set(listed) == {"dev-a", "dev-b"}
+    a, b = listed["dev-a"], listed["dev-b"]
+    assert (a.site, a.state, b.site) == ("ward-7", rpb.ACTIVE, "ward-9")
+    assert time.time() - 60 < a.last_seen <= time.time() and b.last_seen == 0  # dev-b never called
+    cert = x509.load_pem_x509_certificate((pki / "dev-a.pem").read_bytes())
+    assert a.certificate_not_after == cert.not_valid_after_utc.timestamp() and b.certificate_not_after == 0
+    assert a.key_id == DeviceKey.load_or_create(tmp_path / "a").key_id.hex()  # the key it registered
+    assert [d.device_id for d in admin.ListDevices(rpb.ListDevicesRequest(site="ward-9"), timeout=10).devices] == \
+        ["dev-b"]
+    with pytest.raises(grpc.RpcError) as e:  # a device's certificate lists nothing
+        rpb_grpc.RegistryStub(device_transport(port, pki, "dev-a")._channel).ListDevices(
+            rpb.ListDevicesRequest(), timeout=10)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 def test_plaintext_registry_never_grants_admin_and_stays_on_loopback(tmp_path):
     from registry.storage import SQLiteStorage
 

@@ -245,6 +245,38 @@ class SetDeviceStateResponse(_message.Message):
     since: float
     def __init__(self, state: _Optional[_Union[DeviceState, str]] = ..., since: _Optional[float] = ...) -> None: ...
 
+class ListDevicesRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...
+
+class DeviceEntry(_message.Message):
+    __slots__ = ("device_id", "site", "state", "state_since", "registered", "key_id", "last_seen", "certificate_not_after")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    site: str
+    state: DeviceState
+    state_since: float
+    registered: float
+    key_id: str
+    last_seen: float
+    certificate_not_after: float
+    def __init__(self, device_id: _Optional[str] = ..., site: _Optional[str] = ..., state: _Optional[_Union[DeviceState, str]] = ..., state_since: _Optional[float] = ..., registered: _Optional[float] = ..., key_id: _Optional[str] = ..., last_seen: _Optional[float] = ..., certificate_not_after: _Optional[float] = ...) -> None: ...
+
+class ListDevicesResponse(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[DeviceEntry]
+    def __init__(self, devices: _Optional[_Iterable[_Union[DeviceEntry, _Mapping]]] = ...) -> None: ...
+
 class RotateDeviceKeyRequest(_message.Message):
     __slots__ = ("device_id", "signing_key", "encryption_key")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -94,6 +94,11 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.ReissueListsRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.ReissueListsResponse.FromString,
                 _registered_method=True)
+        self.ListDevices = channel.unary_unary(
+                '/registry.v1.Registry/ListDevices',
+                request_serializer=registry_dot_v1_dot_registry__pb2.ListDevicesRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.ListDevicesResponse.FromString,
+                _registered_method=True)
         self.AdmitPatient = channel.unary_unary(
                 '/registry.v1.Registry/AdmitPatient',
                 request_serializer=registry_dot_v1_dot_registry__pb2.AdmitPatientRequest.SerializeToString,
@@ -213,6 +218,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDevices(self, request, context):
+        """admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdmitPatient(self, request, context):
         """Refusals are FAILED_PRECONDITION (or INVALID_ARGUMENT) with trailing metadata edge-reason: patient_not_admitted,
         already_admitted, escort_limit, swap_forbidden, escort_not_adult, condition_required, condition_expired,
@@ -321,6 +333,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ReissueLists,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.ReissueListsRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.ReissueListsResponse.SerializeToString,
+            ),
+            'ListDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDevices,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.ListDevicesRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.ListDevicesResponse.SerializeToString,
             ),
             'AdmitPatient': grpc.unary_unary_rpc_method_handler(
                     servicer.AdmitPatient,
@@ -677,6 +694,33 @@ class Registry:
             '/registry.v1.Registry/ReissueLists',
             registry_dot_v1_dot_registry__pb2.ReissueListsRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.ReissueListsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/ListDevices',
+            registry_dot_v1_dot_registry__pb2.ListDevicesRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.ListDevicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
