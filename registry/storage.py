@@ -88,6 +88,8 @@ MIGRATIONS: list[list[str]] = [
     # 8: when each device last called, and when the client certificate it called with ends (ListDevices)
     ["ALTER TABLE devices ADD COLUMN last_seen DOUBLE PRECISION",
      "ALTER TABLE devices ADD COLUMN certificate_not_after DOUBLE PRECISION"],
+    # 9: tokens leave after the site's retention (prune_tokens), oldest first
+    ["CREATE INDEX tokens_by_iat ON tokens (iat)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -447,6 +449,20 @@ class Storage:
             rows = self._execute("SELECT iat FROM overrides WHERE device_id = ? AND refused = ?",
                                  (device_id, refused)).fetchall()
         return [int(r[0]) for r in rows]
+
+    def prune_tokens(self, before_iat: int, *, chunk: int = 5000) -> int:
+        """Delete the tokens decided before ``before_iat`` (unix seconds), and the override records of that time,
+        ``chunk`` rows per transaction so that deliveries go on in between; returns how many tokens went.
+        Recorded vaccinations (the FHIR Immunization resources) are medical records and stay."""
+        deleted = 0
+        while True:
+            with self._lock, self.transaction():
+                gone = self._execute("DELETE FROM tokens WHERE (device_id, token_id) IN (SELECT device_id, token_id "
+                                     "FROM tokens WHERE iat < ? ORDER BY iat LIMIT ?)", (before_iat, chunk)).rowcount
+                self._execute("DELETE FROM overrides WHERE iat < ?", (before_iat,))
+            deleted += max(gone, 0)
+            if gone < chunk:
+                return deleted
 
     def reachable(self) -> bool:
         """Whether the database answers now (the health service's probe). Tried twice: the first try may only

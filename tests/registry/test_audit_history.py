@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import grpc
 import pytest
@@ -66,3 +67,49 @@ def test_pages_and_their_bounds(tls_registry, pki):
         with pytest.raises(grpc.RpcError) as e:
             admin.AuditHistory(rpb.AuditHistoryRequest(card_id=CARD, limit=10, after=bad), timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def old_rows(count: int, days_ago: float, card: str = CARD) -> list[TokenRow]:
+    iat = int(time.time() - days_ago * 86400)
+    return [TokenRow(token_id=f"{days_ago:>08.1f}{i:024x}".replace(".", "0"), device_id="dev-0", card_id=card,
+                     iat=iat + i, decision="ALLOW", reasons=["OK"], sequence=i, site="ward-7", gate="g",
+                     token=b"old%d" % i) for i in range(count)]
+
+
+def test_tokens_leave_after_the_retention_and_recorded_vaccinations_stay(tls_registry):
+    """Every verification (who passed which gate, when) was kept at the registry for good; a site now keeps
+    them `--keep-tokens-days` (730 by default). A vaccination record is a medical record and stays."""
+    state, _ = tls_registry
+    storage = state.storage
+    vaccination = old_rows(1, 800, card="c3" * 16)[0]
+    vaccination = TokenRow(**{**vaccination.__dict__, "token_id": "ff" * 16, "reasons": ["VACCINATION_RECORD"],
+                              "record": {"holder": "ab" * 16, "resource": {"resourceType": "Immunization"}}})
+    storage.store_tokens([*old_rows(30, 800), vaccination, *old_rows(20, 10)])
+    assert storage.token_count() == 51
+    assert storage.prune_tokens(int(time.time() - 730 * 86400), chunk=7) == 31
+    assert storage.token_count() == 20 and len(storage.history(CARD)) == 20
+    assert storage.immunization_for("c3" * 16) is not None  # the FHIR record stands alone
+    assert storage.prune_tokens(int(time.time() - 730 * 86400)) == 0
+
+
+def test_the_registry_applies_its_retention_when_it_starts(tmp_path):
+    from registry.storage import open_storage
+
+    from .conftest import Process
+
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    storage = open_storage(url)
+    storage.store_tokens([*old_rows(5, 40), *old_rows(3, 2)])
+    storage.close()
+    registry = Process(["registry", "serve", "--plaintext", "--db", url, "--state", str(tmp_path / "state"),
+                        "--address", "127.0.0.1:0", "--keep-tokens-days", "30"], tmp_path / "port", tmp_path / "log")
+    registry.start()
+    try:
+        deadline = time.time() + 30
+        while "tokens past the retention deleted" not in (tmp_path / "log").read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        storage = open_storage(url)
+        assert storage.token_count() == 3
+        storage.close()
+    finally:
+        registry.stop()
