@@ -88,7 +88,7 @@ MIGRATIONS: list[list[str]] = [
     # 8: when each device last called, and when the client certificate it called with ends (ListDevices)
     ["ALTER TABLE devices ADD COLUMN last_seen DOUBLE PRECISION",
      "ALTER TABLE devices ADD COLUMN certificate_not_after DOUBLE PRECISION"],
-    # 9: tokens leave after the site's retention (prune_tokens), oldest first
+    # 9: tokens leave after the site's retention (prune_records), oldest first
     ["CREATE INDEX tokens_by_iat ON tokens (iat)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
@@ -450,19 +450,27 @@ class Storage:
                                  (device_id, refused)).fetchall()
         return [int(r[0]) for r in rows]
 
-    def prune_tokens(self, before_iat: int, *, chunk: int = 5000) -> int:
-        """Delete the tokens decided before ``before_iat`` (unix seconds), and the override records of that time,
-        ``chunk`` rows per transaction so that deliveries go on in between; returns how many tokens went.
-        Recorded vaccinations (the FHIR Immunization resources) are medical records and stay."""
-        deleted = 0
+    def prune_records(self, before: int, *, chunk: int = 5000) -> dict[str, int]:
+        """Delete what is older than ``before`` (unix seconds): tokens decided then and the override records of
+        that time, ``chunk`` rows per transaction so deliveries go on in between; admissions discharged then,
+        with their permits' records. Recorded vaccinations (FHIR Immunization resources) are medical records
+        and stay; card records stay (the revocation list keeps the handle of a revoked card it holds no
+        record of). Returns the rows deleted per kind."""
+        tokens = 0
         while True:
             with self._lock, self.transaction():
                 gone = self._execute("DELETE FROM tokens WHERE (device_id, token_id) IN (SELECT device_id, token_id "
-                                     "FROM tokens WHERE iat < ? ORDER BY iat LIMIT ?)", (before_iat, chunk)).rowcount
-                self._execute("DELETE FROM overrides WHERE iat < ?", (before_iat,))
-            deleted += max(gone, 0)
+                                     "FROM tokens WHERE iat < ? ORDER BY iat LIMIT ?)", (before, chunk)).rowcount
+                self._execute("DELETE FROM overrides WHERE iat < ?", (before,))
+            tokens += max(gone, 0)
             if gone < chunk:
-                return deleted
+                break
+        with self._lock, self.transaction():
+            self._execute("DELETE FROM permits WHERE patient_id IN (SELECT patient_id FROM admissions WHERE "
+                          "discharged IS NOT NULL AND discharged < ?) AND ended IS NOT NULL", (before,))
+            admissions = self._execute("DELETE FROM admissions WHERE discharged IS NOT NULL AND discharged < ?",
+                                       (before,)).rowcount
+        return {"tokens": tokens, "admissions": max(admissions, 0)}
 
     def reachable(self) -> bool:
         """Whether the database answers now (the health service's probe). Tried twice: the first try may only

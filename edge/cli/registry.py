@@ -42,9 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
     s.add_argument("--port-file", type=Path)
     s.add_argument("--max-token-age-s", type=positive_int, default=14 * 86400)
-    s.add_argument("--keep-tokens-days", type=non_negative_int, default=730,
-                   help="delete verification tokens (who passed which gate, when) after this many days, checked "
-                        "daily; recorded vaccinations stay; 0 keeps them for good (default: 730)")
+    s.add_argument("--keep-days", type=non_negative_int, default=730,
+                   help="delete verification tokens (which card passed which gate, when) and discharged "
+                        "admissions after this many days, checked daily; recorded vaccinations stay; 0 keeps "
+                        "them for good (default: 730)")
     s.add_argument("--metrics-address", help="HOST:PORT for Prometheus metrics (off by default; the management "
                                              "network only)")
     s.add_argument("--escort-policy", type=Path, help="TOML: [default] and [sites.SITE] escort permit rules "
@@ -262,10 +263,10 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning("registry serving", extra={"fields": {"port": port, "db": database,
                                                           "template_key": state.template_public_key.hex()}})
         # Daily, as on a gate: its own certificates' expiry, and the tokens past the retention.
-        prune_tokens(state, args.keep_tokens_days)
+        prune_records(state, args.keep_days)
         while (received := signals.wait(timeout=86400.0)) is None:
             report_expiry(log, server.tls_lives, time.time())
-            prune_tokens(state, args.keep_tokens_days)
+            prune_records(state, args.keep_days)
         log.warning("registry stopping", extra={"fields": {"signal": received.name}})
         server.stop()
     return EXIT_OK
@@ -284,18 +285,17 @@ def run_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def prune_tokens(state: object, keep_days: int) -> None:
-    """Delete the tokens older than ``keep_days`` (0: keep); a failure is logged and tried again tomorrow."""
+def prune_records(state: object, keep_days: int) -> None:
+    """Delete what is older than ``keep_days`` (0: keep); a failure is logged and tried again tomorrow."""
     if not keep_days:
         return
     try:
-        deleted = state.storage.prune_tokens(int(time.time() - keep_days * 86400))  # type: ignore[attr-defined]
+        deleted = state.storage.prune_records(int(time.time() - keep_days * 86400))  # type: ignore[attr-defined]
     except Exception:
-        log.exception("token retention failed")
+        log.exception("retention failed")
         return
-    if deleted:
-        log.warning("tokens past the retention deleted", extra={"fields": {"deleted": deleted,
-                                                                            "keep_days": keep_days}})
+    if any(deleted.values()):
+        log.warning("records past the retention deleted", extra={"fields": {**deleted, "keep_days": keep_days}})
 
 
 def run_register(args: argparse.Namespace) -> int:

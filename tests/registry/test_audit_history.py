@@ -78,7 +78,7 @@ def old_rows(count: int, days_ago: float, card: str = CARD) -> list[TokenRow]:
 
 def test_tokens_leave_after_the_retention_and_recorded_vaccinations_stay(tls_registry):
     """Every verification (who passed which gate, when) was kept at the registry for good; a site now keeps
-    them `--keep-tokens-days` (730 by default). A vaccination record is a medical record and stays."""
+    them `--keep-days` (730 by default). A vaccination record is a medical record and stays."""
     state, _ = tls_registry
     storage = state.storage
     vaccination = old_rows(1, 800, card="c3" * 16)[0]
@@ -86,10 +86,10 @@ def test_tokens_leave_after_the_retention_and_recorded_vaccinations_stay(tls_reg
                               "record": {"holder": "ab" * 16, "resource": {"resourceType": "Immunization"}}})
     storage.store_tokens([*old_rows(30, 800), vaccination, *old_rows(20, 10)])
     assert storage.token_count() == 51
-    assert storage.prune_tokens(int(time.time() - 730 * 86400), chunk=7) == 31
+    assert storage.prune_records(int(time.time() - 730 * 86400), chunk=7) == {"tokens": 31, "admissions": 0}
     assert storage.token_count() == 20 and len(storage.history(CARD)) == 20
     assert storage.immunization_for("c3" * 16) is not None  # the FHIR record stands alone
-    assert storage.prune_tokens(int(time.time() - 730 * 86400)) == 0
+    assert storage.prune_records(int(time.time() - 730 * 86400))["tokens"] == 0
 
 
 def test_the_registry_applies_its_retention_when_it_starts(tmp_path):
@@ -102,14 +102,38 @@ def test_the_registry_applies_its_retention_when_it_starts(tmp_path):
     storage.store_tokens([*old_rows(5, 40), *old_rows(3, 2)])
     storage.close()
     registry = Process(["registry", "serve", "--plaintext", "--db", url, "--state", str(tmp_path / "state"),
-                        "--address", "127.0.0.1:0", "--keep-tokens-days", "30"], tmp_path / "port", tmp_path / "log")
+                        "--address", "127.0.0.1:0", "--keep-days", "30"], tmp_path / "port", tmp_path / "log")
     registry.start()
     try:
         deadline = time.time() + 30
-        while "tokens past the retention deleted" not in (tmp_path / "log").read_text() and time.time() < deadline:
+        while "records past the retention deleted" not in (tmp_path / "log").read_text() and time.time() < deadline:
             time.sleep(0.1)
         storage = open_storage(url)
         assert storage.token_count() == 3
         storage.close()
     finally:
         registry.stop()
+
+
+def test_a_discharged_admission_leaves_after_the_retention_with_its_permits(tls_registry):
+    """A pseudonymous patient's stay on a ward (which ward: health data) was kept for good after discharge."""
+    from registry.storage import Admission
+
+    state, _ = tls_registry
+    storage = state.storage
+    day = 86400.0
+    now = time.time()
+    storage.put_admission(Admission(patient_id="p-old", site="s", ward="oncology", admitted=now - 900 * day,
+                                    expected_until=now - 890 * day, discharged=now - 890 * day))
+    storage.put_admission(Admission(patient_id="p-recent", site="s", ward="icu", admitted=now - 20 * day,
+                                    expected_until=now - 10 * day, discharged=now - 10 * day))
+    storage.put_admission(Admission(patient_id="p-here", site="s", ward="icu", admitted=now - 900 * day,
+                                    expected_until=now + day, discharged=None))  # a long stay, still admitted
+    storage.put_permit("aa" * 16, "p-old", "s", "oncology", now - 900 * day, now - 890 * day)
+    storage.end_permit("aa" * 16, "discharge", now - 890 * day)
+    storage.put_permit("bb" * 16, "p-here", "s", "icu", now - 2 * day, now + day)
+    assert storage.prune_records(int(now - 730 * day)) == {"tokens": 0, "admissions": 1}
+    assert storage.admission("p-old") is None
+    assert storage._execute("SELECT COUNT(*) FROM permits WHERE patient_id = ?", ("p-old",)).fetchone()[0] == 0
+    assert storage.admission("p-recent") is not None and storage.admission("p-here") is not None
+    assert storage.active_permits("p-here", now) == ["bb" * 16]
