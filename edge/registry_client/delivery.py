@@ -5,6 +5,8 @@ crash between the answer and the mark just sends it again (the registry stores i
 token will never be accepted; it is parked with its reason (visible in health) instead of retried, except
 when the registry refused its time (``stale_iat``): that says the device's clock or the registry's is
 wrong, not that the token is bad, so it stays queued, is retried every ``clock_retry_s`` and is alarmed.
+The same for ``wrong_site``: the registry holds the device under another site than the one it signs for,
+a registration mistake an operator corrects (before, every token of such a gate was parked for good).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from edge.registry_client.transport import RegistryTransport
 log = logging.getLogger(__name__)
 #: Registry rejections that blame a clock, not the token: kept for retry.
 CLOCK_REASONS = frozenset({"stale_iat"})
+#: Rejections that blame the device's registration, which an operator corrects: kept for retry too.
+REGISTRATION_REASONS = frozenset({"wrong_site"})
+REGISTRATION_ADVICE = ("the registry holds this device under another site than the [site] id it signs for: "
+                       "register it again with the right --site (or correct [site] id); kept for retry")
+#: Every rejection kept for retry.
+RETRIED_REASONS = CLOCK_REASONS | REGISTRATION_REASONS
 #: What the log says of such a rejection: a token queued for days (a long outage, a station packed away
 #: between campaigns) is older than the registry's window, which its operator can widen; a recent one means
 #: a clock is wrong.
@@ -97,7 +105,10 @@ class Deliverer:
         refused_time = [r.token_id for r in results if r.status == "rejected" and r.reason in CLOCK_REASONS]
         queued_since = self.outbox.created(refused_time) if refused_time else {}
         for r in results:
-            if r.status == "rejected" and r.reason in CLOCK_REASONS:
+            if r.status == "rejected" and r.reason in REGISTRATION_REASONS:
+                self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
+                log.error(REGISTRATION_ADVICE, extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
+            elif r.status == "rejected" and r.reason in CLOCK_REASONS:
                 self.stats.clock_rejections += 1
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
                 queued_days = (time.time() - queued_since.get(r.token_id, time.time())) / 86400
@@ -109,7 +120,7 @@ class Deliverer:
                 log.error("token rejected by the registry", extra={"fields": {"token_id": r.token_id,
                                                                                "reason": r.reason}})
         self.stats.delivered += len(done)
-        self.stats.rejected += sum(1 for r in results if r.status == "rejected" and r.reason not in CLOCK_REASONS)
+        self.stats.rejected += sum(1 for r in results if r.status == "rejected" and r.reason not in RETRIED_REASONS)
         self.stats.last_success = time.time()
         return len(results)
 

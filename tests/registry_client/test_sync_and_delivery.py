@@ -444,3 +444,28 @@ def test_a_boards_server_certificate_also_serves_its_registry_link(tmp_path, reg
         assert transport.trust_list()[0] >= 1
     finally:
         transport.close()
+
+
+def test_tokens_refused_for_a_registration_mistake_are_kept_and_arrive_once_it_is_corrected(tmp_path, registry):
+    """A gate registered under another site than the one it signs for: every token it made was refused
+    wrong_site and parked for good, so correcting the registration could not bring them back."""
+    from edge.security.keys import DeviceKey as Key
+    from edge.security.sealing import load_or_create_x25519, raw_public
+
+    state, admin, transport = registry
+    keys = tmp_path / "device" / "keys"
+    signer = TokenSigner(Key.load_or_create(keys), "dev-a", clock=ClockGuard())
+    outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
+    content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=b"n" * 16,
+                           decision="ALLOW", reasons=["OK"], checks={}, site="ward-9", gate="g", revocation_version=1,
+                           sequence=1)  # the gate's [site] id is ward-9; it was registered at ward-7
+    outbox.issue(lambda seq: signer.sign(content))
+    deliverer = Deliverer(outbox, transport, clock_retry_s=0.1)
+    deliverer.run_once()
+    assert outbox.pending_count() == 1 and outbox.rejected_count() == 0 and deliverer.stats.rejected == 0
+    admin.RegisterDevice(rpb.RegisterDeviceRequest(  # the operator registers it again with the right site
+        device_id="dev-a", signing_key=Key.load_or_create(keys).public_raw,
+        encryption_key=raw_public(load_or_create_x25519(keys).public_key()), site="ward-9"), timeout=10)
+    time.sleep(0.15)
+    deliverer.run_once()
+    assert outbox.pending_count() == 0 and state.storage.token_count() == 1
