@@ -241,9 +241,14 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             limit = band_limit(request.age_band or None, request.age_band_until, now)
             if limit is not None:
                 valid_for_s = min(valid_for_s, limit - now)
+            if bool(request.window_start) != bool(request.window_end):
+                raise ValueError("give both window_start and window_end, or neither")
+            window = (int(request.window_start), int(request.window_end)) if request.window_start else None
+            if window is not None and window[1] <= now:
+                raise ValueError("the appointment window has already ended")
             text, card = self.state.issuer.issue(
                 card_type=request.card_type, holder=request.holder or os.urandom(16), site=request.site,
-                ward=request.ward or None, station=request.station or None, now=now,
+                ward=request.ward or None, station=request.station or None, now=now, window=window,
                 valid_for_s=valid_for_s, template_sha256=request.template_sha256,
                 model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None)
         except BandRefused as exc:

@@ -162,3 +162,29 @@ def test_a_child_or_minor_card_ends_when_its_band_does(registry, pki):
     assert refusal(lambda: issue("child", 0)) == ("INVALID_ARGUMENT", "age_band_end_required")
     assert refusal(lambda: issue("minor", now - 86400)) == ("INVALID_ARGUMENT", "age_band_ended")
     assert refusal(lambda: issue("adult", turns_14)) == ("INVALID_ARGUMENT", "age_band_end_invalid")
+
+
+def test_an_appointment_card_from_the_registry_carries_its_window(registry):
+    """The registry could not issue an appointment with its slot: every appointment card it issued was good
+    at any hour of its year."""
+    from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+    from edge.credential.verifier import parse_claims
+
+    _, _, admin, _ = registry
+    start = int(time.time()) + 3600
+
+    def issue(window_start, window_end):
+        return admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+                                                    template_sha256=FACE, age_band="adult", window_start=window_start,
+                                                    window_end=window_end), timeout=10)
+
+    card = parse_claims(loads_exact(parse_cose_sign1(unwrap(issue(start, start + 1800).qr_text)).payload),
+                        kid=b"", alg=-7)
+    assert card.scope.window == (start, start + 1800)
+    with pytest.raises(grpc.RpcError) as e:
+        issue(start, 0)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for window in ((start + 10, start), (start - 7200, start - 3600)):  # inverted, already over
+        with pytest.raises(grpc.RpcError) as e:
+            issue(*window)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, window

@@ -48,7 +48,7 @@ class RegisterDeviceResponse(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class IssueCardRequest(_message.Message):
-    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder", "age_band", "age_band_until")
+    __slots__ = ("card_type", "site", "ward", "station", "valid_for_s", "template_sha256", "model_id", "holder", "age_band", "age_band_until", "window_start", "window_end")
     CARD_TYPE_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
     WARD_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,8 @@ class IssueCardRequest(_message.Message):
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     AGE_BAND_FIELD_NUMBER: _ClassVar[int]
     AGE_BAND_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_FIELD_NUMBER: _ClassVar[int]
     card_type: str
     site: str
     ward: str
@@ -69,7 +71,9 @@ class IssueCardRequest(_message.Message):
     holder: bytes
     age_band: str
     age_band_until: int
-    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ..., age_band: _Optional[str] = ..., age_band_until: _Optional[int] = ...) -> None: ...
+    window_start: int
+    window_end: int
+    def __init__(self, card_type: _Optional[str] = ..., site: _Optional[str] = ..., ward: _Optional[str] = ..., station: _Optional[str] = ..., valid_for_s: _Optional[int] = ..., template_sha256: _Optional[bytes] = ..., model_id: _Optional[str] = ..., holder: _Optional[bytes] = ..., age_band: _Optional[str] = ..., age_band_until: _Optional[int] = ..., window_start: _Optional[int] = ..., window_end: _Optional[int] = ...) -> None: ...
 
 class IssueCardResponse(_message.Message):
     __slots__ = ("card_id", "qr_text", "expires_at")
