@@ -77,9 +77,37 @@ class _StateCollector(Collector):
             yield expiry
 
 
-class Metrics:
+class PrometheusEndpoint:
+    """A CollectorRegistry served over HTTP on demand (the daemon's and the registry's metrics).
+    ``setting`` names the option for the error when the address cannot be served."""
+
+    setting = "server.metrics_address"
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.port: int | None = None
+        self._server: Any = None
+
+    def serve(self, address: str) -> int:
+        host, _, port = address.rpartition(":")
+        try:
+            self._server, _ = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot serve metrics on {address}: {exc}", key=self.setting,
+                              code="listen_failed") from exc
+        self.port = int(self._server.server_port)
+        return self.port
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+class Metrics(PrometheusEndpoint):
+    def __init__(self) -> None:
+        super().__init__()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         Info("edge_build", "Version of the edge package and Python", registry=self.registry).info(
@@ -91,8 +119,6 @@ class Metrics:
         self.stage_seconds = Histogram("edge_stage_seconds", "Time per pipeline stage", ["stage"],
                                        buckets=STAGE_BUCKETS, registry=self.registry)
         self.delivery_failures = Counter("edge_delivery_failures", "Failed delivery rounds", registry=self.registry)
-        self.port: int | None = None
-        self._server: Any = None
 
     def watch(self, parts: Components, certificates: tuple[CertificateLife, ...] = ()) -> None:
         self.registry.register(_StateCollector(parts, certificates))
@@ -106,19 +132,3 @@ class Metrics:
 
     def rpc_failed(self, method: str, code: str) -> None:
         self.rpc_failures.labels(method.rsplit("/", 1)[-1], code).inc()
-
-    def serve(self, address: str) -> int:
-        host, _, port = address.rpartition(":")
-        try:
-            self._server, _ = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot serve metrics on {address}: {exc}", key="server.metrics_address",
-                              code="listen_failed") from exc
-        self.port = int(self._server.server_port)
-        return self.port
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
