@@ -8,16 +8,16 @@ not end.
 
 from __future__ import annotations
 
+from registry.refusals import Refused
+
 #: Bands that end (at 14 and at 18).
 BANDS_THAT_END = frozenset({"child", "minor"})
 
 
-class BandRefused(ValueError):
-    """A band and its end that do not fit; ``code`` is the reason code."""
+class BandRefused(Refused):
+    """A band and its end that do not fit (INVALID_ARGUMENT)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    invalid_argument = True
 
 
 def band_limit(age_band: str | None, until: int, now: float) -> int | None:

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registry.bands import BandRefused, band_limit
+from registry.bands import band_limit
+from registry.refusals import Refused
 from registry.storage import Admission, CardRecord
 
 if TYPE_CHECKING:
@@ -48,13 +49,12 @@ class EscortPolicy:
         return policy
 
 
-class EscortRefused(Exception):
-    """A refusal with a stable reason code (the gRPC layer answers FAILED_PRECONDITION or INVALID_ARGUMENT)."""
+class EscortRefused(Refused):
+    """A refusal of the escort rules (FAILED_PRECONDITION; ``invalid_request`` is INVALID_ARGUMENT)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.invalid_argument = code == "invalid_request"
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,7 @@ class EscortRules:
             raise EscortRefused("invalid_request", "the escort's face commitment (32 bytes) is required")
         if policy.require_adult and age_band != "adult":
             raise EscortRefused("escort_not_adult", "this site requires escorts to be adults (age band 'adult')")
-        try:
-            band_end = band_limit(age_band, age_band_until, now)
-        except BandRefused as exc:
-            raise EscortRefused(exc.code, str(exc)) from None
+        band_end = band_limit(age_band, age_band_until, now)  # BandRefused, answered like an escort refusal
         if condition_until is not None and condition_until <= now:
             raise EscortRefused("condition_expired", "the escort's health condition has already expired")
         if policy.require_condition and condition_until is None:

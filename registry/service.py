@@ -23,7 +23,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -42,10 +42,11 @@ from edge.security.sealing import load_or_create_x25519, raw_public, seal, unsea
 from edge.security.templates import check_template
 from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
 from registry.bands import BandRefused, band_limit
-from registry.escort import EscortPolicy, EscortRefused, EscortRules
+from registry.escort import EscortPolicy, EscortRules
 from registry.ingest import ingest_batch
 from registry.interceptor import ErrorInterceptor
 from registry.metrics import RegistryMetrics
+from registry.refusals import Refused
 from registry.storage import CardRecord, DeviceRecord, DeviceRefused, Storage
 from registry.vaccination import history_bundle
 
@@ -166,6 +167,19 @@ class RegistryState:
         return versions
 
 
+def refuse_with(context: grpc.ServicerContext, status: grpc.StatusCode, reason: str, message: str) -> NoReturn:
+    """End the call with ``status``, the reason code in the ``edge-reason`` trailer and ``message``."""
+    context.set_trailing_metadata((("edge-reason", reason),))
+    context.abort(status, message)
+    raise AssertionError("abort raises")
+
+
+def refuse(context: grpc.ServicerContext, refusal: Refused) -> NoReturn:
+    """End the call for a refusal of the registry's parts (registry/refusals.py)."""
+    refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT if refusal.invalid_argument else
+                grpc.StatusCode.FAILED_PRECONDITION, refusal.code, refusal.message)
+
+
 def caller(context: grpc.ServicerContext, allow_plaintext: bool) -> Identity | None:
     """The caller: the certificate's one CN and role URI; in plaintext development mode, the claimed device id."""
     pem = peer_certificate(context)
@@ -223,8 +237,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             self.state.storage.register_device(DeviceRecord(request.device_id, request.signing_key,
                                                             request.encryption_key, request.site))
         except DeviceRefused as exc:
-            context.set_trailing_metadata((("edge-reason", exc.code),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            refuse(context, exc)
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
     def IssueCard(self, request, context):
@@ -232,9 +245,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if request.card_type == "delegation":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "delegations are issued with IssueDelegation")
         if request.card_type == "escort_permit":  # one per admitted patient, ended at discharge: never minted alone
-            context.set_trailing_metadata((("edge-reason", "escort_needs_admission"),))
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "escort permits are issued with IssueEscortPermit, "
-                                                            "for an admitted patient under the site's rules")
+            refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT, "escort_needs_admission",
+                        "escort permits are issued with IssueEscortPermit, for an admitted patient under the site's "
+                        "rules")
         now = int(time.time())
         valid_for_s = request.valid_for_s or 365 * 86400
         try:
@@ -252,8 +265,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 valid_for_s=valid_for_s, template_sha256=request.template_sha256,
                 model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None)
         except BandRefused as exc:
-            context.set_trailing_metadata((("edge-reason", exc.code),))
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            refuse(context, exc)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self.state.storage.put_card(CardRecord(
@@ -269,8 +281,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no such child's card")
             raise AssertionError("abort raises")
         if child.age_band == "adult":
-            context.set_trailing_metadata((("edge-reason", "holder_is_adult"),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "an adult's card takes no guardian")
+            refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "holder_is_adult",
+                        "an adult's card takes no guardian")
         now = int(time.time())
         until = min(int(request.valid_until or 0), int(child.expires))
         if until <= now or len(request.template_sha256) != 32:
@@ -311,12 +323,11 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no card with this id")
             raise AssertionError("abort raises")
         if self.state.storage.is_revoked(card.card_id) or card.expires <= time.time():
-            context.set_trailing_metadata((("edge-reason", "card_ended"),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the card was revoked or has expired: no template "
-                                                                "is kept for it")
+            refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "card_ended",
+                        "the card was revoked or has expired: no template is kept for it")
         if card.age_band == "child":  # infants' faces change within months; a guardian's face is checked instead
-            context.set_trailing_metadata((("edge-reason", "no_child_template"),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no face template is kept for a child under 14")
+            refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "no_child_template",
+                        "no face template is kept for a child under 14")
         device = self.state.storage.device(who)
         if who != ADMIN and (device is None or card.site != device.site):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "the card belongs to another site")
@@ -421,8 +432,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if not CARD_ID.match(request.card_id) or len(request.reason) > 200:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "card_id must be 32 lowercase hex characters")
         if self.state.storage.card(request.card_id) is None:  # a mistyped id must not read as "revoked"
-            context.set_trailing_metadata((("edge-reason", "card_unknown"),))
-            context.abort(grpc.StatusCode.NOT_FOUND, "this registry issued no card with that id; nothing revoked")
+            refuse_with(context, grpc.StatusCode.NOT_FOUND, "card_unknown",
+                        "this registry issued no card with that id; nothing revoked")
         version, already = self.state.revoke(bytes.fromhex(request.card_id), request.reason or "revoked")
         self.state.storage.end_permit(request.card_id, "staff", time.time())  # an escort permit ends too
         log.warning("card revoked", extra={"fields": {"card_id": request.card_id, "version": version}})
@@ -461,19 +472,15 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         try:
             self.state.storage.rotate_key(request.device_id, request.signing_key, request.encryption_key)
         except DeviceRefused as exc:
-            context.set_trailing_metadata((("edge-reason", exc.code),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            refuse(context, exc)
         return rpb.RegisterDeviceResponse(key_id=hashlib.sha256(request.signing_key).digest()[:8].hex())
 
     # -- admissions and escort permits (registry/escort.py) ---------------------------------------------
     def _escort(self, context: grpc.ServicerContext, action):
         try:
             return action(self.escort)
-        except EscortRefused as exc:
-            context.set_trailing_metadata((("edge-reason", exc.code),))
-            code = grpc.StatusCode.INVALID_ARGUMENT if exc.code == "invalid_request" or \
-                exc.code.startswith("age_band_") else grpc.StatusCode.FAILED_PRECONDITION
-            context.abort(code, exc.message)
+        except Refused as exc:  # the escort rules' and the age band's (registry/bands.py)
+            refuse(context, exc)
 
     def _admission_reply(self, patient_id: str, ended: list[str]) -> rpb.AdmissionResponse:
         admission = self.state.storage.admission(patient_id)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.refusals import Refused
+
 log = logging.getLogger(__name__)
 
 #: Schema steps, applied in order; ``schema_version`` records how many ran (one transaction each). Step 1 is
@@ -169,12 +171,8 @@ class TokenRow(StoredToken):
     record: dict[str, Any] | None = None  # a vaccination record: its FHIR resource and the holder
 
 
-class DeviceRefused(ValueError):
-    """A registration or key rotation the registry refuses; ``code`` is the reason code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class DeviceRefused(Refused):
+    """A registration or key rotation the registry refuses (FAILED_PRECONDITION)."""
 
 
 class Storage:
