@@ -20,10 +20,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import ClassVar, NoReturn, TypeVar
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -51,6 +52,7 @@ from registry.storage import CardRecord, DeviceRecord, DeviceRefused, Storage
 from registry.vaccination import history_bundle
 
 log = logging.getLogger(__name__)
+Row = TypeVar("Row")
 ADMIN = "admin"
 MAX_BATCH = 500
 #: Entries per AuditHistory page at most (about 120 bytes each: well within gRPC's 4 MiB).
@@ -165,6 +167,15 @@ class RegistryState:
                 versions[name] = new
         self.newest_held.clear()
         return versions
+
+
+def one_page(read: Callable[[int | None], list[Row]], limit: int | None) -> tuple[list[Row], bool]:
+    """A page of at most ``limit`` rows (None: all of them) from ``read(n)``, which returns the first ``n``, and
+    whether another page follows: one row more than the page is read to tell."""
+    if limit is None:
+        return read(None), False
+    rows = read(limit + 1)
+    return rows[:limit], len(rows) > limit
 
 
 def refuse_with(context: grpc.ServicerContext, status: grpc.StatusCode, reason: str, message: str) -> NoReturn:
@@ -361,11 +372,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if request.known_version and request.known_version == version and not request.after_card_id:
             return rpb.SyncTemplatesResponse(version=version, unchanged=True)
         limit = min(request.limit, MAX_TEMPLATE_PAGE) if request.limit else None
-        rows = self.state.storage.templates_for_site(device.site, after=request.after_card_id,
-                                                     limit=limit + 1 if limit else None)
-        more = limit is not None and len(rows) > limit
+        rows, more = one_page(lambda n: self.state.storage.templates_for_site(
+            device.site, after=request.after_card_id, limit=n), limit)
         out, withheld = [], []
-        for card_id, sealed, model_id in rows[:limit] if limit else rows:
+        for card_id, sealed, model_id in rows:
             try:  # one unreadable record must not stop the site's sync, nor make the gates delete theirs
                 template = check_template(unseal(key, sealed, card_id.encode()), model_id).astype("<f4").tobytes()
             except SecurityError as exc:
@@ -529,15 +539,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 after = (int(iat), str(device_id), int(sequence), str(token_id))
             except (ValueError, TypeError):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "after must be a next_page from a previous answer")
-        limit = min(request.limit, MAX_AUDIT_PAGE) if request.limit else None
-        if limit is not None:
-            limit += 1  # one more than asked tells whether another page follows
-        tokens = self.state.storage.history(request.card_id, after=after, limit=limit)
-        next_page = ""
-        if limit is not None and len(tokens) == limit:
-            tokens = tokens[:-1]
-            last = tokens[-1]
-            next_page = json.dumps([last.iat, last.device_id, last.sequence, last.token_id])
+        tokens, more = one_page(lambda n: self.state.storage.history(request.card_id, after=after, limit=n),
+                                min(request.limit, MAX_AUDIT_PAGE) if request.limit else None)
+        last = tokens[-1] if more else None
+        next_page = json.dumps([last.iat, last.device_id, last.sequence, last.token_id]) if last else ""
         entries = [rpb.AuditEntry(token_id=t.token_id, device_id=t.device_id, iat=t.iat, decision=t.decision,
                                   reasons=t.reasons, sequence=t.sequence, site=t.site, gate=t.gate) for t in tokens]
         return rpb.AuditHistoryResponse(entries=entries, next_page=next_page)
