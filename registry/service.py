@@ -67,6 +67,8 @@ MAX_TEMPLATE_PAGE = 2000
 #: changes made since its backup; a compromised device must not push the versions towards int64's end).
 MAX_VERSIONS_LOST = 1_000_000
 CARD_ID = re.compile(r"^[0-9a-f]{32}$")
+#: The registry's gRPC service, as health checks name it.
+SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["Registry"].full_name
 DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 STATE_NAMES = {rpb.ACTIVE: "active", rpb.SUSPENDED: "suspended", rpb.RETIRED: "retired"}
 STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
@@ -97,7 +99,10 @@ class RegistryState:
     SEEN_EVERY_S: ClassVar[float] = 60.0
 
     def note_seen(self, device_id: str, certificate_not_after: float | None) -> None:
-        """Keep a device's last call and certificate end for ListDevices, written at most once a minute."""
+        """A device called: log its certificate if it ends soon (daily at most), and keep its last call and
+        certificate end for ListDevices (written at most once a minute)."""
+        if certificate_not_after is not None:
+            self.device_certificates.seen(device_id, certificate_not_after)
         now = time.monotonic()
         if now - self._seen_written.get(device_id, -self.SEEN_EVERY_S) < self.SEEN_EVERY_S:
             return
@@ -148,6 +153,19 @@ class RegistryState:
             self.storage.delete_ended_templates()  # the card's face template goes with it
         return revocations.version, False
 
+
+    def apply_retention(self, keep_days: int) -> None:
+        """Delete the records older than ``keep_days`` (0: keep them; Storage.prune_records); a failure is
+        logged and tried again at the next call (daily)."""
+        if not keep_days:
+            return
+        try:
+            deleted = self.storage.prune_records(int(time.time() - keep_days * 86400))
+        except Exception:
+            log.exception("retention failed")
+            return
+        if any(deleted.values()):
+            log.warning("records past the retention deleted", extra={"fields": {**deleted, "keep_days": keep_days}})
 
     def reissue_lists(self, above: int = 0) -> dict[str, int]:
         """Write the trust and revocation lists again, unchanged, with versions above ``above`` and above what
@@ -233,8 +251,6 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is not a registered device")
             elif device.state != "active":
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{who} is {device.state}")
-            if identity.not_after is not None:
-                self.state.device_certificates.seen(str(who), identity.not_after)
             self.state.note_seen(str(who), identity.not_after)
         return str(who)
 
@@ -586,7 +602,7 @@ class RegistryServer:
 
     def _set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", "registry.v1.Registry"):
+        for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
     def _probe_loop(self) -> None:

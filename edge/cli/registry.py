@@ -263,10 +263,10 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning("registry serving", extra={"fields": {"port": port, "db": database,
                                                           "template_key": state.template_public_key.hex()}})
         # Daily, as on a gate: its own certificates' expiry, and the tokens past the retention.
-        prune_records(state, args.keep_days)
+        state.apply_retention(args.keep_days)
         while (received := signals.wait(timeout=86400.0)) is None:
             report_expiry(log, server.tls_lives, time.time())
-            prune_records(state, args.keep_days)
+            state.apply_retention(args.keep_days)
         log.warning("registry stopping", extra={"fields": {"signal": received.name}})
         server.stop()
     return EXIT_OK
@@ -283,19 +283,6 @@ def run_devices(args: argparse.Namespace) -> int:
               "state_since": d.state_since or None, "registered": d.registered, "key_id": d.key_id,
               "last_seen": d.last_seen or None, "certificate_not_after": d.certificate_not_after or None})
     return EXIT_OK
-
-
-def prune_records(state: object, keep_days: int) -> None:
-    """Delete what is older than ``keep_days`` (0: keep); a failure is logged and tried again tomorrow."""
-    if not keep_days:
-        return
-    try:
-        deleted = state.storage.prune_records(int(time.time() - keep_days * 86400))  # type: ignore[attr-defined]
-    except Exception:
-        log.exception("retention failed")
-        return
-    if any(deleted.values()):
-        log.warning("records past the retention deleted", extra={"fields": {**deleted, "keep_days": keep_days}})
 
 
 def run_register(args: argparse.Namespace) -> int:
