@@ -279,7 +279,7 @@ class Storage:
         with self._lock:
             row = self._execute("SELECT signing_key, valid_from, valid_until FROM device_keys WHERE device_id = ? "
                                 "AND key_id = ?", (device_id, kid)).fetchone()
-        return (bytes(row[0]), float(row[1]), None if row[2] is None else float(row[2])) if row else None
+        return (bytes(row[0]), float(row[1]), _seconds(row[2])) if row else None
 
     def set_device_state(self, device_id: str, state: str) -> DeviceRecord | None:
         if state not in DEVICE_STATES:
@@ -313,9 +313,8 @@ class Storage:
         with self._lock:
             rows = self._execute("SELECT device_id, site, state, state_since, registered, signing_key, last_seen, "
                                  f"certificate_not_after FROM devices {where}ORDER BY device_id", params).fetchall()
-        return [DeviceStatus(r[0], r[1], r[2] or "active", None if r[3] is None else float(r[3]), float(r[4]),
-                             key_id(bytes(r[5])), None if r[6] is None else float(r[6]),
-                             None if r[7] is None else float(r[7])) for r in rows]
+        return [DeviceStatus(r[0], r[1], r[2] or "active", _seconds(r[3]), float(r[4]), key_id(bytes(r[5])),
+                             _seconds(r[6]), _seconds(r[7])) for r in rows]
 
     def devices_at(self, site: str) -> list[DeviceRecord]:
         with self._lock:
@@ -360,7 +359,7 @@ class Storage:
             row = self._execute("SELECT patient_id, site, ward, admitted, expected_until, discharged FROM admissions "
                                 "WHERE patient_id = ?", (patient_id,)).fetchone()
         return Admission(patient_id=row[0], site=row[1], ward=row[2], admitted=float(row[3]),
-                         expected_until=float(row[4]), discharged=None if row[5] is None else float(row[5])) \
+                         expected_until=float(row[4]), discharged=_seconds(row[5])) \
             if row else None
 
     def put_admission(self, admission: Admission) -> None:
@@ -496,7 +495,10 @@ class Storage:
         if after is not None:
             where += " AND (iat, device_id, sequence, token_id) > (?, ?, ?, ?)"
             params += list(after)
-        page = "" if limit is None else f" LIMIT {int(limit)}"
+        page = ""
+        if limit is not None:
+            page = " LIMIT ?"
+            params.append(limit)
         with self._lock:
             rows = self._execute("SELECT token_id, device_id, card_id, iat, decision, reasons, sequence, site, gate "
                                  f"FROM tokens WHERE {where} ORDER BY iat, device_id, sequence, token_id{page}",
@@ -653,6 +655,11 @@ class PostgresStorage(Storage):
         self._db.close()
 
 
+def _seconds(value: Any) -> float | None:
+    """A nullable time column as unix seconds (None stays None: never, or not known)."""
+    return None if value is None else float(value)
+
+
 def key_id(signing_key: bytes) -> str:
     """A device key's id as tokens carry it in ``kid``: the first 8 bytes of SHA-256 of the raw key, hex."""
     return hashlib.sha256(signing_key).digest()[:8].hex()
@@ -660,7 +667,7 @@ def key_id(signing_key: bytes) -> str:
 
 def _device(row: Any) -> DeviceRecord:
     return DeviceRecord(row[0], bytes(row[1]), bytes(row[2]), row[3], row[4] or "active",
-                        None if row[5] is None else float(row[5]))
+                        _seconds(row[5]))
 
 
 def open_storage(url: str) -> Storage:
