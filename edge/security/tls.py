@@ -149,6 +149,12 @@ def expiry_problems(lives: list[CertificateLife], now: float,
     return found
 
 
+def _end_fields(not_after: float, now: float) -> dict[str, object]:
+    """A certificate's end as log fields: the date (ISO 8601, UTC) and the days left."""
+    return {"not_after": dt.datetime.fromtimestamp(not_after, dt.UTC).isoformat(timespec="seconds"),
+            "days_left": round((not_after - now) / 86400, 1)}
+
+
 def report_expiry(log: logging.Logger, lives: tuple[CertificateLife, ...] | list[CertificateLife], now: float,
                   warn_s: float = EXPIRY_WARNING_S) -> int:
     """Log each certificate that has expired (error) or expires within ``warn_s`` (warning), with the file and
@@ -156,8 +162,7 @@ def report_expiry(log: logging.Logger, lives: tuple[CertificateLife, ...] | list
     problems = expiry_problems(list(lives), now, warn_s)
     for state, life in problems:
         fields = {"certificate": life.role, "file": str(life.path), "subject": life.subject,
-                  "not_after": dt.datetime.fromtimestamp(life.not_after, dt.UTC).isoformat(timespec="seconds"),
-                  "days_left": round(life.remaining_s(now) / 86400, 1)}
+                  **_end_fields(life.not_after, now)}
         if state == "expired":
             log.error("tls_certificate_expired: peers refuse every handshake until it is replaced (`edge ca "
                       "issue`) and the service restarted", extra={"fields": fields})
@@ -187,8 +192,7 @@ class PeerCertificates:
         self._logged[caller] = now
         self.log.warning("peer_certificate_expiring: issue this caller a new certificate (`edge ca issue`) before "
                          "then, or it is shut out", extra={"fields": {
-                             "caller": caller, "days_left": round((not_after - now) / 86400, 1),
-                             "not_after": dt.datetime.fromtimestamp(not_after, dt.UTC).isoformat(timespec="seconds")}})
+                             "caller": caller, **_end_fields(not_after, now)}})
         return True
 
 
