@@ -70,6 +70,12 @@ class NoFaceError(FaceError):
     code = "no_face"
 
 
+class FaceChangedError(FaceError):
+    """Frames meant to show one person show more than one (people took turns in front of the camera)."""
+
+    code = "face_changed"
+
+
 class FaceQualityError(FaceError):
     """A face was found but is too small, blurred, turned away or badly lit; ``reasons`` lists why."""
 

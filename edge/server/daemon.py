@@ -178,6 +178,7 @@ class EdgeDaemon:
     # The components, by the names servicers, tests and benchmarks use.
     templates = property(lambda self: self.parts.templates)
     model_id = property(lambda self: self.parts.pipeline.model_id)
+    matcher = property(lambda self: self.parts.pipeline.matcher)
     outbox = property(lambda self: self.parts.outbox)
     key = property(lambda self: self.parts.key)
     enc_key = property(lambda self: self.parts.enc_key)

@@ -14,6 +14,7 @@ from edge.errors import (
     ConfigError,
     CredentialError,
     EdgeError,
+    FaceError,
     ImageError,
     ModelError,
     RegistryUnavailable,
@@ -55,7 +56,7 @@ def status_for(error: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     if isinstance(error, CameraError | RegistryUnavailable):
         return grpc.StatusCode.UNAVAILABLE
-    if isinstance(error, ModelError | ConfigError | StorageError | OverrideRefused):
+    if isinstance(error, ModelError | ConfigError | StorageError | OverrideRefused | FaceError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, SecurityError):
         if error.code in ("unauthenticated", "identity_ambiguous", "identity_invalid"):

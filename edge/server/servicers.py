@@ -17,7 +17,7 @@ import numpy as np
 from edge import __version__
 from edge.config import config_to_dict
 from edge.credential.verifier import CardVerifier
-from edge.errors import CredentialError, NoFaceError
+from edge.errors import CredentialError
 from edge.pipeline import CARD_REASONS, Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -25,7 +25,7 @@ from edge.security.identity import OPERATOR
 from edge.security.sealing import raw_public, seal
 from edge.security.templates import template_digest
 from edge.server.errors import DeadlineExceeded, InvalidRequest
-from edge.vision.matcher import face_model_by_id
+from edge.vision.matcher import FaceMatcher
 
 
 class Daemon(Protocol):
@@ -33,6 +33,7 @@ class Daemon(Protocol):
 
     config: Any
     model_id: str
+    matcher: FaceMatcher
     certificates: tuple[Any, ...]  # edge.security.tls.CertificateLife of each certificate loaded
 
     def run_session(self, **kwargs: object) -> Outcome: ...
@@ -244,10 +245,8 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         frames = request.frames or 10
         if not 1 <= frames <= 100:
             raise InvalidRequest("frames must be 1..100")
-        vectors = self.daemon.capture_embeddings(frames, rpc_deadline(context))
-        if not vectors:
-            raise NoFaceError("no usable face in the enrollment frames")
-        template = face_model_by_id(self.daemon.model_id).combine(vectors)
+        template = self.daemon.matcher.enrollment_template(self.daemon.capture_embeddings(frames,
+                                                                                        rpc_deadline(context)))
         self.daemon.templates.put(request.card_id, template, self.daemon.model_id)
         sealed = b""
         registry_key = self.daemon.config.registry.public_key

@@ -236,6 +236,51 @@ def test_enroll_keeps_the_template_and_returns_only_its_digest_and_a_sealed_copy
         daemon.stop(1.0)
 
 
+def _enroll_scene(tmp_path, world, scene, frames=10):
+    from .conftest import Camera
+
+    daemon = EdgeDaemon(make_config(tmp_path / "device", world.issuer), source_factory=Camera(scene=scene))
+    daemon.start()
+    try:
+        with connect(daemon, "operator") as operator:
+            with pytest.raises(grpc.RpcError) as e:
+                pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id="cd" * 16, frames=frames),
+                                                               timeout=60)
+        return e.value, daemon.templates.count()
+    finally:
+        daemon.stop(1.0)
+
+
+def test_enroll_refuses_frames_of_two_people_instead_of_blending_them_into_one_template(tmp_path, world, testdata):
+    """At a vaccination desk the holder (a child) and the guardian take turns in front of the camera. A
+    template averaged over both would let the guardian pass as the child; before, Enroll kept such a blend."""
+    import cv2
+
+    from edge.camera.sources import ReplaySource
+    from edge.demo import speaker_frames, write_scene
+
+    with ReplaySource(testdata / "video/live/d14.mp4", max_frames=12) as source:
+        other = [cv2.resize(frame, (640, 480)) for _, frame in source.frames()]
+    scene = write_scene(tmp_path / "two-people", None, speaker_frames(testdata, 5) + other)
+    error, templates = _enroll_scene(tmp_path, world, scene)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    assert dict(error.trailing_metadata())["edge-reason"] == "face_changed"
+    assert templates == 0  # nothing kept
+
+
+def test_enroll_with_no_face_in_view_is_a_precondition_not_an_internal_error(tmp_path, world, testdata):
+    """Before, NoFaceError fell through the status mapping to INTERNAL (the code for a bug in the daemon)."""
+    import numpy as np
+
+    from edge.demo import write_scene
+
+    scene = write_scene(tmp_path / "empty", None, [np.full((480, 640, 3), 120, np.uint8)] * 12)
+    error, templates = _enroll_scene(tmp_path, world, scene, frames=3)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    assert dict(error.trailing_metadata())["edge-reason"] == "no_face"
+    assert templates == 0
+
+
 def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world, testdata, face_stage):
     import urllib.request
 

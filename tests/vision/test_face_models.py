@@ -62,3 +62,24 @@ def test_model_ids_name_their_models_and_nothing_else():
 def test_a_matcher_uses_its_models_threshold_unless_given_one():
     assert FaceMatcher(SFACE_DLIB).threshold == SFACE_DLIB.threshold == 0.49
     assert FaceMatcher(SFACE_DLIB, 0.6).threshold == 0.6
+
+
+def _near(vector: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    noisy = vector + rng.normal(0, spread, vector.shape)
+    return (noisy / np.linalg.norm(noisy)).astype(np.float32)
+
+
+def test_an_enrollment_template_is_made_only_of_one_person():
+    from edge.errors import FaceChangedError, NoFaceError
+
+    rng = np.random.default_rng(3)
+    child, guardian = (_near(np.zeros(SFACE.dim), rng, 1.0) for _ in range(2))
+    matcher = FaceMatcher(SFACE)
+    sitting = [_near(child, rng, 0.03) for _ in range(6)]
+    template = matcher.enrollment_template(sitting)
+    assert matcher.match(template, child).similarity > 0.95
+    for turns in (sitting[:3] + [_near(guardian, rng, 0.03)] * 3, sitting[:5] + [guardian], [guardian] + sitting):
+        with pytest.raises(FaceChangedError):
+            matcher.enrollment_template(turns)
+    with pytest.raises(NoFaceError):
+        matcher.enrollment_template([])

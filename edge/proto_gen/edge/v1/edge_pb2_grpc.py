@@ -322,7 +322,9 @@ class EnrollmentServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Enroll(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """FAILED_PRECONDITION with edge-reason no_face (no usable face in the frames) or face_changed (the frames
+        show more than one person: a template of two people would let either pass as the holder); nothing kept.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
