@@ -31,7 +31,7 @@ from edge.assembly import MODEL_ID, Components, assemble
 from edge.camera.base import FrameSource
 from edge.camera.feed import CameraFeed, ReplayFeed
 from edge.config import EdgeConfig, ServerConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, FaceChangedError
 from edge.gate.overrides import names_a_card
 from edge.glibc import release_free_memory
 from edge.liveness import kernels
@@ -329,15 +329,20 @@ class EdgeDaemon:
 
         def capture() -> list[np.ndarray]:
             vectors: list[np.ndarray] = []
+            crowded = 0  # frames with more than one face: never used, and worth saying why
             with self.parts.camera.session(deadline) as stream:
                 for index, (_, frame) in enumerate(stream):
                     if index >= frames * 3 or len(vectors) >= frames:
                         break
                     found = faces.detector.detect(frame)
+                    crowded += len(found) > 1
                     if len(found) == 1:
                         embedding = faces.embed_face(frame, found[0])
                         if embedding.quality.ok:
                             vectors.append(embedding.vector)
+            if not vectors and crowded:
+                raise FaceChangedError("more than one face in view: only the card holder's face may be in the "
+                                       "picture (a guardian holding a child keeps their own face out of it)")
             return vectors
 
         try:

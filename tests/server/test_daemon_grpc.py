@@ -268,6 +268,29 @@ def test_enroll_refuses_frames_of_two_people_instead_of_blending_them_into_one_t
     assert templates == 0  # nothing kept
 
 
+def test_enroll_with_two_faces_in_every_frame_says_so_instead_of_no_face(tmp_path, world, testdata):
+    """A guardian holding a baby up to the enrollment camera: every frame has two faces, so none is used.
+    Before, the desk was told "no usable face", with two faces plainly in view."""
+    import cv2
+    import numpy as np
+
+    from edge.camera.sources import ReplaySource
+    from edge.demo import speaker_frames, write_scene
+
+    with ReplaySource(testdata / "video/live/d14.mp4", max_frames=12) as source:
+        other = [frame for _, frame in source.frames()]
+    frames = []
+    for holder, guardian in zip(speaker_frames(testdata, 12), other):
+        canvas = np.full((480, 640, 3), 128, np.uint8)
+        canvas[120:360, 0:320] = cv2.resize(holder, (320, 240))
+        canvas[112:368, 320:576] = cv2.resize(guardian, (256, 256))
+        frames.append(canvas)
+    error, templates = _enroll_scene(tmp_path, world, write_scene(tmp_path / "in-arms", None, frames), frames=3)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    assert dict(error.trailing_metadata())["edge-reason"] == "face_changed"
+    assert "more than one face" in error.details() and templates == 0
+
+
 def test_enroll_with_no_face_in_view_is_a_precondition_not_an_internal_error(tmp_path, world, testdata):
     """Before, NoFaceError fell through the status mapping to INTERNAL (the code for a bug in the daemon)."""
     import numpy as np
