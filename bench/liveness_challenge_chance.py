@@ -8,6 +8,9 @@ between (so the moire, glare and bezel cues, which stop every screen replay in
 bench/liveness_challenge_replay.py, see nothing to stop). A rate here is what the challenge contributes on its
 own; a gate relies on the camera cues (and the PAD model when provisioned) for the rest.
 
+"With the gate's retry": after a refusal the gate asks again (temporal.RETRYABLE), the recording plays on,
+so the second challenge (``attempt=1`` of the same nonce) is judged on the window that follows the first.
+
 Run: .venv/bin/python bench/liveness_challenge_chance.py  (writes bench/results/liveness_challenge_chance.json)
 """
 
@@ -27,7 +30,7 @@ from edge.config import load_config
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
 from edge.liveness.presentations import FPS, WINDOW_FRAMES
-from edge.liveness.temporal import Challenge
+from edge.liveness.temporal import RETRYABLE, Challenge
 
 STEP = int(FPS // 2)  # a window every 0.5 s
 
@@ -38,24 +41,37 @@ def main() -> None:
     rng = np.random.default_rng(15)
     outcomes: collections.Counter = collections.Counter()
     per_clip = {}
+    accepted_with_retry = 0
     for clip, frames in live_clips():
         detections, images = checker.detect_all(frames)
-        accepted = windows = 0
-        for first in range(0, len(detections) - WINDOW_FRAMES + 1, STEP):
-            challenge = Challenge.from_nonce(rng.bytes(16))
+        accepted = windows = retried = 0
+
+        def judge(first: int, challenge: Challenge):
             window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
-            result = checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
+            return checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
+
+        for first in range(0, len(detections) - WINDOW_FRAMES + 1, STEP):
+            nonce = rng.bytes(16)
+            result = judge(first, Challenge.from_nonce(nonce))
             outcome = "fta" if result.failure_to_acquire else result.reasons[0]
             outcomes[outcome] += 1
             windows += outcome != "fta"
             accepted += result.live
-        per_clip[clip.name] = {"acquired_windows": windows, "answered_by_chance": accepted}
+            if (not result.live and outcome in RETRYABLE
+                    and first + 2 * WINDOW_FRAMES <= len(detections)):
+                retried += judge(first + WINDOW_FRAMES, Challenge.from_nonce(nonce, attempt=1)).live
+        accepted_with_retry += accepted + retried
+        per_clip[clip.name] = {"acquired_windows": windows, "answered_by_chance": accepted,
+                               "answered_with_the_retry": accepted + retried}
         print(clip.name, per_clip[clip.name], flush=True)
     acquired = sum(v for k, v in outcomes.items() if k != "fta")
     chance = outcomes["challenge_completed"]
     report = {"windows": sum(outcomes.values()), "acquired": acquired, "answered_by_chance": chance,
               "rate": chance / acquired if acquired else None, "rate_upper95": upper_bound_95(chance, acquired),
-              "outcomes": dict(outcomes)}
+              "outcomes": dict(outcomes), "answered_with_the_retry": accepted_with_retry,
+              "rate_with_the_retry": accepted_with_retry / acquired if acquired else None,
+              "rate_with_the_retry_upper95": upper_bound_95(accepted_with_retry, acquired),
+              "retryable": sorted(RETRYABLE)}
     print(report)
     print(save("liveness_challenge_chance", {"step_s": STEP / FPS, "per_clip": per_clip, "report": report}))
 

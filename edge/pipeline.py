@@ -27,7 +27,7 @@ from edge.errors import CredentialError, SecurityError
 from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
-from edge.liveness.temporal import RETRYABLE, Challenge
+from edge.liveness.temporal import RETRY_HINTS, RETRYABLE, Challenge
 from edge.qr.advice import SHOW_CARD, CardAdvisor
 from edge.qr.stage import QRStage, to_grey
 from edge.registry_client.outbox import Outbox
@@ -81,7 +81,7 @@ class SitePolicy:
     site: str
     gate_id: str
     require_challenge: bool = True
-    #: Further challenges after a slow, small, wrong-way or pivot-less answer (temporal.RETRYABLE).
+    #: Further challenges after a swinging, slow, small, wrong-way or pivot-less answer (temporal.RETRYABLE).
     challenge_retries: int = 1
     card_timeout_s: float = 4.0
     liveness_frames: int = 45
@@ -395,9 +395,10 @@ class VerificationPipeline:
                      emit: EventSink, stage_done: Callable[[str, float], None]
                      ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray], list[str]]:
         """Capture and decide liveness; with a challenge, ask again (up to ``challenge_retries`` times) when
-        the answer was slow, too small, the wrong way or without the head's pivot (temporal.RETRYABLE). A
-        planar or swinging answer is not asked again: those are what artefacts do. Returns the last result,
-        its challenge, its frames and every prompt shown."""
+        the person was moving at the prompt, or the answer was slow, too small, the wrong way or without the
+        head's pivot (temporal.RETRY_HINTS says what the person is told). A planar answer is not asked
+        again: that is what artefacts do. Returns the last result, its challenge, its frames and every
+        prompt shown."""
         challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
         prompts: list[str] = []
         while True:
@@ -414,7 +415,7 @@ class VerificationPipeline:
             # The failed answer counts towards the gate's failure limit as a session of its own would, so
             # a retry gives an attacker no attempts beyond max_failures.
             self.limiter.record(True)
-            emit("retry", "once more, please")
+            emit("retry", RETRY_HINTS[result.reasons[0]])
             challenge = Challenge.from_nonce(nonce, attempt=challenge.attempt + 1)
 
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],

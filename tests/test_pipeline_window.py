@@ -103,3 +103,33 @@ def test_planar_answers_and_exhausted_retries_are_final():
     assert not result.live and len(liveness.challenges) == 1
     liveness, result, _, _, _ = _live_window(["challenge_required"], require_challenge=False)
     assert liveness.challenges == [None]
+
+
+def test_a_person_moving_when_the_prompt_came_is_asked_again_and_told_to_hold_still():
+    """Issue 15: a person who moves before the prompt should pass on the retry. Before, a swinging head at
+    the prompt (challenge_unsteady) was a final DENY, sending the person to the staff desk."""
+    pipeline = _pipeline(45)
+    pipeline.policy = SitePolicy(site="s", gate_id="g")
+    pipeline.liveness = _ScriptedLiveness("challenge_unsteady", "challenge_completed")  # type: ignore[assignment]
+    pipeline.limiter = FailureLimiter(max_failures=3)
+    events = []
+    result, challenge, _, _ = pipeline._live_window(_camera(20.0), lambda: None, b"n",
+                                                    lambda kind, text: events.append((kind, text)),
+                                                    lambda *_: None)
+    assert result.live and challenge.attempt == 1
+    assert ("retry", "Please hold still and look at the camera, then follow the next prompt") in events
+
+
+def test_every_retried_refusal_tells_the_person_what_to_do_differently():
+    from edge.liveness.temporal import RETRY_HINTS
+
+    for reason, hint in RETRY_HINTS.items():
+        pipeline = _pipeline(45)
+        pipeline.policy = SitePolicy(site="s", gate_id="g")
+        pipeline.liveness = _ScriptedLiveness(reason, "challenge_completed")  # type: ignore[assignment]
+        pipeline.limiter = FailureLimiter(max_failures=3)
+        events = []
+        pipeline._live_window(_camera(20.0), lambda: None, b"n", lambda kind, text: events.append((kind, text)),
+                              lambda *_: None)
+        assert [text for kind, text in events if kind == "retry"] == [hint]
+    assert len(set(RETRY_HINTS.values())) == len(RETRY_HINTS)

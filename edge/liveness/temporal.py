@@ -20,7 +20,8 @@ about a neck:
   alone is circular for a sheet bent around a vertical axis (its nose stands out too, and the yaw is read
   from that nose); the pivot is read from the eyes instead.
 
-A slow, small, wrong-way or pivot-less answer gets one more, independent challenge from the same nonce.
+A swinging, slow, small, wrong-way or pivot-less answer gets one more, independent challenge from the same
+nonce, with a hint of what to do differently.
 Never a smile or a blink: some patients cannot.
 """
 
@@ -86,12 +87,20 @@ class Challenge:
         return 1.0 if self.direction == "left" else -1.0
 
 
-#: Reasons after which the gate asks once more (pipeline ``challenge_retries``): the person may have been
-#: slow, turned too little or the wrong way, or turned with the shoulders. A planar or swinging answer is
-#: what artefacts do: no second try. (A pivot-less answer is what a held sheet does too; it is retried
-#: because a person can also give one, and the retry counts in the gate's failure limiter.)
-RETRYABLE = frozenset({"challenge_not_completed", "challenge_wrong_direction", "challenge_not_observed",
-                       "challenge_pivoted"})
+#: Reasons after which the gate asks once more (pipeline ``challenge_retries``), with what it tells the
+#: person: they may have been moving when the prompt came, slow, turned too little or the wrong way, or
+#: turned with the shoulders. A planar answer is what artefacts do: no second try. (A pivot-less or a
+#: swinging answer is what a held sheet or a replayed conversation does too; both are retried because
+#: people give them as well, and the retry counts in the gate's failure limiter, so it buys an attacker
+#: no attempt beyond ``max_failures``.)
+RETRY_HINTS = {
+    "challenge_unsteady": "Please hold still and look at the camera, then follow the next prompt",
+    "challenge_not_completed": "Please turn your head a little further",
+    "challenge_wrong_direction": "Please turn the way the next prompt asks",
+    "challenge_not_observed": "Please stay in front of the camera",
+    "challenge_pivoted": "Please turn your head, keeping your shoulders still",
+}
+RETRYABLE = frozenset(RETRY_HINTS)
 
 
 def _median3(values: np.ndarray) -> np.ndarray:
