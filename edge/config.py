@@ -167,6 +167,10 @@ class DeviceConfig(_Strict, frozen=True):
         "Device id (token issuer): 1-64 of A-Z a-z 0-9 . _ -, as the registry registers it; also the name "
         "of its certificate files in registry.tls_dir."))] = "edge-dev-1"
     data_dir: Annotated[Path, Meta(description="Keys, template store and outbox live here.")] = Path("/var/lib/edge")
+    keep_unclaimed_templates_days: Annotated[float, Meta(gt=0, description=(
+        "Days a face template enrolled on this device is kept before its card is first matched; once it is, "
+        "the template goes when the card ends. Covers cards never issued and faces the registry would not "
+        "keep (a child's); raise it where cards are issued for longer than a year and first used late."))] = 400.0
 
 
 ControlValue = bool | int | float | tuple[float, ...]

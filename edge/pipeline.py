@@ -259,6 +259,7 @@ class VerificationPipeline:
                                         f"{self.model_id}", code="template_mismatch")
                 template = self.templates.get(face_card.card_id.hex(), commitment=face_card.face.template_sha256,
                                               model_id=face_card.face.model_id)
+                self.templates.note_card_end(face_card.card_id.hex(), face_card.expires_at)
             except SecurityError as exc:
                 stage_done("template", began)
                 reason = "TEMPLATE_MISSING" if exc.code == "template_missing" else "TEMPLATE_MISMATCH"

@@ -53,24 +53,30 @@ def test_an_outbox_of_the_previous_release_is_migrated_and_keeps_its_tokens(tmp_
         outbox.close()
 
 
-@pytest.mark.parametrize("version", [0, 1])  # 0.1.0 (no user_version), and the release before `source`
+@pytest.mark.parametrize("version", [0, 1, 2])  # 0.1.0 (no user_version), before `source`, before `until`
 def test_a_template_store_of_a_previous_release_is_migrated(tmp_path, version):
     store = TemplateStore(tmp_path / "sealer.sqlite", tmp_path / "keys")  # to seal a record with the real key
     vector = np.random.default_rng(0).normal(size=128).astype(np.float32)
     commitment = store.put("card", vector, "sface")
-    row = store._db.execute("SELECT card_id, model_id, sealed, updated FROM templates").fetchone()
+    card_id, model_id, sealed, _ = store._db.execute("SELECT card_id, model_id, sealed, updated FROM templates"
+                                                     ).fetchone()
     store.close()
     path = tmp_path / "t0.sqlite"
     with sqlite3.connect(path) as db:
         for statement in TEMPLATES_0_1_0:
             db.execute(statement)
-        db.execute("INSERT INTO templates VALUES (?, ?, ?, ?)", row)
+        db.execute("INSERT INTO templates VALUES (?, ?, ?, ?)", (card_id, model_id, sealed, 1_600_000_000.0))
+        if version == 2:
+            db.execute("ALTER TABLE templates ADD COLUMN source TEXT NOT NULL DEFAULT 'enrolled'")
         db.execute(f"PRAGMA user_version = {version}")
     store = TemplateStore(path, tmp_path / "keys")
     try:
-        assert schema_version(path) == 2
+        assert schema_version(path) == 3
         np.testing.assert_array_equal(store.get("card", commitment=commitment, model_id="sface"), vector)
-        # Kept as enrolled here: only a revocation removes it, whatever the registry sends.
+        # Enrolled years ago and never matched since the upgrade: its unclaimed grace starts at the upgrade,
+        # so a gate does not drop the faces of cards in use on its first day.
+        assert store.prune_enrolled(time.time(), 400 * 86400.0) == 0 and store.has("card")
+        # Kept as enrolled here: whatever the registry sends, only a revocation (or its end) removes it.
         assert store.retain(set(), lambda card: False) == 0 and store.has("card")
         assert store.retain(set(), lambda card: card == "card") == 1 and not store.has("card")
     finally:

@@ -30,6 +30,10 @@ MIGRATIONS = [
     # Where a template came from: enrolled on this device, or sent by the registry (which then decides how
     # long it stays). Rows from before are counted as enrolled here: a revocation still removes them.
     ["ALTER TABLE templates ADD COLUMN source TEXT NOT NULL DEFAULT 'enrolled'"],
+    # When a template enrolled here may go: the end of its card, learnt when the card is first matched
+    # (``note_card_end``); NULL until then. Templates from before restart their unclaimed grace now.
+    ["ALTER TABLE templates ADD COLUMN until REAL",
+     "UPDATE templates SET updated = strftime('%s','now') WHERE source = 'enrolled'"],
 ]
 #: ``source`` of a template sent by the registry; ``ENROLLED`` for one made on this device.
 REGISTRY, ENROLLED = "registry", "enrolled"
@@ -112,13 +116,31 @@ class TemplateStore:
         """Delete what this device may no longer hold, after a complete sync: every template the registry
         sent before and no longer sends (its card expired or was revoked), and any template whose card is
         ``revoked``. Returns how many were deleted. A template enrolled here and not known to the registry
-        stays until its card is revoked (sites without a registry have only those)."""
+        stays until its card is revoked or ends (``prune_enrolled``; sites without a registry have only
+        those)."""
         with self._lock:
             rows = self._db.execute("SELECT card_id, source FROM templates").fetchall()
             gone = [card for card, source in rows
                     if (source == REGISTRY and card not in registry_cards) or revoked(card)]
             self._db.executemany("DELETE FROM templates WHERE card_id = ?", [(card,) for card in gone])
         return len(gone)
+
+    def note_card_end(self, card_id: str, expires_at: float) -> None:
+        """Remember when the card of a template enrolled here ends (unix seconds), so ``prune_enrolled``
+        deletes the template then. Writes only when that changes (an SD card counts writes)."""
+        with self._lock:
+            self._db.execute("UPDATE templates SET until = ? WHERE card_id = ? AND source = ? "
+                             "AND (until IS NULL OR until != ?)", (expires_at, card_id, ENROLLED, expires_at))
+
+    def prune_enrolled(self, now: float, unclaimed_s: float) -> int:
+        """Delete templates enrolled here whose card has ended, and those never matched to a card within
+        ``unclaimed_s`` of their enrollment (a card never issued, or a child's face the registry would not
+        keep). Templates from the registry go by ``retain``. Returns how many were deleted. Run on a
+        trusted clock: a clock that reads late would delete early."""
+        with self._lock:
+            return self._db.execute(
+                "DELETE FROM templates WHERE source = ? AND ((until IS NOT NULL AND until < ?) "
+                "OR (until IS NULL AND updated < ?))", (ENROLLED, now, now - unclaimed_s)).rowcount
 
     def get(self, card_id: str, *, commitment: bytes, model_id: str) -> np.ndarray:
         with self._lock:

@@ -387,7 +387,8 @@ class EdgeDaemon:
     def _daily(self) -> None:
         """At start and then once a day, on a trusted clock (a Pi at boot, before NTP, reads an old date):
         log expired and soon-expiring certificates, so the warning reaches the site's log collection in time;
-        and delete the gate's records that no rule needs any more (EntryLog.prune)."""
+        and delete the gate's records that no rule needs any more (EntryLog.prune) and the faces enrolled
+        here whose card has ended or was never used (TemplateStore.prune_enrolled)."""
         if time.monotonic() < self._next_daily:
             return
         trusted, _ = self.parts.clock.trusted()
@@ -398,6 +399,8 @@ class EdgeDaemon:
         outbox = self.parts.outbox
         try:
             deleted = self.parts.entries.prune(lambda token_id: outbox.decision_of(token_id) is not None)
+            deleted["templates"] = self.parts.templates.prune_enrolled(
+                time.time(), self.config.device.keep_unclaimed_templates_days * 86400.0)
         except Exception:  # the gate serves on; the next day tries again
             log.exception("entry log retention failed")
             return

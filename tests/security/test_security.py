@@ -92,8 +92,8 @@ def test_template_store_encrypts_and_checks_commitment(tmp_path):
         store.get("missing", commitment=commitment, model_id="sface")
     assert e.value.code == "template_missing"
     # A record moved to another card fails authentication.
-    store._db.execute("INSERT INTO templates SELECT 'card2', model_id, sealed, updated, source FROM templates "
-                      "WHERE card_id='card1'")
+    store._db.execute("INSERT INTO templates SELECT 'card2', model_id, sealed, updated, source, until "
+                      "FROM templates WHERE card_id='card1'")
     with pytest.raises(SecurityError) as e:
         store.get("card2", commitment=commitment, model_id="sface")
     assert e.value.code == "template_corrupt"
@@ -202,6 +202,37 @@ def test_audit_chain_detects_edits_and_deletions(tmp_path):
     assert outbox.verify_audit()["valid"]
     outbox._db.execute("DELETE FROM audit WHERE seq=2")
     assert outbox.verify_audit()["first_bad_seq"] == 3
+
+
+def test_faces_enrolled_here_go_when_their_card_ends_or_when_no_card_ever_claims_them(tmp_path):
+    """Before, a template enrolled on the device stayed until its card was revoked: a gate without a
+    registry kept every face it had ever enrolled, and one with a registry kept the faces the registry would
+    not (a child's) or never heard of (a card never issued)."""
+    from edge.security.templates import REGISTRY
+
+    store = TemplateStore(tmp_path / "t.sqlite", tmp_path / "keys")
+    vector = np.random.default_rng(0).normal(size=128).astype(np.float32)
+    now, day = time.time(), 86400.0
+    for card in ("ended", "valid", "unclaimed"):
+        store.put(card, vector, "sface")
+    store.put("synced", vector, "sface", source=REGISTRY)
+    store.note_card_end("ended", now - 1)
+    store.note_card_end("valid", now + 30 * day)
+    store.note_card_end("synced", now - 1)  # the registry decides for its own (retain)
+    assert store.prune_enrolled(now, 400 * day) == 1 and not store.has("ended")
+    assert {c for c in ("valid", "unclaimed", "synced") if store.has(c)} == {"valid", "unclaimed", "synced"}
+    assert store.prune_enrolled(now + 31 * day, 400 * day) == 1 and not store.has("valid")
+    assert store.prune_enrolled(now + 401 * day, 400 * day) == 1 and not store.has("unclaimed")
+    assert store.has("synced")
+
+
+def test_noting_a_cards_end_writes_nothing_when_it_is_known_already(tmp_path):
+    store = TemplateStore(tmp_path / "t.sqlite", tmp_path / "keys")
+    store.put("card", np.ones(128, np.float32) / np.sqrt(128), "sface")
+    store.note_card_end("card", 2_000_000_000)
+    before = store._db.total_changes
+    store.note_card_end("card", 2_000_000_000)  # every later match of the same card
+    assert store._db.total_changes == before
 
 
 def test_a_sealed_template_with_a_low_order_key_is_a_typed_refusal(tmp_path):

@@ -141,3 +141,42 @@ def test_the_daemon_forgets_what_no_rule_needs_at_start(tmp_path, world, testdat
         assert entries._db.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 0
     finally:
         daemon.stop(1.0)
+
+
+def test_a_gate_forgets_faces_enrolled_on_it_that_no_card_ever_claimed(tmp_path, world, testdata, face_stage):
+    """A template enrolled at the desk for a card that was never issued (or a child's, which the registry
+    does not keep) stayed on the gate for good; after device.keep_unclaimed_templates_days it goes. A
+    template whose card was matched stays until that card ends."""
+    from edge.security.templates import TemplateStore
+
+    daemon = gate(tmp_path, world, testdata, face_stage)
+    daemon.parts.templates.put("ee" * 16, world.holder_template, "sface-2021dec-fp32")  # never claimed
+    daemon.parts.templates._db.execute("UPDATE templates SET updated = ? WHERE card_id = ?",
+                                       (time.time() - 401 * 86400, "ee" * 16))
+    daemon.parts.templates._db.execute("UPDATE templates SET updated = ? WHERE card_id = ?",
+                                       (time.time() - 401 * 86400, world.cards["holder"][1].hex()))
+    daemon.start()  # the retention runs at start, then daily
+    try:
+        assert not daemon.templates.has("ee" * 16)
+        assert not daemon.templates.has(world.cards["holder"][1].hex())  # enrolled long ago, never matched
+    finally:
+        daemon.stop(1.0)
+    store = TemplateStore(tmp_path / "templates.sqlite", tmp_path / "keys")
+    assert store.count() == 3  # the other cards' templates, enrolled just now
+
+
+def test_matching_a_card_tells_the_gate_when_its_enrolled_face_may_go(tmp_path, world, testdata, face_stage):
+    daemon = gate(tmp_path, world, testdata, face_stage)
+    daemon.start()
+    try:
+        decision, _, _ = verify(daemon, world.cards["holder"][0])
+        assert decision in ("ALLOW", "RETRY")  # the template is read before liveness, which may ask again
+        until = daemon.templates._db.execute("SELECT until FROM templates WHERE card_id = ?",
+                                             (world.cards["holder"][1].hex(),)).fetchone()[0]
+    finally:
+        daemon.stop(1.0)
+    from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+    from edge.credential.verifier import parse_claims
+
+    card = parse_claims(loads_exact(parse_cose_sign1(unwrap(world.cards["holder"][0])).payload), kid=b"", alg=-7)
+    assert until == card.expires_at > time.time()
