@@ -24,6 +24,13 @@ reason code, never exception text. In order:
 
 Idempotency is per (device, cti): a replay is DUPLICATE, a reused cti with other content ``cti_conflict``,
 and one device's cti can never block another device's token.
+
+A cap per device and UTC day of ``iat`` (``max_per_device_day``; ``device_rate``): a compromised gate signs
+as many tokens as it likes and could fill the registry's disk, which would stop every gate of the hospital.
+Counted by the day the token was signed, not the day it arrives, so a gate's backlog after an outage spreads
+over the days it was made and is never capped; a gate cannot sign more than one session's token every
+second or two (about 40,000 a day at most), so the default of 100,000 never caps a working one. The gate
+keeps a capped token queued, and an operator who raises the cap gets it on the next delivery.
 """
 
 from __future__ import annotations
@@ -184,14 +191,26 @@ def check(storage: Storage, token: bytes, *, peer_device: str | None, now: float
 
 
 def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | None, now: float | None = None,
-                 max_age_s: int = 14 * 86400, future_skew_s: int = 300,
-                 audience: str = "registry") -> list[IngestOutcome]:
-    """Verify each token, then store the accepted ones in one transaction; outcomes in input order."""
+                 max_age_s: int = 14 * 86400, future_skew_s: int = 300, audience: str = "registry",
+                 max_per_device_day: int = 0) -> list[IngestOutcome]:
+    """Verify each token, then store the accepted ones in one transaction; outcomes in input order.
+    ``max_per_device_day``: the daily cap on a delivering device's tokens (0: none; the administrator's
+    deliveries are never capped)."""
     checked: list[IngestOutcome | TokenRow] = []
     accepted: dict[str, TokenRow] = {}  # an override may refer to a refusal delivered in the same call
+    signed: dict[int, int] = {}  # the device's tokens per day of iat, stored or accepted in this call
     for t in tokens:
         result = check(storage, t, peer_device=peer_device, now=now, max_age_s=max_age_s,
                        future_skew_s=future_skew_s, audience=audience, batch=accepted)
+        if isinstance(result, TokenRow) and max_per_device_day and peer_device is not None:
+            day = result.iat // 86400
+            if day not in signed:
+                signed[day] = storage.tokens_signed(result.device_id, day * 86400, (day + 1) * 86400)
+            if signed[day] >= max_per_device_day:
+                if storage.token(result.device_id, result.token_id) is None:  # a re-delivery stays DUPLICATE
+                    result = IngestOutcome(result.token_id, "rejected", "device_rate")
+            else:
+                signed[day] += 1
         if isinstance(result, TokenRow):
             accepted[result.token_id] = result
         checked.append(result)

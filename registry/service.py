@@ -82,6 +82,8 @@ class RegistryState:
     issuer: CardIssuer
     state_dir: Path
     max_token_age_s: int = 14 * 86400
+    #: Tokens a device may deliver per UTC day they were signed (registry/ingest.py; 0: no cap).
+    max_tokens_per_device_day: int = 100_000
     escort_policies: dict[str, EscortPolicy] = field(default_factory=dict)
     #: A revoked card leaves the revocation list once it has been expired this long (seconds): every gate
     #: refuses it as expired by then, and the list, which each gate fetches whole at every sync, stays the
@@ -443,14 +445,20 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BATCH} tokens per call")
         results = []
         outcomes = ingest_batch(self.state.storage, list(request.tokens), peer_device=None if who == ADMIN else who,
-                                max_age_s=self.state.max_token_age_s)
+                                max_age_s=self.state.max_token_age_s,
+                                max_per_device_day=self.state.max_tokens_per_device_day)
+        capped = 0
         for outcome in outcomes:
             self.state.metrics.delivered(who, outcome.status, outcome.reason)
             status = {"stored": rpb.STORED, "duplicate": rpb.DUPLICATE}.get(outcome.status, rpb.REJECTED)
-            if outcome.status == "rejected":
+            capped += outcome.reason == "device_rate"
+            if outcome.status == "rejected" and outcome.reason != "device_rate":
                 log.warning("token rejected", extra={"fields": {"device": who, "token_id": outcome.token_id,
                                                                  "reason": outcome.reason}})
             results.append(rpb.IngestResult(token_id=outcome.token_id, status=status, reason=outcome.reason))
+        if capped:  # one line per call, not per token: a flood must not flood the log as well
+            log.error("device over its daily token cap: compromised, or the cap is too low for it", extra={
+                "fields": {"device": who, "refused": capped, "cap": self.state.max_tokens_per_device_day}})
         return rpb.IngestTokensResponse(results=results)
 
     def RevokeCard(self, request, context):

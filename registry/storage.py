@@ -92,6 +92,8 @@ MIGRATIONS: list[list[str]] = [
      "ALTER TABLE devices ADD COLUMN certificate_not_after DOUBLE PRECISION"],
     # 9: tokens leave after the site's retention (prune_records), oldest first
     ["CREATE INDEX tokens_by_iat ON tokens (iat)"],
+    # 10: a device's tokens of one day, counted at every delivery against the registry's daily cap
+    ["CREATE INDEX tokens_by_device_iat ON tokens (device_id, iat)"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -431,6 +433,13 @@ class Storage:
                                     (r.device_id, r.token_id)).fetchone()
                 results.append("duplicate" if row and bytes(row[0]) == r.token else "conflict")
         return results
+
+    def tokens_signed(self, device_id: str, start: int, end: int) -> int:
+        """How many of a device's tokens were signed in [start, end) (``iat``, unix seconds)."""
+        with self._lock:
+            row = self._execute("SELECT COUNT(*) FROM tokens WHERE device_id = ? AND iat >= ? AND iat < ?",
+                                (device_id, start, end)).fetchone()
+        return int(row[0])
 
     def token(self, device_id: str, token_id: str) -> StoredToken | None:
         with self._lock:

@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--plaintext", action="store_true", help="no TLS: local development only")
     s.add_argument("--port-file", type=Path)
     s.add_argument("--max-token-age-s", type=positive_int, default=14 * 86400)
+    s.add_argument("--max-tokens-per-device-day", type=non_negative_int, default=100_000,
+                   help="tokens a device may deliver per day they were signed; more are refused (device_rate) "
+                        "and stay queued on the device: a compromised gate cannot fill the registry's disk. 0: "
+                        "no cap (default: 100000, above what a gate can sign)")
     s.add_argument("--keep-days", type=non_negative_int, default=730,
                    help="delete verification tokens (which card passed which gate, when) and discharged "
                         "admissions after this many days, checked daily; recorded vaccinations stay; 0 keeps "
@@ -234,6 +238,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         state = RegistryState.open(storage, args.state)
         state.max_token_age_s = args.max_token_age_s
+        state.max_tokens_per_device_day = args.max_tokens_per_device_day
         if args.escort_policy is not None:
             state.escort_policies = load_escort_policies(args.escort_policy)
         server = RegistryServer(state, tls=TLSFiles.in_dir(args.tls_dir, "registry") if args.tls_dir else None,

@@ -26,12 +26,16 @@ from edge.registry_client.transport import RegistryTransport
 log = logging.getLogger(__name__)
 #: Registry rejections that blame a clock, not the token: kept for retry.
 CLOCK_REASONS = frozenset({"stale_iat"})
-#: Rejections that blame the device's registration, which an operator corrects: kept for retry too.
-REGISTRATION_REASONS = frozenset({"wrong_site"})
-REGISTRATION_ADVICE = ("the registry holds this device under another site than the [site] id it signs for: "
-                       "register it again with the right --site (or correct [site] id); kept for retry")
+#: Rejections that an operator resolves at the registry, with what the log tells them: kept for retry too.
+OPERATOR_ADVICE = {
+    "wrong_site": ("the registry holds this device under another site than the [site] id it signs for: "
+                   "register it again with the right --site (or correct [site] id); kept for retry"),
+    "device_rate": ("the registry refused more tokens of this device for that day (its "
+                    "--max-tokens-per-device-day cap): raise the cap if this gate is sound; kept for retry"),
+}
+OPERATOR_REASONS = frozenset(OPERATOR_ADVICE)
 #: Every rejection kept for retry.
-RETRIED_REASONS = CLOCK_REASONS | REGISTRATION_REASONS
+RETRIED_REASONS = CLOCK_REASONS | OPERATOR_REASONS
 #: What the log says of such a rejection: a token queued for days (a long outage, a station packed away
 #: between campaigns) is older than the registry's window, which its operator can widen; a recent one means
 #: a clock is wrong.
@@ -105,9 +109,9 @@ class Deliverer:
         refused_time = [r.token_id for r in results if r.status == "rejected" and r.reason in CLOCK_REASONS]
         queued_since = self.outbox.created(refused_time) if refused_time else {}
         for r in results:
-            if r.status == "rejected" and r.reason in REGISTRATION_REASONS:
+            if r.status == "rejected" and r.reason in OPERATOR_REASONS:
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
-                log.error(REGISTRATION_ADVICE, extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
+                log.error(OPERATOR_ADVICE[r.reason], extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
             elif r.status == "rejected" and r.reason in CLOCK_REASONS:
                 self.stats.clock_rejections += 1
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)

@@ -80,6 +80,29 @@ def test_ingest_stores_once_and_rejects_with_reasons(registry, pki, tmp_path):
     assert "registry_database_up 1.0" in text and CARD_1 not in text
 
 
+def test_a_devices_tokens_are_capped_per_day_they_were_signed_not_per_day_they_arrive(registry, pki, tmp_path):
+    """A compromised gate flooding the registry with tokens it signs itself is capped (device_rate), on both
+    storage backends; a backlog after an outage is not: its tokens count on the days they were signed."""
+    state, port = registry
+    state.max_tokens_per_device_day = 3
+    admin = admin_stub(port, pki)
+    register(admin, "dev-a", tmp_path / "a", "ward-7")
+    register(admin, "dev-b", tmp_path / "b", "ward-7")
+    key_a = DeviceKey.load_or_create(tmp_path / "a")
+    transport = device_transport(port, pki, "dev-a")
+    noon = (int(time.time()) // 86400) * 86400 + 43200 - 86400 * 2  # two days ago, at noon UTC
+    backlog = [make_token(key_a, "dev-a", now=noon + i) for i in range(3)]
+    backlog += [make_token(key_a, "dev-a", now=noon + 86400 + i) for i in range(3)]
+    assert [r.status for r in transport.ingest(backlog)] == ["stored"] * 6  # two days of a queued outage
+    flood = [make_token(key_a, "dev-a", now=time.time() - i) for i in range(5)]
+    results = transport.ingest(flood[:2]) + transport.ingest(flood[2:])
+    assert [(r.status, r.reason) for r in results] == [("stored", "")] * 3 + [("rejected", "device_rate")] * 2
+    assert transport.ingest(flood[:1])[0].status == "duplicate"  # what was stored stays answerable
+    token_b = make_token(DeviceKey.load_or_create(tmp_path / "b"), "dev-b")  # another gate is not held back
+    assert device_transport(port, pki, "dev-b").ingest([token_b])[0].status == "stored"
+    assert state.storage.token_count() == 10
+
+
 def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path):
     _, port = registry
     admin = admin_stub(port, pki)

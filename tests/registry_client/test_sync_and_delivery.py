@@ -5,6 +5,7 @@ time the registry refused kept for retry instead of parked for good."""
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import time
 from dataclasses import replace
@@ -469,3 +470,30 @@ def test_tokens_refused_for_a_registration_mistake_are_kept_and_arrive_once_it_i
     time.sleep(0.15)
     deliverer.run_once()
     assert outbox.pending_count() == 0 and state.storage.token_count() == 1
+
+
+def test_a_device_over_the_registrys_daily_cap_keeps_its_tokens_until_the_cap_is_raised(tmp_path, registry):
+    """A compromised gate signs as many tokens as it likes; before, the registry stored them all, until its
+    disk was full and every gate of the hospital stopped. Now it stores a device's tokens up to a daily cap
+    (by the day they were signed) and the gate keeps the rest queued, so a sound gate loses nothing."""
+    from edge.security.keys import DeviceKey as Key
+
+    state, admin, transport = registry
+    signer = TokenSigner(Key.load_or_create(tmp_path / "device" / "keys"), "dev-a", clock=ClockGuard())
+    outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
+    for sequence in range(1, 4):
+        content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16),
+                               decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g",
+                               revocation_version=1, sequence=sequence)
+        outbox.issue(lambda seq, content=content: signer.sign(content))
+    state.max_tokens_per_device_day = 2
+    deliverer = Deliverer(outbox, transport, clock_retry_s=0.1)
+    deliverer.run_once()
+    assert state.storage.token_count() == 2
+    assert outbox.pending_count() == 1 and outbox.rejected_count() == 0 and deliverer.stats.rejected == 0
+    deliverer.run_once()  # still over the cap: refused again, still kept
+    assert state.storage.token_count() == 2 and outbox.pending_count() == 1
+    state.max_tokens_per_device_day = 3  # the operator finds the gate sound and raises the cap
+    time.sleep(0.15)
+    deliverer.run_once()
+    assert outbox.pending_count() == 0 and state.storage.token_count() == 3
