@@ -35,6 +35,12 @@ from edge.liveness.temporal import RETRYABLE, Challenge
 STEP = int(FPS // 2)  # a window every 0.5 s
 
 
+def judge(checker: LivenessChecker, detections: list, images: list, first: int, challenge: Challenge):
+    """The checker's decision on the window of the recording that starts at frame ``first``."""
+    window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
+    return checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
+
+
 def main() -> None:
     stage = build_face_stage(load_config())
     checker = LivenessChecker(stage.detector, LivenessThresholds(require_challenge=True))
@@ -46,20 +52,17 @@ def main() -> None:
         detections, images = checker.detect_all(frames)
         accepted = windows = retried = 0
 
-        def judge(first: int, challenge: Challenge):
-            window = [(t - detections[first][0], faces) for t, faces in detections[first:first + WINDOW_FRAMES]]
-            return checker.decide(window, images[first:first + WINDOW_FRAMES], challenge=challenge)
-
         for first in range(0, len(detections) - WINDOW_FRAMES + 1, STEP):
             nonce = rng.bytes(16)
-            result = judge(first, Challenge.from_nonce(nonce))
+            result = judge(checker, detections, images, first, Challenge.from_nonce(nonce))
             outcome = "fta" if result.failure_to_acquire else result.reasons[0]
             outcomes[outcome] += 1
             windows += outcome != "fta"
             accepted += result.live
             if (not result.live and outcome in RETRYABLE
                     and first + 2 * WINDOW_FRAMES <= len(detections)):
-                retried += judge(first + WINDOW_FRAMES, Challenge.from_nonce(nonce, attempt=1)).live
+                retried += judge(checker, detections, images, first + WINDOW_FRAMES,
+                                 Challenge.from_nonce(nonce, attempt=1)).live
         accepted_with_retry += accepted + retried
         per_clip[clip.name] = {"acquired_windows": windows, "answered_by_chance": accepted,
                                "answered_with_the_retry": accepted + retried}

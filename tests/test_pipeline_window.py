@@ -128,8 +128,8 @@ def test_every_retried_refusal_tells_the_person_what_to_do_differently():
         pipeline.policy = SitePolicy(site="s", gate_id="g")
         pipeline.liveness = _ScriptedLiveness(reason, "challenge_completed")  # type: ignore[assignment]
         pipeline.limiter = FailureLimiter(max_failures=3)
-        events = []
-        pipeline._live_window(_camera(20.0), lambda: None, b"n", lambda kind, text: events.append((kind, text)),
-                              lambda *_: None)
+        events: list[tuple[str, str]] = []
+        pipeline._live_window(_camera(20.0), lambda: None, b"n", lambda kind, text, seen=events: seen.append(
+            (kind, text)), lambda *_: None)
         assert [text for kind, text in events if kind == "retry"] == [hint]
     assert len(set(RETRY_HINTS.values())) == len(RETRY_HINTS)

@@ -14,6 +14,7 @@ card's face commitment, so templates of one model are never compared with anothe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -134,7 +135,7 @@ class FaceMatcher:
         """
         if not vectors:
             raise NoFaceError("no usable face in the enrollment frames")
-        for before, after in zip(vectors, vectors[1:]):
+        for before, after in itertools.pairwise(vectors):
             if self.model.similarity(before, after) < self.threshold:
                 raise FaceChangedError("the enrollment frames show more than one person: enroll again "
                                        "with only the card holder in view")

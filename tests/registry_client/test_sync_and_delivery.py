@@ -5,8 +5,8 @@ time the registry refused kept for retry instead of parked for good."""
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import time
 from dataclasses import replace
 

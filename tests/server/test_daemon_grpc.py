@@ -242,10 +242,9 @@ def _enroll_scene(tmp_path, world, scene, frames=10):
     daemon = EdgeDaemon(make_config(tmp_path / "device", world.issuer), source_factory=Camera(scene=scene))
     daemon.start()
     try:
-        with connect(daemon, "operator") as operator:
-            with pytest.raises(grpc.RpcError) as e:
-                pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id="cd" * 16, frames=frames),
-                                                               timeout=60)
+        with connect(daemon, "operator") as operator, pytest.raises(grpc.RpcError) as e:
+            pb_grpc.EnrollmentServiceStub(operator).Enroll(pb.EnrollRequest(card_id="cd" * 16, frames=frames),
+                                                           timeout=60)
         return e.value, daemon.templates.count()
     finally:
         daemon.stop(1.0)
@@ -280,7 +279,7 @@ def test_enroll_with_two_faces_in_every_frame_says_so_instead_of_no_face(tmp_pat
     with ReplaySource(testdata / "video/live/d14.mp4", max_frames=12) as source:
         other = [frame for _, frame in source.frames()]
     frames = []
-    for holder, guardian in zip(speaker_frames(testdata, 12), other):
+    for holder, guardian in zip(speaker_frames(testdata, 12), other, strict=True):
         canvas = np.full((480, 640, 3), 128, np.uint8)
         canvas[120:360, 0:320] = cv2.resize(holder, (320, 240))
         canvas[112:368, 320:576] = cv2.resize(guardian, (256, 256))
