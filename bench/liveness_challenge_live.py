@@ -48,19 +48,21 @@ def attempt(checker: LivenessChecker, detections: list, images: list, onset: flo
     return "fta:" + result.reasons[0] if result.failure_to_acquire else result.reasons[0]
 
 
-def cut_all(checker: LivenessChecker, clips: list, rng: np.random.Generator) -> tuple[dict, dict, dict]:
+def cut_all(checker: LivenessChecker, clips: list, rng: np.random.Generator) -> tuple[dict, dict, dict, dict]:
     """One draw of every presentation (nonce, reaction time) over the clips' turns: first-try and retried
-    outcome counts, and per clip how many completed on the first try."""
+    outcome counts, per clip how many completed on the first try, and each turn's first-try outcome."""
     first_try: collections.Counter = collections.Counter()
     retried: collections.Counter = collections.Counter()
     per_clip = {}
+    per_turn = {}
     for name, detections, images, onsets in clips:
         outcomes = []
-        for onset, sign in onsets:
+        for index, (onset, sign) in enumerate(onsets):
             one = attempt(checker, detections, images, onset, sign, rng)
             if one == "skipped":
                 continue
             first_try[one] += 1
+            per_turn[f"{name}#{index}"] = one
             # As the gate does (edge/pipeline.py): a second challenge only after a retryable refusal.
             final = one if one == "challenge_completed" or one not in RETRYABLE else \
                 attempt(checker, detections, images, onset, sign, rng)
@@ -69,7 +71,7 @@ def cut_all(checker: LivenessChecker, clips: list, rng: np.random.Generator) -> 
             outcomes.append(one)
         per_clip[name] = {"turns": len(onsets), "presentations": len(outcomes),
                           "completed_first_try": outcomes.count("challenge_completed")}
-    return first_try, retried, per_clip
+    return first_try, retried, per_clip, per_turn
 
 
 def summary(counts: collections.Counter) -> dict:
@@ -96,9 +98,12 @@ def main() -> None:
     # The first draw is the one reported before 2026-11-24 (seed 15); the others show how much a single draw
     # of 17 presentations moves with the nonces and reaction times alone.
     draws = []
+    turns: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for draw in range(args.draws):
-        first_try, retried, per_clip = cut_all(checker, clips, np.random.default_rng(15 + draw))
+        first_try, retried, per_clip, per_turn = cut_all(checker, clips, np.random.default_rng(15 + draw))
         draws.append({"first_try": summary(first_try), "with_one_retry": summary(retried), "per_clip": per_clip})
+        for turn, outcome in per_turn.items():
+            turns[turn][outcome] += 1
     report = {}
     for name in ("first_try", "with_one_retry"):
         rates = [d[name]["bpcer"] for d in draws if d[name]["bpcer"] is not None]
@@ -108,7 +113,12 @@ def main() -> None:
         report[name] = {"draw_0": draws[0][name], "draws": len(rates), "bpcer_median": float(np.median(rates)),
                         "bpcer_min": min(rates), "bpcer_max": max(rates), "pooled_reasons": dict(pooled)}
         print(name, report[name], flush=True)
-    print(save("liveness_challenge_live", {"per_clip": draws[0]["per_clip"], "report": report}))
+    # Whether refusals are spread over people or held by a few turns: each turn's first-try outcomes over
+    # the draws.
+    per_turn_first_try = {turn: dict(counts.most_common()) for turn, counts in sorted(turns.items())}
+    print(per_turn_first_try, flush=True)
+    print(save("liveness_challenge_live", {"per_clip": draws[0]["per_clip"], "report": report,
+                                           "per_turn_first_try": per_turn_first_try}))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ def ingest_batch(storage: Storage, tokens: list[bytes], *, peer_device: str | No
         if isinstance(result, TokenRow) and max_per_device_day and peer_device is not None:
             day = result.iat // 86400
             if day not in signed:
-                signed[day] = storage.tokens_signed(result.device_id, day * 86400, (day + 1) * 86400)
+                signed[day] = storage.tokens_signed(result.device_id, day)
             if signed[day] >= max_per_device_day:
                 if storage.token(result.device_id, result.token_id) is None:  # a re-delivery stays DUPLICATE
                     result = IngestOutcome(result.token_id, "rejected", "device_rate")

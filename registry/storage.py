@@ -8,6 +8,7 @@ stored exactly once whatever the interleaving.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -92,8 +93,13 @@ MIGRATIONS: list[list[str]] = [
      "ALTER TABLE devices ADD COLUMN certificate_not_after DOUBLE PRECISION"],
     # 9: tokens leave after the site's retention (prune_records), oldest first
     ["CREATE INDEX tokens_by_iat ON tokens (iat)"],
-    # 10: a device's tokens of one day, counted at every delivery against the registry's daily cap
-    ["CREATE INDEX tokens_by_device_iat ON tokens (device_id, iat)"],
+    # 10: how many tokens each device signed per UTC day, checked at every delivery against the registry's
+    #     daily cap (registry/ingest.py). A counter row per device and day, raised with each stored batch:
+    #     an index on tokens (device_id, iat) to count them cost PostgreSQL about half again of its ingest
+    #     time (measured), the counter nothing measurable.
+    ["CREATE TABLE token_days (device_id TEXT NOT NULL, day BIGINT NOT NULL, tokens BIGINT NOT NULL, "
+     "PRIMARY KEY (device_id, day))",
+     "INSERT INTO token_days SELECT device_id, iat / 86400, COUNT(*) FROM tokens GROUP BY device_id, iat / 86400"],
 ]
 DEVICE_STATES = ("active", "suspended", "retired")
 
@@ -432,14 +438,19 @@ class Storage:
                 row = self._execute("SELECT token FROM tokens WHERE device_id = ? AND token_id = ?",
                                     (r.device_id, r.token_id)).fetchone()
                 results.append("duplicate" if row and bytes(row[0]) == r.token else "conflict")
+            days = collections.Counter((r.device_id, r.iat // 86400) for r, result in zip(rows, results, strict=True)
+                                       if result == "stored")
+            for (device_id, day), count in days.items():
+                self._execute("INSERT INTO token_days VALUES (?, ?, ?) ON CONFLICT (device_id, day) DO UPDATE "
+                              "SET tokens = token_days.tokens + excluded.tokens", (device_id, day, count))
         return results
 
-    def tokens_signed(self, device_id: str, start: int, end: int) -> int:
-        """How many of a device's tokens were signed in [start, end) (``iat``, unix seconds)."""
+    def tokens_signed(self, device_id: str, day: int) -> int:
+        """How many of a device's tokens stored here were signed on UTC day ``day`` (iat // 86400)."""
         with self._lock:
-            row = self._execute("SELECT COUNT(*) FROM tokens WHERE device_id = ? AND iat >= ? AND iat < ?",
-                                (device_id, start, end)).fetchone()
-        return int(row[0])
+            row = self._execute("SELECT tokens FROM token_days WHERE device_id = ? AND day = ?",
+                                (device_id, day)).fetchone()
+        return int(row[0]) if row else 0
 
     def token(self, device_id: str, token_id: str) -> StoredToken | None:
         with self._lock:
@@ -468,6 +479,7 @@ class Storage:
                 gone = self._execute("DELETE FROM tokens WHERE (device_id, token_id) IN (SELECT device_id, token_id "
                                      "FROM tokens WHERE iat < ? ORDER BY iat LIMIT ?)", (before, chunk)).rowcount
                 self._execute("DELETE FROM overrides WHERE iat < ?", (before,))
+                self._execute("DELETE FROM token_days WHERE day < ?", (before // 86400,))
             tokens += max(gone, 0)
             if gone < chunk:
                 break

@@ -98,7 +98,7 @@ RETRY_HINTS = {
     "challenge_not_completed": "Please turn your head a little further",
     "challenge_wrong_direction": "Please turn the way the next prompt asks",
     "challenge_not_observed": "Please stay in front of the camera",
-    "challenge_pivoted": "Please turn your head, keeping your shoulders still",
+    "challenge_pivoted": "Please turn only your head, keeping your body still",
 }
 RETRYABLE = frozenset(RETRY_HINTS)
 

@@ -60,8 +60,11 @@ def test_a_registry_of_the_previous_release_is_migrated_and_its_devices_keep_del
         assert [t.token_id for t in storage.history("c1" * 16)] == ["t1"]
         assert storage.device("dev-a").state == "active"
         assert storage.device_key("dev-a", key_id(key.public_raw))[0] == key.public_raw
+        # the daily cap counts what was stored before the upgrade (schema 10's counters are back-filled)
+        assert storage.tokens_signed("dev-a", int(time.time()) // 86400) == 1
         outcome = ingest(storage, make_token(key, "dev-a"), peer_device="dev-a")
         assert outcome.status == "stored"  # the migrated device keeps delivering
+        assert storage.tokens_signed("dev-a", int(time.time()) // 86400) == 2
         # 0.1.0 kept no card rows: a template whose card the registry does not know still reaches the gates
         assert [card for card, _, _ in storage.templates_for_site("ward-7")] == ["d1" * 16]
         assert storage.delete_ended_templates() == 0
