@@ -13,6 +13,7 @@ vector), and it delivers only its own tokens (registry.ingest).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -447,18 +448,24 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         outcomes = ingest_batch(self.state.storage, list(request.tokens), peer_device=None if who == ADMIN else who,
                                 max_age_s=self.state.max_token_age_s,
                                 max_per_device_day=self.state.max_tokens_per_device_day)
-        capped = 0
+        rejected: collections.Counter = collections.Counter()
+        examples: list[str] = []
         for outcome in outcomes:
             self.state.metrics.delivered(who, outcome.status, outcome.reason)
             status = {"stored": rpb.STORED, "duplicate": rpb.DUPLICATE}.get(outcome.status, rpb.REJECTED)
-            capped += outcome.reason == "device_rate"
-            if outcome.status == "rejected" and outcome.reason != "device_rate":
-                log.warning("token rejected", extra={"fields": {"device": who, "token_id": outcome.token_id,
-                                                                 "reason": outcome.reason}})
+            if outcome.status == "rejected":
+                rejected[outcome.reason] += 1
+                examples += [outcome.token_id[:64]] if len(examples) < 5 else []
             results.append(rpb.IngestResult(token_id=outcome.token_id, status=status, reason=outcome.reason))
-        if capped:  # one line per call, not per token: a flood must not flood the log as well
+        # One line per call, never per token: a device sending 500 junk tokens a call would otherwise write 500
+        # lines, and journald's rate limit would then drop every other line of the registry's with them.
+        capped = rejected.pop("device_rate", 0)
+        if capped:
             log.error("device over its daily token cap: compromised, or the cap is too low for it", extra={
                 "fields": {"device": who, "refused": capped, "cap": self.state.max_tokens_per_device_day}})
+        if rejected:
+            log.warning("tokens rejected", extra={"fields": {"device": who, "reasons": dict(rejected),
+                                                             "token_ids": examples}})
         return rpb.IngestTokensResponse(results=results)
 
     def RevokeCard(self, request, context):

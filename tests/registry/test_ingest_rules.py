@@ -103,6 +103,23 @@ def test_a_devices_tokens_are_capped_per_day_they_were_signed_not_per_day_they_a
     assert state.storage.token_count() == 10
 
 
+def test_a_call_full_of_rejected_tokens_is_one_log_line_not_one_per_token(registry, pki, tmp_path, caplog):
+    """A device sending junk wrote one warning per token: 500 a call, and under journald's rate limit the
+    registry's other lines (a database down, a device over its cap) were dropped with them."""
+    import logging
+
+    state, port = registry
+    register(admin_stub(port, pki), "dev-a", tmp_path / "a", "ward-7")
+    forged = [make_token(DeviceKey.load_or_create(tmp_path / "mallory"), "dev-a") for _ in range(3)]
+    junk = [b"\x00garbage" + bytes([i]) for i in range(50)]
+    with caplog.at_level(logging.WARNING, logger="registry.service"):
+        results = device_transport(port, pki, "dev-a").ingest(junk + forged)
+    assert [r.reason for r in results] == ["malformed"] * 50 + ["unknown_key"] * 3
+    lines = [r for r in caplog.records if r.name == "registry.service"]
+    assert len(lines) == 1 and lines[0].fields["reasons"] == {"malformed": 50, "unknown_key": 3}
+    assert len(lines[0].fields["token_ids"]) == 5
+
+
 def test_a_device_cannot_deliver_another_devices_tokens(registry, pki, tmp_path):
     _, port = registry
     admin = admin_stub(port, pki)
