@@ -11,6 +11,7 @@ a registration mistake an operator corrects (before, every token of such a gate 
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from edge.errors import RegistryUnavailable
 from edge.registry_client.outbox import Outbox
-from edge.registry_client.transport import RegistryTransport
+from edge.registry_client.transport import IngestResult, RegistryTransport
 
 log = logging.getLogger(__name__)
 #: Registry rejections that blame a clock, not the token: kept for retry.
@@ -108,21 +109,34 @@ class Deliverer:
         self.outbox.mark_delivered(done)
         refused_time = [r.token_id for r in results if r.status == "rejected" and r.reason in CLOCK_REASONS]
         queued_since = self.outbox.created(refused_time) if refused_time else {}
+        # One log line per kind of refusal and call, with a count and a few token ids, never one per token:
+        # a backlog of 10,000 tokens refused as too old would write 10,000 lines every clock_retry_s, and
+        # journald's rate limit would then drop the daemon's other lines with them.
+        lines: dict[str, dict] = {}
+
+        def note(message: str, r: IngestResult, **fields: float) -> None:
+            line = lines.setdefault(message, {"tokens": 0, "reasons": collections.Counter(), "token_ids": []})
+            line["tokens"] += 1
+            line["reasons"][r.reason] += 1
+            line["token_ids"] += [r.token_id] if len(line["token_ids"]) < 5 else []
+            for key, value in fields.items():  # the worst of the call (queued_days: the oldest token)
+                line[key] = max(line.get(key, value), value)
+
         for r in results:
             if r.status == "rejected" and r.reason in OPERATOR_REASONS:
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
-                log.error(OPERATOR_ADVICE[r.reason], extra={"fields": {"token_id": r.token_id, "reason": r.reason}})
+                note(OPERATOR_ADVICE[r.reason], r)
             elif r.status == "rejected" and r.reason in CLOCK_REASONS:
                 self.stats.clock_rejections += 1
                 self.outbox.mark_failed(r.token_id, time.time() + self.clock_retry_s)
                 queued_days = (time.time() - queued_since.get(r.token_id, time.time())) / 86400
-                log.error(STALE_ADVICE if queued_days > 1 else CLOCK_ADVICE, extra={"fields": {
-                    "token_id": r.token_id, "reason": r.reason, "queued_days": round(queued_days, 1)}})
+                note(STALE_ADVICE if queued_days > 1 else CLOCK_ADVICE, r, queued_days=round(queued_days, 1))
             elif r.status == "rejected":
                 self.outbox.mark_rejected(r.token_id, r.reason)
                 self.stats.rejections.append((r.token_id, r.reason))
-                log.error("token rejected by the registry", extra={"fields": {"token_id": r.token_id,
-                                                                               "reason": r.reason}})
+                note("token rejected by the registry", r)
+        for message, fields in lines.items():
+            log.error(message, extra={"fields": {**fields, "reasons": dict(fields["reasons"])}})
         self.stats.delivered += len(done)
         self.stats.rejected += sum(1 for r in results if r.status == "rejected" and r.reason not in RETRIED_REASONS)
         self.stats.last_success = time.time()

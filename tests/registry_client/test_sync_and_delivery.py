@@ -472,6 +472,31 @@ def test_tokens_refused_for_a_registration_mistake_are_kept_and_arrive_once_it_i
     assert outbox.pending_count() == 0 and state.storage.token_count() == 1
 
 
+def test_a_backlog_refused_as_too_old_is_one_log_line_per_delivery_not_one_per_token(tmp_path, registry, caplog):
+    """A station back from storage with a backlog the registry refuses as too old wrote one error per token at
+    every retry (10,000 queued tokens: 10,000 lines every clock_retry_s), and under journald's rate limit the
+    daemon's other lines were dropped with them."""
+    _, _, transport = registry
+    weeks_ago = time.time() - 20 * 86400
+    signer = TokenSigner(DeviceKey.load_or_create(tmp_path / "device" / "keys"), "dev-a",
+                         clock=ClockGuard(clock=lambda: weeks_ago))
+    outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
+    for sequence in range(1, 41):
+        content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16),
+                               decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g",
+                               revocation_version=1, sequence=sequence)
+        outbox.issue(lambda seq, content=content: signer.sign(content))
+    outbox._db.execute("UPDATE tokens SET created = ?", (weeks_ago,))
+    with caplog.at_level("ERROR", logger="edge.registry_client.delivery"):
+        Deliverer(outbox, transport, batch=100).run_once()
+    lines = [r for r in caplog.records if r.name == "edge.registry_client.delivery"]
+    assert len(lines) == 1 and "max-token-age-s" in lines[0].getMessage()
+    assert lines[0].fields["tokens"] == 40 and lines[0].fields["reasons"] == {"stale_iat": 40}
+    assert lines[0].fields["queued_days"] == 20.0 and len(lines[0].fields["token_ids"]) == 5
+    assert outbox.pending_count() == 40  # still nothing lost
+    outbox.close()
+
+
 def test_a_device_over_the_registrys_daily_cap_keeps_its_tokens_until_the_cap_is_raised(tmp_path, registry):
     """A compromised gate signs as many tokens as it likes; before, the registry stored them all, until its
     disk was full and every gate of the hospital stopped. Now it stores a device's tokens up to a daily cap
