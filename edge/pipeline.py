@@ -416,7 +416,8 @@ class VerificationPipeline:
             # The failed answer counts towards the gate's failure limit as a session of its own would, so
             # a retry gives an attacker no attempts beyond max_failures.
             self.limiter.record(True)
-            emit("retry", RETRY_HINTS[result.reasons[0]])
+            emit("retry", result.reasons[0])
+            emit("prompt", RETRY_HINTS[result.reasons[0]])  # shown until the next challenge's own prompt
             challenge = Challenge.from_nonce(nonce, attempt=challenge.attempt + 1)
 
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],

@@ -117,7 +117,10 @@ def test_a_person_moving_when_the_prompt_came_is_asked_again_and_told_to_hold_st
                                                     lambda kind, text: events.append((kind, text)),
                                                     lambda *_: None)
     assert result.live and challenge.attempt == 1
-    assert ("retry", "Please hold still and look at the camera, then follow the next prompt") in events
+    # the person sees what to do (a prompt, which the gate shows), the controller that a retry began
+    hint = ("prompt", "Please hold still and look at the camera, then follow the next prompt")
+    assert ("retry", "challenge_unsteady") in events and events.index(hint) == events.index(("retry",
+                                                                                            "challenge_unsteady")) + 1
 
 
 def test_every_retried_refusal_tells_the_person_what_to_do_differently():
@@ -131,5 +134,6 @@ def test_every_retried_refusal_tells_the_person_what_to_do_differently():
         events: list[tuple[str, str]] = []
         pipeline._live_window(_camera(20.0), lambda: None, b"n", lambda kind, text, seen=events: seen.append(
             (kind, text)), lambda *_: None)
-        assert [text for kind, text in events if kind == "retry"] == [hint]
+        retry = events.index(("retry", reason))
+        assert events[retry + 1] == ("prompt", hint)
     assert len(set(RETRY_HINTS.values())) == len(RETRY_HINTS)
