@@ -200,7 +200,8 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         clock = clock or ClockGuard(floor=config.token.clock_floor, require_sync=config.token.require_time_sync)
         templates = TemplateStore(data / "templates.sqlite", keys)
         opened.append(templates)
-        outbox = Outbox(data / "outbox.sqlite", max_rows=config.registry.outbox_max_rows)
+        outbox = Outbox(data / "outbox.sqlite", max_rows=config.registry.outbox_max_rows,
+                        standalone=transport is None)
         opened.append(outbox)
         entries = EntryLog(data / "entries.sqlite", per_day=config.site.entries_per_day,
                            min_interval_s=config.site.min_entry_interval_s)
@@ -215,7 +216,8 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
         if transport is not None:
             deliverer = Deliverer(outbox, transport, idle_s=reg.delivery_idle_s, batch=reg.delivery_batch,
                                   max_per_s=reg.delivery_max_per_s, max_delay_s=reg.delivery_max_backoff_s,
-                                  keep_delivered_s=reg.keep_delivered_days * 86400.0)
+                                  keep_delivered_s=reg.keep_delivered_days * 86400.0,
+                                  keep_rejected_s=reg.keep_rejected_days * 86400.0)
             syncer = Syncer(transport, device_id=config.device.id, verifier=cards, templates=templates,
                             enc_key=enc_key, state_dir=data, interval_s=reg.sync_interval_s)
         site = config.site

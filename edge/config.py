@@ -261,6 +261,10 @@ class RegistryConfig(_Strict, frozen=True):
         "Days a token stays in the outbox after the registry stored it; then it is deleted with the audit "
         "entries before the oldest token kept (the chain is anchored), so a board's storage does not grow and "
         "it holds no history of passages older than this."))] = 30.0
+    keep_rejected_days: Annotated[float, Meta(gt=0, description=(
+        "Days a token the registry refused for good stays in the outbox (DeviceInfo.outbox_rejected counts "
+        "them, the log says why), counted from its session. A token kept holds the audit log from its entry "
+        "on, so one refusal kept for good kept a history of every later passage."))] = 90.0
 
 
 class TokenConfig(_Strict, frozen=True):

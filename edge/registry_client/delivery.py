@@ -60,6 +60,7 @@ class Deliverer:
     def __init__(self, outbox: Outbox, transport: RegistryTransport, *, batch: int = 100, base_delay_s: float = 0.5,
                  max_delay_s: float = 60.0, idle_s: float = 1.0, max_per_s: float = 50.0,
                  clock_retry_s: float = 300.0, keep_delivered_s: float = 30 * 86400.0,
+                 keep_rejected_s: float = 90 * 86400.0,
                  prune_every_s: float = 3600.0) -> None:
         """``max_per_s`` caps the drain rate so a registry coming back from an outage is not flooded by
         every gate's backlog at once. Delivered tokens older than ``keep_delivered_s`` are deleted from the
@@ -73,6 +74,7 @@ class Deliverer:
         self.max_per_s = max_per_s
         self.clock_retry_s = clock_retry_s
         self.keep_delivered_s = keep_delivered_s
+        self.keep_rejected_s = keep_rejected_s
         self.prune_every_s = prune_every_s
         self._next_prune = 0.0
         self.on_failure: Callable[[], None] = lambda: None
@@ -148,7 +150,7 @@ class Deliverer:
         if now < self._next_prune:
             return 0
         self._next_prune = now + self.prune_every_s
-        pruned = self.outbox.prune_delivered(self.keep_delivered_s, now)
+        pruned = self.outbox.prune_delivered(self.keep_delivered_s, now, keep_rejected_s=self.keep_rejected_s)
         if pruned:
             log.info("delivered tokens pruned", extra={"fields": {"pruned": pruned,
                                                                   "kept_days": self.keep_delivered_s / 86400}})

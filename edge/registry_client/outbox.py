@@ -5,6 +5,12 @@ crash can neither lose an issued token nor reuse a sequence number. Delivery (ed
 rows delivered; the registry de-duplicates by token id, so delivery is at-least-once and storage exactly
 once. ``max_rows`` bounds disk use: past it ``issue`` raises (the documented policy is to refuse new
 sessions with a clear alarm rather than silently drop audit records).
+
+A gate without a registry (``standalone``) has no one to deliver to: the caller's reply is a token's only
+destination, so it is handed over when it is made (stored as delivered then) and leaves with the
+retention like any delivered token. Kept pending instead, the tokens of a standalone gate reached
+``max_rows`` after that many sessions (100,000 by default: months at a busy gate) and the gate then refused
+everyone, with every passage of those months on the board.
 """
 
 from __future__ import annotations
@@ -40,10 +46,13 @@ class OutboxFull(RegistryUnavailable):
 
 
 class Outbox:
-    def __init__(self, path: Path, *, max_rows: int = 100_000, max_pages: int | None = None) -> None:
-        """``max_pages`` caps the database file (SQLite pages, 4 KiB each): used to test a full disk."""
+    def __init__(self, path: Path, *, max_rows: int = 100_000, max_pages: int | None = None,
+                 standalone: bool = False) -> None:
+        """``max_pages`` caps the database file (SQLite pages, 4 KiB each): used to test a full disk.
+        ``standalone``: no registry; each token counts as delivered when it is made (see above)."""
         self.path = path
         self.max_rows = max_rows
+        self.standalone = standalone
         self._lock = threading.Lock()
         self._db = open_versioned(path, MIGRATIONS, what="token outbox", synchronous="FULL")
         if max_pages is not None:
@@ -70,8 +79,9 @@ class Outbox:
                 token, token_id = sign(sequence)
                 self._db.execute("UPDATE meta SET value=? WHERE key='sequence'", (sequence,))
                 now = time.time()
-                self._db.execute("INSERT INTO tokens (token_id, sequence, token, created) VALUES (?, ?, ?, ?)",
-                                 (token_id.hex(), sequence, token, now))
+                self._db.execute("INSERT INTO tokens (token_id, sequence, token, created, delivered) "
+                                 "VALUES (?, ?, ?, ?, ?)",
+                                 (token_id.hex(), sequence, token, now, now if self.standalone else None))
                 audit.append(self._db, seq=sequence, ts=now, token_id=token_id.hex(), card_id=card_id,
                              decision=decision, reasons=reasons)
                 self._db.execute("COMMIT")
@@ -122,26 +132,35 @@ class Outbox:
         with self._lock:
             self._db.execute("UPDATE tokens SET rejected=? WHERE token_id=?", (reason or "rejected", token_id))
 
-    def prune_delivered(self, keep_s: float, now: float | None = None, *, chunk: int = 5000) -> int:
+    def prune_delivered(self, keep_s: float, now: float | None = None, *, keep_rejected_s: float | None = None,
+                        chunk: int = 5000) -> int:
         """Delete tokens the registry stored more than ``keep_s`` seconds ago (it holds them now), so a board's
-        storage does not grow for as long as it runs, and the audit entries before the oldest token still
-        held (edge/security/audit.py: the chain is anchored, not broken). Pending and rejected tokens stay, with
-        their audit entries and every later one. Works ``chunk`` rows per transaction, letting sessions write
-        in between: the first prune after an upgrade may have a year of history to delete. Returns how many
+        storage does not grow for as long as it runs, tokens it refused for good made more than
+        ``keep_rejected_s`` ago (None: kept), and the audit entries before the oldest token still held
+        (edge/security/audit.py: the chain is anchored, not broken). Pending tokens stay, with their audit
+        entries and every later one: a token kept pins the audit log from its entry on, which is why a
+        refused one may not stay for good. Works ``chunk`` rows per transaction, letting sessions write in
+        between: the first prune after an upgrade may have a year of history to delete. Returns how many
         tokens went."""
-        cutoff = (time.time() if now is None else now) - keep_s
+        now = time.time() if now is None else now
+        cutoff = now - keep_s
+        rejected_cutoff = None if keep_rejected_s is None else now - keep_rejected_s
         pruned = 0
         while True:
-            tokens, entries = self._prune_chunk(cutoff, chunk)
+            tokens, entries = self._prune_chunk(cutoff, rejected_cutoff, chunk)
             pruned += tokens
             if tokens == 0 and entries == 0:
                 return pruned
 
-    def _prune_chunk(self, cutoff: float, chunk: int) -> tuple[int, int]:
+    def _prune_chunk(self, cutoff: float, rejected_cutoff: float | None, chunk: int) -> tuple[int, int]:
         with self._lock, write_transaction(self._db):
             tokens = self._db.execute(
                 "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM tokens WHERE delivered IS NOT NULL "
                 "AND delivered < ? ORDER BY sequence LIMIT ?)", (cutoff, chunk)).rowcount
+            if rejected_cutoff is not None:
+                tokens += self._db.execute(
+                    "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM tokens WHERE rejected IS NOT NULL "
+                    "AND created < ? ORDER BY sequence LIMIT ?)", (rejected_cutoff, chunk)).rowcount
             oldest_kept = self._db.execute("SELECT MIN(sequence) FROM tokens").fetchone()[0]
             first, last_old = self._db.execute("SELECT MIN(seq), MAX(seq) FROM audit WHERE ts < ?",
                                                (cutoff,)).fetchone()

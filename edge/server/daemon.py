@@ -388,7 +388,8 @@ class EdgeDaemon:
         """At start and then once a day, on a trusted clock (a Pi at boot, before NTP, reads an old date):
         log expired and soon-expiring certificates, so the warning reaches the site's log collection in time;
         and delete the gate's records that no rule needs any more (EntryLog.prune) and the faces enrolled
-        here whose card has ended or was never used (TemplateStore.prune_enrolled)."""
+        here whose card has ended or was never used (TemplateStore.prune_enrolled); on a gate without a
+        registry, the outbox's tokens past their retention too (the delivery loop does it elsewhere)."""
         if time.monotonic() < self._next_daily:
             return
         trusted, _ = self.parts.clock.trusted()
@@ -401,6 +402,10 @@ class EdgeDaemon:
             deleted = self.parts.entries.prune(lambda token_id: outbox.decision_of(token_id) is not None)
             deleted["templates"] = self.parts.templates.prune_enrolled(
                 time.time(), self.config.device.keep_unclaimed_templates_days * 86400.0)
+            if self.parts.deliverer is None:  # standalone: no delivery loop prunes the outbox
+                registry = self.config.registry
+                deleted["tokens"] = outbox.prune_delivered(registry.keep_delivered_days * 86400.0,
+                                                           keep_rejected_s=registry.keep_rejected_days * 86400.0)
         except Exception:  # the gate serves on; the next day tries again
             log.exception("entry log retention failed")
             return

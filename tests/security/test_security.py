@@ -137,6 +137,36 @@ def test_delivered_tokens_are_pruned_after_the_retention_and_the_audit_chain_sta
     assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 3}  # ... and the chain
 
 
+def test_a_refused_token_does_not_keep_the_gates_history_for_good(tmp_path):
+    """A token kept holds the audit log from its entry on. Rejected tokens stayed for good, so one refusal
+    (a key not yet registered, say) kept a record of every later passage through the gate, for as long as
+    the board ran. They now leave after their own retention, and the history after them with it."""
+    outbox = Outbox(tmp_path / "o.sqlite")
+    refused = outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id="c0" * 16, decision="ALLOW",
+                           reasons="OK")[1].hex()
+    outbox.mark_rejected(refused, "unknown_key")
+    later = [outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"{i:032x}", decision="ALLOW",
+                          reasons="OK")[1].hex() for i in range(3)]
+    outbox.mark_delivered(later)
+    day = 86400.0
+    outbox.prune_delivered(30 * day, now=time.time() + 31 * day, keep_rejected_s=90 * day)
+    assert outbox.rejected_count() == 1 and outbox.verify_audit()["entries"] == 4  # held from the refusal on
+    outbox.prune_delivered(30 * day, now=time.time() + 91 * day, keep_rejected_s=90 * day)
+    assert outbox.rejected_count() == 0 and len(outbox.all_tokens()) == 0
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 0, "pruned_through": 4}
+
+
+def test_a_standalone_gates_tokens_are_handed_over_when_made_and_never_fill_its_outbox(tmp_path):
+    """Without a registry the caller's reply is a token's only destination. Kept pending, a standalone
+    gate's tokens reached outbox_max_rows after that many sessions, and the gate then refused everyone."""
+    outbox = Outbox(tmp_path / "o.sqlite", max_rows=3, standalone=True)
+    for i in range(5):
+        outbox.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"{i:032x}", decision="ALLOW", reasons="OK")
+    assert outbox.pending_count() == 0 and len(outbox.all_tokens()) == 5
+    assert outbox.prune_delivered(30 * 86400.0, now=time.time() + 31 * 86400.0) == 5
+    assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 0}
+
+
 def test_a_gate_keeps_no_record_of_a_cards_passages_once_the_registry_holds_them(tmp_path):
     """Kept for good, the audit log was a history of every card's passages through the gate for as long as
     the board ran, on a board anyone can carry off. An attacker who lifts the board's database finds only the

@@ -325,7 +325,7 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
         assert "edge_camera_up 1.0" in text
         values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
         assert not [v for v in values if v.startswith("-")]  # no sentinel values
-        assert "edge_outbox_pending 1.0" in text  # standalone: the token waits for a registry
+        assert "edge_outbox_pending 0.0" in text  # standalone: the caller's reply was the token's destination
         assert 'edge_stage_seconds_count{stage="liveness"} 1.0' in text
         assert world.cards["holder"][1].hex() not in text  # no card id in a label
     finally:

@@ -180,3 +180,22 @@ def test_matching_a_card_tells_the_gate_when_its_enrolled_face_may_go(tmp_path, 
 
     card = parse_claims(loads_exact(parse_cose_sign1(unwrap(world.cards["holder"][0])).payload), kid=b"", alg=-7)
     assert until == card.expires_at > time.time()
+
+
+def test_a_gate_without_a_registry_keeps_serving_past_its_outbox_limit(tmp_path, world, testdata, face_stage):
+    """A standalone gate kept every token pending for a registry it does not have: after outbox_max_rows
+    sessions (100,000 by default, months at a busy gate) it refused everyone (outbox_full)."""
+    config = make_config(tmp_path, world.issuer)
+    config = replace(config, registry=replace(config.registry, outbox_max_rows=2))
+    daemon = EdgeDaemon(config, source_factory=Camera(scene=world.scenes["holder"]))
+    enroll(daemon, world, testdata, face_stage)
+    daemon.start()
+    try:
+        with connect(daemon) as channel:
+            stub = pb_grpc.VerificationServiceStub(channel)
+            replies = [stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60) for _ in range(3)]
+        assert [pb.Decision.Name(r.decision) for r in replies] == ["ALLOW"] * 3
+        assert all(reply.token for reply in replies)  # each session signed its token and answered
+        assert daemon.outbox.pending_count() == 0 and len(daemon.outbox.all_tokens()) == 3
+    finally:
+        daemon.stop(1.0)
