@@ -55,6 +55,8 @@ class Outbox:
         self.standalone = standalone
         self._lock = threading.Lock()
         self._db = open_versioned(path, MIGRATIONS, what="token outbox", synchronous="FULL")
+        if standalone:  # what an earlier release left pending here had no registry to wait for either
+            self._db.execute("UPDATE tokens SET delivered = created WHERE delivered IS NULL AND rejected IS NULL")
         if max_pages is not None:
             self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
 

@@ -165,6 +165,14 @@ def test_a_standalone_gates_tokens_are_handed_over_when_made_and_never_fill_its_
     assert outbox.pending_count() == 0 and len(outbox.all_tokens()) == 5
     assert outbox.prune_delivered(30 * 86400.0, now=time.time() + 31 * 86400.0) == 5
     assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 0}
+    outbox.close()
+    earlier = Outbox(tmp_path / "earlier.sqlite", max_rows=3)  # a standalone gate of an earlier release
+    for i in range(3):
+        earlier.issue(lambda seq: (b"t", os.urandom(16)), card_id=f"{i:032x}", decision="ALLOW", reasons="OK")
+    earlier.close()
+    upgraded = Outbox(tmp_path / "earlier.sqlite", max_rows=3, standalone=True)
+    assert upgraded.pending_count() == 0  # its full outbox no longer refuses the next session
+    upgraded.issue(lambda seq: (b"t", os.urandom(16)))
 
 
 def test_a_gate_keeps_no_record_of_a_cards_passages_once_the_registry_holds_them(tmp_path):
