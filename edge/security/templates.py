@@ -9,7 +9,9 @@ storage key lives in a 0600 file beside the device key. SQLite (WAL) holds the r
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,8 @@ from edge.errors import SecurityError
 from edge.security.keys import read_secret, write_secret
 from edge.sqlite_schema import open_versioned, write_transaction
 from edge.vision.matcher import SFACE, face_model_by_id
+
+log = logging.getLogger(__name__)
 
 STORE_KEY_FILE = "template_store.key"
 MIGRATIONS = [
@@ -128,9 +132,12 @@ class TemplateStore:
     def note_card_end(self, card_id: str, expires_at: float) -> None:
         """Remember when the card of a template enrolled here ends (unix seconds), so ``prune_enrolled``
         deletes the template then. Writes only when that changes (an SD card counts writes)."""
-        with self._lock:
-            self._db.execute("UPDATE templates SET until = ? WHERE card_id = ? AND source = ? "
-                             "AND (until IS NULL OR until != ?)", (expires_at, card_id, ENROLLED, expires_at))
+        try:
+            with self._lock:
+                self._db.execute("UPDATE templates SET until = ? WHERE card_id = ? AND source = ? "
+                                 "AND (until IS NULL OR until != ?)", (expires_at, card_id, ENROLLED, expires_at))
+        except sqlite3.Error:  # bookkeeping for the retention: never the reason a session fails
+            log.warning("card end not recorded", exc_info=True)
 
     def prune_enrolled(self, now: float, unclaimed_s: float) -> int:
         """Delete templates enrolled here whose card has ended, and those never matched to a card within

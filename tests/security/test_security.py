@@ -296,3 +296,11 @@ def test_a_long_history_is_pruned_a_chunk_at_a_time_and_the_chain_holds(tmp_path
     assert outbox.prune_delivered(keep_s, now=time.time() + keep_s + 1, chunk=2) == 5
     assert outbox.verify_audit() == {**outbox.verify_audit(), "valid": True, "entries": 2, "pruned_through": 5}
     assert outbox.pending_count() == 2
+
+
+def test_a_card_end_that_cannot_be_written_does_not_fail_the_session(tmp_path):
+    store = TemplateStore(tmp_path / "t.sqlite", tmp_path / "keys")
+    store.put("card", np.ones(128, np.float32) / np.sqrt(128), "sface")
+    store._db.execute("PRAGMA query_only = ON")  # as a read-only or full disk would refuse the write
+    store.note_card_end("card", 2_000_000_000)  # logged, not raised
+    assert store._db.execute("SELECT until FROM templates").fetchone()[0] is None
