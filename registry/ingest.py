@@ -28,9 +28,10 @@ and one device's cti can never block another device's token.
 A cap per device and UTC day of ``iat`` (``max_per_device_day``; ``device_rate``): a compromised gate signs
 as many tokens as it likes and could fill the registry's disk, which would stop every gate of the hospital.
 Counted by the day the token was signed, not the day it arrives, so a gate's backlog after an outage spreads
-over the days it was made and is never capped; a gate cannot sign more than one session's token every
-second or two (about 40,000 a day at most), so the default of 100,000 never caps a working one. The gate
-keeps a capped token queued, and an operator who raises the cap gets it on the next delivery.
+over the days it was made and is never capped; a session needs at least 1.5 s of frames for liveness (45
+at 30 fps; 3.5 s with a challenge), so a gate signs at most about 58,000 a day, and the default of 100,000
+never caps a working one. The gate keeps a capped token queued, and an operator who raises the cap gets it
+on the next delivery.
 """
 
 from __future__ import annotations
