@@ -106,6 +106,27 @@ def test_one_bad_template_is_skipped_and_the_revocations_still_arrive(tmp_path, 
     templates.close()
 
 
+def test_a_board_that_cannot_open_any_template_logs_one_line_a_sync_not_one_per_template(tmp_path, registry,
+                                                                                         caplog):
+    """A board whose keys were made again (its data folder lost) cannot open a template sealed to its old key:
+    every template failed, every sync (each minute, in full, since a skipped one is asked for again), one
+    error line each: 7,000 holders, 10 million lines a day on the SD card, and journald's rate limit then
+    dropped the daemon's other lines."""
+    state, admin, transport = registry
+    for seed in range(12):
+        enrolled_card(state, admin, 100 + seed)
+    verifier = CardVerifier(TrustList(), site="ward-7")
+    templates = TemplateStore(tmp_path / "device" / "templates.sqlite", tmp_path / "device" / "keys")
+    syncer = Syncer(transport, device_id="dev-a", verifier=verifier, templates=templates,
+                    enc_key=load_or_create_x25519(tmp_path / "remade-keys"), state_dir=tmp_path / "device")
+    with caplog.at_level("ERROR", logger="edge.registry_client.sync"):
+        report = syncer.sync_once()
+    assert len(report.skipped) == 12 and templates.count() == 0
+    lines = [r for r in caplog.records if r.name == "edge.registry_client.sync"]
+    assert len(lines) == 1 and lines[0].fields["skipped"] == 12 and len(lines[0].fields["card_ids"]) == 5
+    templates.close()
+
+
 def test_a_restart_reloads_what_was_applied_and_versions_never_go_back(tmp_path, registry):
     state, admin, transport = registry
     revoked = enrolled_card(state, admin, 4)
