@@ -394,15 +394,19 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         rows, more = one_page(lambda n: self.state.storage.templates_for_site(
             device.site, after=request.after_card_id, limit=n), limit)
         out, withheld = [], []
+        codes: collections.Counter = collections.Counter()
         for card_id, sealed, model_id in rows:
             try:  # one unreadable record must not stop the site's sync, nor make the gates delete theirs
                 template = check_template(unseal(key, sealed, card_id.encode()), model_id).astype("<f4").tobytes()
             except SecurityError as exc:
-                log.error("stored template skipped", extra={"fields": {"card_id": card_id[:64], "code": exc.code}})
+                codes[exc.code] += 1
                 withheld.append(card_id)
                 continue
             out.append(rpb.SealedTemplate(card_id=card_id, model_id=model_id,
                                           sealed_template=seal(device.encryption_key, template, card_id.encode())))
+        if withheld:  # one line a page: a registry restored with another template key fails every record
+            log.error("stored templates skipped", extra={"fields": {
+                "device": device.device_id, "skipped": len(withheld), "codes": dict(codes), "card_ids": withheld[:5]}})
         return rpb.SyncTemplatesResponse(templates=out, more=more, version=version, withheld_card_ids=withheld)
 
     def _document(self, name: str, known_version: int, who: str) -> rpb.Document:

@@ -365,6 +365,22 @@ def test_a_template_the_registry_cannot_read_stays_on_the_gates(tmp_path, regist
     templates.close()
 
 
+def test_a_registry_that_cannot_open_its_templates_logs_one_line_a_page(tmp_path, registry, caplog):
+    """A registry restored with another template key fails every stored record: it wrote one error per
+    record, per device and sync (7,000 holders and 50 gates: 350,000 lines), dropping its other lines."""
+    state, admin, transport = registry
+    cards = [enrolled_card(state, admin, 200 + i) for i in range(12)]
+    with state.storage.atomic():
+        for card in cards:
+            state.storage._execute("UPDATE templates SET sealed = ? WHERE card_id = ?", (b"\x00" * 600, card))
+    syncer, _, templates = make_syncer(tmp_path, transport)
+    with caplog.at_level("ERROR", logger="registry.service"):
+        syncer.sync_once()
+    lines = [r for r in caplog.records if r.name == "registry.service"]
+    assert len(lines) == 1 and lines[0].fields["skipped"] == 12 and len(lines[0].fields["card_ids"]) == 5
+    templates.close()
+
+
 def test_a_sync_with_unchanged_lists_fetches_neither_list(tmp_path, registry):
     """Every gate fetched the trust list and the whole revocation list at every sync (each minute), about 36
     bytes per listed revocation: with 5,000 revoked cards and 50 gates, 13 GB a day out of the registry for
