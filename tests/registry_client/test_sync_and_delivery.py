@@ -509,6 +509,15 @@ def test_tokens_refused_for_a_registration_mistake_are_kept_and_arrive_once_it_i
     assert outbox.pending_count() == 0 and state.storage.token_count() == 1
 
 
+def queue_tokens(outbox: Outbox, signer: TokenSigner, count: int) -> None:
+    """``count`` ALLOW tokens of ward-7, signed and queued as a gate's sessions would leave them."""
+    for sequence in range(1, count + 1):
+        content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16),
+                               decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g",
+                               revocation_version=1, sequence=sequence)
+        outbox.issue(lambda seq, content=content: signer.sign(content))
+
+
 def test_a_backlog_refused_as_too_old_is_one_log_line_per_delivery_not_one_per_token(tmp_path, registry, caplog):
     """A station back from storage with a backlog the registry refuses as too old wrote one error per token at
     every retry (10,000 queued tokens: 10,000 lines every clock_retry_s), and under journald's rate limit the
@@ -518,11 +527,7 @@ def test_a_backlog_refused_as_too_old_is_one_log_line_per_delivery_not_one_per_t
     signer = TokenSigner(DeviceKey.load_or_create(tmp_path / "device" / "keys"), "dev-a",
                          clock=ClockGuard(clock=lambda: weeks_ago))
     outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
-    for sequence in range(1, 41):
-        content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16),
-                               decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g",
-                               revocation_version=1, sequence=sequence)
-        outbox.issue(lambda seq, content=content: signer.sign(content))
+    queue_tokens(outbox, signer, 40)
     outbox._db.execute("UPDATE tokens SET created = ?", (weeks_ago,))
     with caplog.at_level("ERROR", logger="edge.registry_client.delivery"):
         Deliverer(outbox, transport, batch=100).run_once()
@@ -543,11 +548,7 @@ def test_a_device_over_the_registrys_daily_cap_keeps_its_tokens_until_the_cap_is
     state, admin, transport = registry
     signer = TokenSigner(Key.load_or_create(tmp_path / "device" / "keys"), "dev-a", clock=ClockGuard())
     outbox = Outbox(tmp_path / "device" / "outbox.sqlite")
-    for sequence in range(1, 4):
-        content = TokenContent(card_id="cd" * 16, qr_text="EHC1:X", card_kid=b"k" * 8, nonce=os.urandom(16),
-                               decision="ALLOW", reasons=["OK"], checks={}, site="ward-7", gate="g",
-                               revocation_version=1, sequence=sequence)
-        outbox.issue(lambda seq, content=content: signer.sign(content))
+    queue_tokens(outbox, signer, 3)
     state.max_tokens_per_device_day = 2
     deliverer = Deliverer(outbox, transport, clock_retry_s=0.1)
     deliverer.run_once()
