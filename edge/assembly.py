@@ -229,7 +229,8 @@ def assemble(config: EdgeConfig, *, camera: CameraFeed | None = None, clock: Clo
                             face_policy={str(band): str(subject) for band, subject in site.face_policy.items()})
         pipeline = VerificationPipeline(
             qr=QRStage(budget_ms=config.qr.budget_ms), cards=cards, templates=templates, faces=faces,
-            liveness=liveness, matcher=FaceMatcher(faces.model, config.face.threshold), signer=signer, outbox=outbox,
+            liveness=liveness, signer=signer, outbox=outbox,
+            matcher=FaceMatcher(faces.model, config.face.threshold, config.face.sface_match_threshold),
             policy=policy, data_age=syncer.age_s if syncer else None,
             limiter=FailureLimiter(max_failures=site.max_failures, window_s=site.failure_window_s,
                                    cooldown_s=site.cooldown_s), entries=entries)

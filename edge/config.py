@@ -63,10 +63,14 @@ class FaceConfig(_Strict, frozen=True):
     nms_threshold: Annotated[float, Meta(gt=0, lt=1, description="IoU above which overlapping boxes are merged.")] = 0.3
     model: Annotated[Literal["sface", "sface+dlib"], Meta(description=(
         "Face model of the site's templates: SFace alone, or SFace fused with dlib's ResNet "
-        "(docs/THRESHOLDS.md). Changing it needs every template enrolled again."))] = "sface"
+        "(docs/THRESHOLDS.md). Cards enrolled on the other model are still read, on SFace's part of their "
+        "template, so switching needs no re-enrolment."))] = "sface"
     match_threshold: Annotated[float, Meta(ge=-1, le=1, description=(
         "Score at or above which two faces match; default: the face model's shipped threshold "
         "(sface 0.52, sface+dlib 0.49)."))] | None = None
+    sface_match_threshold: Annotated[float, Meta(ge=-1, le=1, description=(
+        "With model sface+dlib: the threshold for cards enrolled on SFace alone, scored on SFace's part of "
+        "the template; default SFace's shipped 0.52 (a site that calibrated SFace puts its own here)."))] | None = None
     flip_fusion: Annotated[bool, Meta(description="Also embed the mirrored crop and fuse (2x embed cost).")] = False
     min_eye_distance_px: Annotated[float, Meta(ge=0, description=(
         "Minimum distance between eye centres, pixels."))] = 20.0

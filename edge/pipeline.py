@@ -254,9 +254,7 @@ class VerificationPipeline:
 
             began = time.monotonic()
             try:
-                if face_card.face.model_id != self.model_id:  # a site that changed face.model re-enrolls
-                    raise SecurityError(f"the card's template is {face_card.face.model_id}, this gate matches "
-                                        f"{self.model_id}", code="template_mismatch")
+                scorer = self.matcher.for_template(face_card.face.model_id)  # the other model: their shared part
                 template = self.templates.get(face_card.card_id.hex(), commitment=face_card.face.template_sha256,
                                               model_id=face_card.face.model_id)
                 self.templates.note_card_end(face_card.card_id.hex(), face_card.expires_at)
@@ -286,10 +284,11 @@ class VerificationPipeline:
 
             began = time.monotonic()
             emit("match", "comparing with the card holder")
-            score = self._match(result, images, template)
+            score = self._match(result, images, template, scorer)
             stage_done("match", began)
-            threshold = self.matcher.threshold
-            checks.update({"face_score": round(score, 4), "face_threshold": threshold, "model": self.model_id})
+            threshold = scorer.threshold
+            checks.update({"face_score": round(score, 4), "face_threshold": threshold,
+                           "model": scorer.model.model_id})
             decision, reasons = ("ALLOW", ["OK"]) if score >= threshold else ("DENY", ["FACE_MISMATCH"])
             if decision == "ALLOW" and staff is not None:
                 return self._override_token(staff, card, card_text, nonce, checks, timings, prompts, result.score,
@@ -455,9 +454,11 @@ class VerificationPipeline:
             return "DENY", "CHALLENGE_FAILED"
         return "DENY", "LIVENESS_FAILED"
 
-    def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray) -> float:
-        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (the face model's
-        ``combine``: mean, SFace's part renormalised) and compare once. Fusing rather than taking the best of
+    def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray,
+               scorer: FaceMatcher) -> float:
+        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (the gate's face model's
+        ``combine``: mean, SFace's part renormalised) and compare once, as ``scorer`` says (the card's model,
+        or SFace on the part both share). Fusing rather than taking the best of
         three keeps genuine scores (live clip of the holder: minimum 0.670 either way) and lowers the impostor
         tail (12 live clips of other people against 20 portraits: highest 0.332 -> 0.323, 99th percentile
         0.265 -> 0.257; docs/THRESHOLDS.md)."""
@@ -465,7 +466,7 @@ class VerificationPipeline:
         assert track is not None
         order = sorted(range(len(track.faces)), key=lambda i: -track.faces[i].eye_distance)[:3]
         vectors = [self.faces.embed_face(images[track.frame_indices[i]], track.faces[i]).vector for i in order]
-        return self.matcher.match(self.matcher.model.combine(vectors), template).similarity
+        return scorer.score(self.matcher.model.combine(vectors), template).similarity
 
     def _finish(self, decision: str, reasons: list[str], card_id: str, card_text: str, card_kid: bytes, nonce: bytes,
                 checks: dict, timings: dict[str, float], *, prompts: list[str] | None = None,
@@ -479,9 +480,9 @@ class VerificationPipeline:
                 reasons=reasons, checks=checks, site=self.policy.site, gate=self.policy.gate_id,
                 revocation_version=revocation_version, sequence=sequence))
 
-        outcome = Outcome(decision, reasons, card_id=card_id, match_score=score,
-                          match_threshold=self.matcher.threshold, liveness_score=liveness, timings=timings,
-                          prompts=prompts or [])
+        threshold = float(checks.get("face_threshold", self.matcher.threshold))  # the card's model's, if scored
+        outcome = Outcome(decision, reasons, card_id=card_id, match_score=score, match_threshold=threshold,
+                          liveness_score=liveness, timings=timings, prompts=prompts or [])
         if not card_id:
             # No issuer vouched for this text: there is no card to audit, and signing would let anyone on
             # the network mint tokens (and fill the outbox) with junk. Refused, counted, not signed.

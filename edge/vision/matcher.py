@@ -1,7 +1,10 @@
 """1:1 matching: what a template holds for each face model, and how two are scored against a threshold.
 
 A site chooses its face model (``face.model``); the model id is part of every template's record and of the
-card's face commitment, so templates of one model are never compared with another's.
+card's face commitment. Every model's template begins with SFace's 128 values, so a gate reads a card made
+by the other model on that shared part, scored as SFace (``FaceMatcher.for_template``): a site that turns on
+``sface+dlib`` keeps its holders' SFace cards working, and their templates move to the fused model as the
+cards are renewed, instead of every holder being enrolled again on the day of the switch.
 
 - ``sface``: SFace's 128-d L2-normalised embedding, scored by cosine similarity. 0.363 is SFace's published
   operating point; the shipped threshold is 0.52 (docs/THRESHOLDS.md).
@@ -112,17 +115,44 @@ class MatchResult:
 
 
 class FaceMatcher:
-    """Scores two templates of one face model against a threshold (the model's shipped one by default)."""
+    """Scores two templates of one face model against a threshold (the model's shipped one by default).
 
-    def __init__(self, model: FaceModel = SFACE, threshold: float | None = None) -> None:
+    ``sface_threshold`` is the threshold for cards whose template is SFace alone when ``model`` is not SFace
+    (default: SFace's shipped 0.52, or a site's own calibrated SFace threshold)."""
+
+    def __init__(self, model: FaceModel = SFACE, threshold: float | None = None,
+                 sface_threshold: float | None = None) -> None:
         threshold = model.threshold if threshold is None else threshold
-        if not -1.0 <= threshold <= 1.0:
-            raise ValueError(f"a match threshold lies in [-1, 1], got {threshold}")
+        sface_threshold = SFACE.threshold if sface_threshold is None else sface_threshold
+        for value in (threshold, sface_threshold):
+            if not -1.0 <= value <= 1.0:
+                raise ValueError(f"a match threshold lies in [-1, 1], got {value}")
         self.model = model
         self.threshold = threshold
+        self.sface_threshold = threshold if model is SFACE else sface_threshold
 
     def match(self, a: np.ndarray, b: np.ndarray) -> MatchResult:
         return MatchResult(similarity=self.model.similarity(a, b), threshold=self.threshold)
+
+    def for_template(self, model_id: str) -> FaceMatcher:
+        """The matcher for a card whose template was made by ``model_id`` on a gate of this matcher's model:
+        this one for the same model; for the other, SFace on the part both templates share, at this gate's
+        SFace threshold (a fused card at an SFace gate: the gate's own threshold). SecurityError
+        (template_mismatch) for a model id this gate does not know."""
+        if model_id == self.model.model_id:
+            return self
+        try:
+            face_model_by_id(model_id)
+        except SecurityError as exc:
+            raise SecurityError(f"the card's template is {model_id!r}, a face model this gate does not know",
+                                code="template_mismatch") from exc
+        return FaceMatcher(SFACE, self.sface_threshold)
+
+    def score(self, probe: np.ndarray, template: np.ndarray) -> MatchResult:
+        """A probe of the gate's model against a card's template of this matcher's model (``for_template``):
+        both begin with SFace's values, so each is cut to this model's length before it is scored."""
+        dim = self.model.dim
+        return self.match(np.asarray(probe).reshape(-1)[:dim], np.asarray(template).reshape(-1)[:dim])
 
     def enrollment_template(self, vectors: Sequence[np.ndarray]) -> np.ndarray:
         """One template from captures of one sitting, in the order taken, that must all be one person.

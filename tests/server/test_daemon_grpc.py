@@ -332,16 +332,18 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
         daemon.stop(1.0)
 
 
-def test_a_site_on_the_fused_face_model_enrolls_verifies_and_refuses_other_models_cards(tmp_path, world, testdata,
-                                                                                          face_stage):
+def test_a_site_on_the_fused_face_model_enrolls_verifies_and_still_reads_sface_cards(tmp_path, world, testdata,
+                                                                                       face_stage):
     """face.model = "sface+dlib": Enroll keeps a 256-value template under the fused id, the holder is let in
-    on it at the fused threshold, another face is refused, and a card enrolled on SFace alone is refused as a
-    template mismatch (before the check, comparing the two layouts raised inside the session)."""
+    on it at the fused threshold and another face is refused. A card enrolled on SFace alone, before the
+    switch, is read on SFace's part of the fused embedding at SFace's threshold: its holder is let in, another
+    face on such a card is refused. (Until 2026-12-07 every SFace card was TEMPLATE_MISMATCH at a fused gate,
+    so a site could only switch by enrolling every holder again.)"""
     from edge.assembly import build_face_stage
     from edge.demo import speaker_frames, write_scene
     from edge.imageio import load_image
     from edge.security.templates import template_digest
-    from edge.vision.matcher import SFACE_DLIB
+    from edge.vision.matcher import SFACE, SFACE_DLIB
 
     from .conftest import Camera
 
@@ -375,6 +377,12 @@ def test_a_site_on_the_fused_face_model_enrolls_verifies_and_refuses_other_model
             assert names(impostor) == ("DENY", ["FACE_MISMATCH"])
             assert impostor.match_score < SFACE_DLIB.threshold
             old_card = verify(stub, camera, world.scenes["holder"])  # enrolled as SFace alone
-            assert names(old_card) == ("DENY", ["TEMPLATE_MISMATCH"])
+            assert names(old_card) == ("ALLOW", ["OK"])
+            assert old_card.match_threshold == pytest.approx(SFACE.threshold)
+            checks = verify_token(old_card.token, daemon.key.public_key, now=time.time())["checks"]
+            assert checks["model"] == SFACE.model_id and checks["face_threshold"] == pytest.approx(SFACE.threshold)
+            old_other = verify(stub, camera, world.scenes["other"])  # an SFace card whose template is obama's
+            assert names(old_other) == ("DENY", ["FACE_MISMATCH"])
+            assert old_other.match_score < SFACE.threshold
     finally:
         daemon.stop(1.0)

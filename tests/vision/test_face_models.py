@@ -64,6 +64,35 @@ def test_a_matcher_uses_its_models_threshold_unless_given_one():
     assert FaceMatcher(SFACE_DLIB, 0.6).threshold == 0.6
 
 
+def test_a_gate_reads_the_other_models_cards_on_sfaces_part_at_sfaces_threshold():
+    """A fused gate scores a card enrolled on SFace alone by SFace on the first 128 values (and an SFace gate a
+    fused card likewise), so a site can switch models without enrolling every holder again."""
+    rng = np.random.default_rng(3)
+    person, stranger = rng.normal(size=(2, 128))
+    dlib = rng.normal(size=128) * 0.12
+    probe = _fused(person + 0.2 * rng.normal(size=128), dlib)  # a fused gate's embedding of the holder
+    sface_card = (person / np.linalg.norm(person)).astype(np.float32)
+
+    fused_gate = FaceMatcher(SFACE_DLIB)
+    assert fused_gate.for_template(SFACE_DLIB.model_id) is fused_gate
+    reader = fused_gate.for_template(SFACE.model_id)
+    assert reader.model is SFACE and reader.threshold == SFACE.threshold
+    genuine = reader.score(probe, sface_card)
+    assert genuine.similarity == pytest.approx(float(probe[:128] @ sface_card), abs=1e-5) and genuine.match
+    assert not reader.score(probe, (stranger / np.linalg.norm(stranger)).astype(np.float32)).match
+    assert FaceMatcher(SFACE_DLIB, 0.45, sface_threshold=0.56).for_template(SFACE.model_id).threshold == 0.56
+
+    sface_gate = FaceMatcher(SFACE, 0.55)
+    fused_card = _fused(person, dlib)
+    reader = sface_gate.for_template(SFACE_DLIB.model_id)
+    assert reader.model is SFACE and reader.threshold == 0.55  # the SFace gate's own threshold
+    assert reader.score(probe[:128], fused_card).similarity == pytest.approx(genuine.similarity, abs=1e-5)
+
+    with pytest.raises(SecurityError) as e:
+        fused_gate.for_template("arcface-r100")
+    assert e.value.code == "template_mismatch"
+
+
 def _near(vector: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
     noisy = vector + rng.normal(0, spread, vector.shape)
     return (noisy / np.linalg.norm(noisy)).astype(np.float32)
