@@ -110,6 +110,19 @@ class EscortRules:
             expected_until=admission.expected_until))
         return ended
 
+    def update(self, patient_id: str, expected_days: float, now: float | None = None) -> Admission:
+        """A new expected end of the stay, ``expected_days`` from now (longer or shorter than the first
+        estimate). Permits already issued keep their end (a signed card cannot be changed; a discharge still
+        ends them); new ones may run to the new end."""
+        now = time.time() if now is None else now
+        if not 0 < expected_days <= 366:
+            raise EscortRefused("invalid_request", "an expected remaining stay of 0-366 days is needed")
+        admission = self._admitted(patient_id)
+        updated = Admission(patient_id=patient_id, site=admission.site, ward=admission.ward,
+                            admitted=admission.admitted, expected_until=now + expected_days * DAY_S)
+        self.state.storage.put_admission(updated)
+        return updated
+
     def discharge(self, patient_id: str, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
         admission = self._admitted(patient_id)
@@ -149,7 +162,8 @@ class EscortRules:
         if policy.require_condition and condition_until is None:
             raise EscortRefused("condition_required", "this site requires an attested health condition for escorts")
         if admission.expected_until <= now:
-            raise EscortRefused("admission_ended", "the patient's expected stay has ended; update the admission")
+            raise EscortRefused("admission_ended", "the patient's expected stay has ended; if the patient is still "
+                                                   "in, the hospital system updates it (UpdateAdmission)")
         active = self.state.storage.active_permits(patient_id, now)
         replaced: list[str] = []
         if len(active) >= policy.max_escorts:

@@ -543,6 +543,11 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         ended = self._escort(context, lambda e: e.transfer(request.patient_id, request.ward))
         return self._admission_reply(request.patient_id, ended)
 
+    def UpdateAdmission(self, request, context):
+        self._require(context, hospital=True)
+        self._escort(context, lambda e: e.update(request.patient_id, request.expected_days))
+        return self._admission_reply(request.patient_id, [])
+
     def DischargePatient(self, request, context):
         self._require(context, hospital=True)
         ended = self._escort(context, lambda e: e.discharge(request.patient_id))

@@ -20,6 +20,7 @@ from edge.cli.common import (
     fail,
     hex_bytes,
     non_negative_int,
+    positive_float,
     positive_int,
 )
 from edge.cli.signals import StopSignals
@@ -65,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             ("admit", "admit a patient (pseudonymous id) to a ward"),
                             ("transfer", "move a patient to another ward (their escort permits end)"),
                             ("discharge", "discharge a patient (their escort permits end)"),
+                            ("update-stay", "a new expected end of an admitted patient's stay (permits run no "
+                                            "longer than it)"),
                             ("issue-permit", "issue an escort permit for an admitted patient"),
                             ("reissue-lists", "after a restore from a backup: the trust and revocation lists "
                                               "again, with versions above what the gates hold"),
@@ -75,16 +78,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         c.add_argument("--tls-dir", type=Path, help="ca.pem and admin.pem/admin.key")
         c.add_argument("--plaintext", action="store_true")
         c.add_argument("--name", default="admin", help="client certificate base name in --tls-dir (a hospital "
-                                                      "system's certificate for admit/transfer/discharge/issue-permit)")
-        if name in ("admit", "transfer", "discharge", "issue-permit"):
+                                                      "system's certificate for admit/transfer/discharge/update-stay/"
+                                                      "issue-permit)")
+        if name in ("admit", "transfer", "discharge", "update-stay", "issue-permit"):
             c.add_argument("patient_id")
             c.add_argument("--json", action="store_true")
             if name == "admit":
                 c.add_argument("--site", required=True)
                 c.add_argument("--ward", required=True)
-                c.add_argument("--expected-days", type=float, required=True)
+                c.add_argument("--expected-days", type=positive_float, required=True)
             elif name == "transfer":
                 c.add_argument("--ward", required=True)
+            elif name == "update-stay":
+                c.add_argument("--expected-days", type=positive_float, required=True,
+                               help="expected remaining stay, from now")
             elif name == "issue-permit":
                 c.add_argument("--template-sha256", required=True, type=hex_bytes(32),
                                help="the escort's face commitment, hex")
@@ -325,6 +332,9 @@ def run_escort(args: argparse.Namespace) -> int:
         reply = _admin(args, "TransferPatient", rpb.TransferPatientRequest(patient_id=args.patient_id, ward=args.ward))
     elif command == "discharge":
         reply = _admin(args, "DischargePatient", rpb.DischargePatientRequest(patient_id=args.patient_id))
+    elif command == "update-stay":
+        reply = _admin(args, "UpdateAdmission", rpb.UpdateAdmissionRequest(patient_id=args.patient_id,
+                                                                           expected_days=args.expected_days))
     else:
         reply = _admin(args, "IssueEscortPermit", rpb.IssueEscortPermitRequest(
             patient_id=args.patient_id, template_sha256=args.template_sha256,

@@ -156,6 +156,34 @@ def test_discharge_and_transfer_end_the_permits_through_the_revocation_list(regi
     assert card_of(new.qr_text).scope.ward == "oncology"  # after the transfer, a permit for the new ward
 
 
+def test_a_stay_longer_than_expected_is_updated_and_gets_an_escort_again(registry):
+    """Permits run no longer than the expected stay. A patient kept in past the first estimate had no way to an
+    escort (admission_ended) short of a false discharge and a new admission, which ends every permit;
+    UpdateAdmission moves the expected end, and only for a patient still admitted."""
+    state, hospital, _ = registry
+    permit = rpb.IssueEscortPermitRequest(patient_id="pat-0500", template_sha256=FACE, age_band="adult")
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0500", site="ward-7", ward="paediatrics",
+                                                  expected_days=1.5 / 86400), timeout=10)  # 1.5 seconds
+    first = hospital.IssueEscortPermit(permit, timeout=10)
+    assert first.expires_at <= time.time() + 2  # no longer than the stay
+    time.sleep(1.6)
+    assert refusal(lambda: hospital.IssueEscortPermit(permit, timeout=10)) == ("FAILED_PRECONDITION",
+                                                                               "admission_ended")
+    version = revoked(state).version
+    reply = hospital.UpdateAdmission(rpb.UpdateAdmissionRequest(patient_id="pat-0500", expected_days=3), timeout=10)
+    assert reply.ward == "paediatrics" and not reply.ended_permits and reply.revocation_list_version == version
+    second = hospital.IssueEscortPermit(permit, timeout=10)  # the first one has lapsed: not counted
+    assert 3 * 86400 - 60 <= second.expires_at - time.time() <= 3 * 86400
+    assert state.storage.admission("pat-0500").admitted < time.time() - 1.5  # the same stay, not a new one
+    for request, code in [(rpb.UpdateAdmissionRequest(patient_id="pat-0500", expected_days=0), "invalid_request"),
+                          (rpb.UpdateAdmissionRequest(patient_id="pat-0500", expected_days=400), "invalid_request"),
+                          (rpb.UpdateAdmissionRequest(patient_id="pat-0599", expected_days=2), "patient_not_admitted")]:
+        assert refusal(lambda r=request: hospital.UpdateAdmission(r, timeout=10))[1] == code
+    hospital.DischargePatient(rpb.DischargePatientRequest(patient_id="pat-0500"), timeout=10)
+    assert refusal(lambda: hospital.UpdateAdmission(rpb.UpdateAdmissionRequest(
+        patient_id="pat-0500", expected_days=2), timeout=10)) == ("FAILED_PRECONDITION", "patient_not_admitted")
+
+
 def test_roles_come_from_the_certificate(registry, pki, tmp_path):
     state, hospital, port = registry
     admin = admin_stub(port, pki)
@@ -168,6 +196,9 @@ def test_roles_come_from_the_certificate(registry, pki, tmp_path):
     with pytest.raises(grpc.RpcError) as e:
         device.IssueEscortPermit(rpb.IssueEscortPermitRequest(patient_id="pat-0400"), timeout=10)  # ... or issue
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        device.UpdateAdmission(rpb.UpdateAdmissionRequest(patient_id="pat-0400", expected_days=9), timeout=10)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED  # ... or change a stay
     with pytest.raises(grpc.RpcError) as e:
         device.RevokeCard(rpb.RevokeCardRequest(card_id="ab" * 16), timeout=10)  # ... or revoke
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED

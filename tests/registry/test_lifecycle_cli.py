@@ -75,6 +75,15 @@ def test_lifecycle_commands(tmp_path, db_url, pki):
             refused = edge("registry", *args, *common)
             assert refused.returncode == 6 and "registry refused" in refused.stderr, (args, refused.stderr)
             assert "Traceback" not in refused.stderr
+        # A stay that runs past its estimate is moved on, from the command line too.
+        admitted = edge("registry", "admit", "pat-0700", "--site", "ward-7", "--ward", "w1", "--expected-days", "1",
+                        "--json", *common)
+        assert admitted.returncode == 0, admitted.stderr
+        longer = edge("registry", "update-stay", "pat-0700", "--expected-days", "12", "--json", *common)
+        assert longer.returncode == 0 and json.loads(longer.stdout)["ward"] == "w1", longer.stderr
+        assert edge("registry", "update-stay", "pat-0700", "--expected-days", "-1", *common).returncode == 2
+        nobody = edge("registry", "update-stay", "pat-0799", "--expected-days", "2", *common)
+        assert nobody.returncode == 6 and "patient_not_admitted" in nobody.stderr and "Traceback" not in nobody.stderr
         no_cert = edge("registry", "revoke-card", card.card_id, *common, "--name", "nobody")
         assert no_cert.returncode == 5 and "nobody.pem" in no_cert.stderr and "Traceback" not in no_cert.stderr
     finally:

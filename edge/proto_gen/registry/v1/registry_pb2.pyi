@@ -317,6 +317,14 @@ class DischargePatientRequest(_message.Message):
     patient_id: str
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
+class UpdateAdmissionRequest(_message.Message):
+    __slots__ = ("patient_id", "expected_days")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DAYS_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    expected_days: float
+    def __init__(self, patient_id: _Optional[str] = ..., expected_days: _Optional[float] = ...) -> None: ...
+
 class AdmissionResponse(_message.Message):
     __slots__ = ("patient_id", "ward", "ended_permits", "revocation_list_version")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]

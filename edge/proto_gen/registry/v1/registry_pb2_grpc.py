@@ -114,6 +114,11 @@ class RegistryStub:
                 request_serializer=registry_dot_v1_dot_registry__pb2.DischargePatientRequest.SerializeToString,
                 response_deserializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
                 _registered_method=True)
+        self.UpdateAdmission = channel.unary_unary(
+                '/registry.v1.Registry/UpdateAdmission',
+                request_serializer=registry_dot_v1_dot_registry__pb2.UpdateAdmissionRequest.SerializeToString,
+                response_deserializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+                _registered_method=True)
         self.IssueEscortPermit = channel.unary_unary(
                 '/registry.v1.Registry/IssueEscortPermit',
                 request_serializer=registry_dot_v1_dot_registry__pb2.IssueEscortPermitRequest.SerializeToString,
@@ -249,6 +254,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateAdmission(self, request, context):
+        """hospital system, admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IssueEscortPermit(self, request, context):
         """hospital system, admin
         """
@@ -352,6 +364,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'DischargePatient': grpc.unary_unary_rpc_method_handler(
                     servicer.DischargePatient,
                     request_deserializer=registry_dot_v1_dot_registry__pb2.DischargePatientRequest.FromString,
+                    response_serializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.SerializeToString,
+            ),
+            'UpdateAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAdmission,
+                    request_deserializer=registry_dot_v1_dot_registry__pb2.UpdateAdmissionRequest.FromString,
                     response_serializer=registry_dot_v1_dot_registry__pb2.AdmissionResponse.SerializeToString,
             ),
             'IssueEscortPermit': grpc.unary_unary_rpc_method_handler(
@@ -801,6 +818,33 @@ class Registry:
             target,
             '/registry.v1.Registry/DischargePatient',
             registry_dot_v1_dot_registry__pb2.DischargePatientRequest.SerializeToString,
+            registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registry.v1.Registry/UpdateAdmission',
+            registry_dot_v1_dot_registry__pb2.UpdateAdmissionRequest.SerializeToString,
             registry_dot_v1_dot_registry__pb2.AdmissionResponse.FromString,
             options,
             channel_credentials,
