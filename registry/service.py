@@ -43,6 +43,7 @@ from edge.security.keys import write_secret
 from edge.security.sealing import load_or_create_x25519, raw_public, seal, unseal
 from edge.security.templates import check_template
 from edge.security.tls import CertificateLife, PeerCertificates, load_tls_files
+from edge.vision.matcher import SFACE, face_model_by_id
 from registry.bands import BandRefused, band_limit
 from registry.escort import EscortPolicy, EscortRules
 from registry.ingest import ingest_batch
@@ -206,6 +207,18 @@ def refuse_with(context: grpc.ServicerContext, status: grpc.StatusCode, reason: 
     raise AssertionError("abort raises")
 
 
+def face_model_id(context: grpc.ServicerContext, model_id: str) -> str:
+    """The face model a new card commits to: SFace's when none is given, else one the gates know. A card
+    naming any other model could never be verified (TEMPLATE_MISMATCH at every gate), so it is not issued."""
+    if not model_id:
+        return SFACE.model_id
+    try:
+        return face_model_by_id(model_id).model_id
+    except SecurityError:
+        refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT, "model_unknown",
+                    f"unknown face model id {model_id[:64]!r}: no gate could verify a card that names it")
+
+
 def refuse(context: grpc.ServicerContext, refusal: Refused) -> NoReturn:
     """End the call for a refusal of the registry's parts (registry/refusals.py)."""
     refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT if refusal.invalid_argument else
@@ -293,7 +306,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
                 card_type=request.card_type, holder=request.holder or os.urandom(16), site=request.site,
                 ward=request.ward or None, station=request.station or None, now=now, window=window,
                 valid_for_s=valid_for_s, template_sha256=request.template_sha256,
-                model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None)
+                model_id=face_model_id(context, request.model_id), age_band=request.age_band or None)
         except BandRefused as exc:
             refuse(context, exc)
         except ValueError as exc:
@@ -318,11 +331,18 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
         if until <= now or len(request.template_sha256) != 32:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a future valid_until and the guardian's 32-byte face "
                                                             "commitment are needed")
-        guardian = bytes.fromhex(request.guardian_card_id) if CARD_ID.match(request.guardian_card_id) else None
+        guardian = None
+        if request.guardian_card_id:  # recorded so that revoking the guardian's own card ends the delegation
+            known = self.state.storage.card(request.guardian_card_id) if CARD_ID.match(request.guardian_card_id) \
+                else None
+            if known is None or known.card_type == "delegation":
+                context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no such guardian card (card ids are 32 "
+                                                         "lowercase hex characters)")
+            guardian = bytes.fromhex(request.guardian_card_id)
         try:
             text, card = self.state.issuer.issue(
                 card_type="delegation", holder=request.holder or os.urandom(16), site=child.site,
-                template_sha256=request.template_sha256, model_id=request.model_id or "sface-2021dec-fp32",
+                template_sha256=request.template_sha256, model_id=face_model_id(context, request.model_id),
                 valid_for_s=until - now, now=now, acts_for=bytes.fromhex(child.card_id), guardian_card=guardian)
         except ValueError as exc:  # what the card format does not allow (a holder that is not 16 bytes)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -562,7 +582,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "holder is a 16-byte pseudonym")
         permit = self._escort(context, lambda e: e.issue(
             patient_id=request.patient_id, template_sha256=request.template_sha256,
-            model_id=request.model_id or "sface-2021dec-fp32", age_band=request.age_band or None,
+            model_id=face_model_id(context, request.model_id), age_band=request.age_band or None,
             condition_until=request.condition_until or None, replace=request.replace,
             holder=request.holder or None, age_band_until=request.age_band_until))
         return rpb.IssueEscortPermitResponse(card_id=permit.card_id, qr_text=permit.qr_text,

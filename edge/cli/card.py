@@ -32,6 +32,7 @@ from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, ImageError
 from edge.imageio import load_image
 from edge.qr.stage import QRStage
+from edge.vision.matcher import FACE_MODELS, SFACE
 
 KEY_FILE, TRUST_FILE, REVOCATION_FILE = "issuer_key.pem", "trust.json", "revocations.json"
 
@@ -57,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("--holder", type=hex_bytes(16), help="holder pseudonym, 32 hex chars (default random)")
     issue.add_argument("--template-sha256", type=hex_bytes(32),
                        help="SHA-256 hex of the enrolled template (face commitment)")
-    issue.add_argument("--model-id", default="sface-2021dec-fp32")
+    issue.add_argument("--model-id", default=SFACE.model_id, choices=[m.model_id for m in FACE_MODELS.values()],
+                       help="face model of the enrolled template (a card naming another is refused at every gate)")
     issue.add_argument("--out", type=Path, required=True, help="output prefix: OUT.txt and OUT.png")
     issue.set_defaults(func=run_issue)
 

@@ -83,7 +83,8 @@ def test_card_issue_refuses_bad_options_and_writes_nothing(tmp_path):
     issuer = tmp_path / "issuer"
     assert edge("card", "init-issuer", str(issuer))[0] == 0
     for option, value, says in (("--valid-for", "-5", "valid_for_s"), ("--holder", "abcd", "--holder"),
-                                ("--template-sha256", "zz", "--template-sha256"), ("--window", "5,3", "window")):
+                                ("--template-sha256", "zz", "--template-sha256"), ("--window", "5,3", "window"),
+                                ("--model-id", "sface-2021dec-fp16", "--model-id")):
         out = tmp_path / option.strip("-")
         code, stdout, stderr = edge("card", "issue", "--issuer-dir", str(issuer), "--type", "health_card",
                                     "--site", "ward-7", "--out", str(out), option, value)

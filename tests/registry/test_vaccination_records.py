@@ -142,6 +142,49 @@ def test_issuance_refuses_what_the_card_format_does_not_allow(registry, pki):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
 
 
+def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_card_the_registry_issued(
+        registry, pki):
+    """A card committing to a model no gate knows (a typo in model_id) was signed, and then refused at every
+    gate as TEMPLATE_MISMATCH; a malformed guardian card id was dropped without a word, so revoking the
+    guardian's card no longer ended the delegation."""
+    from .test_escort import refusal
+
+    state, port, admin, _ = registry
+    hospital = stub_as(port, pki, "hospital-feed")
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+                                                  template_sha256=FACE, age_band="child",
+                                                  age_band_until=BAND_END), timeout=10)
+    mother = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                  model_id="sface-2021dec-fp32+dlib-resnet-v1"), timeout=10)
+    assert state.storage.card(mother.card_id).model_id == "sface-2021dec-fp32+dlib-resnet-v1"
+    hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0900", site="ward-7", ward="w1", expected_days=2),
+                          timeout=10)
+    later = int(time.time()) + 86400
+    for call in (
+            lambda: admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
+                                                         model_id="sface-2021dec-fp16"), timeout=10),
+            lambda: hospital.IssueEscortPermit(rpb.IssueEscortPermitRequest(
+                patient_id="pat-0900", template_sha256=FACE, age_band="adult", model_id="sface+dlib"), timeout=10),
+            lambda: hospital.IssueDelegation(rpb.IssueDelegationRequest(
+                child_card_id=infant.card_id, template_sha256=FACE, valid_until=later, model_id="arcface"),
+                timeout=10)):
+        assert refusal(call) == ("INVALID_ARGUMENT", "model_unknown")
+    for guardian in (mother.card_id.upper(), "ab" * 16):
+        with pytest.raises(grpc.RpcError) as e:
+            hospital.IssueDelegation(rpb.IssueDelegationRequest(
+                child_card_id=infant.card_id, template_sha256=FACE, valid_until=later, guardian_card_id=guardian),
+                timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND, guardian
+    delegation = hospital.IssueDelegation(rpb.IssueDelegationRequest(
+        child_card_id=infant.card_id, template_sha256=FACE, valid_until=later, guardian_card_id=mother.card_id),
+        timeout=10)
+    from edge.credential.codec import loads_exact, parse_cose_sign1, unwrap
+    from edge.credential.verifier import parse_claims
+
+    card = parse_claims(loads_exact(parse_cose_sign1(unwrap(delegation.qr_text)).payload), kid=b"", alg=-7)
+    assert card.guardian_card.hex() == mother.card_id
+
+
 def test_a_child_or_minor_card_ends_when_its_band_does(registry, pki):
     """A card says "child" or "minor", never a birth date; issued for a year it outlived the band: a
     14-year-old still needed a guardian at every station and could not be enrolled (no child templates)."""
