@@ -327,6 +327,9 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "holder_is_adult",
                         "an adult's card takes no guardian")
         now = int(time.time())
+        if self.state.storage.is_revoked(child.card_id) or child.expires <= now:
+            refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "card_ended",
+                        "the child's card was revoked or has expired: issue the delegation for its new card")
         until = min(int(request.valid_until or 0), int(child.expires))
         if until <= now or len(request.template_sha256) != 32:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a future valid_until and the guardian's 32-byte face "

@@ -146,7 +146,7 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
         registry, pki):
     """A card committing to a model no gate knows (a typo in model_id) was signed, and then refused at every
     gate as TEMPLATE_MISMATCH; a malformed guardian card id was dropped without a word, so revoking the
-    guardian's card no longer ended the delegation."""
+    guardian's card no longer ended the delegation; a delegation for a revoked child's card was signed."""
     from .test_escort import refusal
 
     state, port, admin, _ = registry
@@ -183,6 +183,11 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
 
     card = parse_claims(loads_exact(parse_cose_sign1(unwrap(delegation.qr_text)).payload), kid=b"", alg=-7)
     assert card.guardian_card.hex() == mother.card_id
+    # A delegation for a child's card that was withdrawn (a new one issued): named, not signed in vain.
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=infant.card_id, reason="reissued"), timeout=10)
+    assert refusal(lambda: hospital.IssueDelegation(rpb.IssueDelegationRequest(
+        child_card_id=infant.card_id, template_sha256=FACE, valid_until=later), timeout=10)) == \
+        ("FAILED_PRECONDITION", "card_ended")
 
 
 def test_a_child_or_minor_card_ends_when_its_band_does(registry, pki):
