@@ -21,15 +21,16 @@ import numpy as np
 
 from edge.camera.base import TimedFrame
 from edge.credential.codec import loads_exact
-from edge.credential.model import Card
+from edge.credential.model import CARD_PREFIX, Card
 from edge.credential.verifier import CardVerifier, parse_claims
 from edge.errors import CredentialError, SecurityError
 from edge.gate.entries import EntryLog
 from edge.liveness.checker import LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import RETRY_HINTS, RETRYABLE, Challenge
-from edge.qr.advice import SHOW_CARD, CardAdvisor
+from edge.qr.advice import NOT_A_CARD, SHOW_CARD, CardAdvisor
 from edge.qr.stage import QRStage, to_grey
+from edge.qr.types import QRCode
 from edge.registry_client.outbox import Outbox
 from edge.security.templates import TemplateStore
 from edge.security.tokens import TokenContent, TokenSigner
@@ -364,23 +365,31 @@ class VerificationPipeline:
 
     def _read_card(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                    skip: str | None = None) -> tuple[str | None, str | None]:
-        """The first QR text in view (other than ``skip``) within the card timeout, and when there is none,
-        what to tell the person: every eighth unreadable frame, the advisor looks for a visible but
-        unreadable code."""
+        """The first card's QR text in view (other than ``skip``) within the card timeout, and when there is
+        none, what to tell the person: every eighth unreadable frame, the advisor looks for a visible but
+        unreadable code. Codes that cannot be a card (no ``EHC1:`` prefix: a poster, a sticker, another
+        app's code) are passed over, so one hanging in the camera's view does not refuse every session."""
         until = time.monotonic() + self.policy.card_timeout_s
         first_time: float | None = None
         advice: str | None = None
+        other_code = False
+
+        def wanted(code: QRCode) -> bool:
+            return code.text.startswith(CARD_PREFIX) and code.text != skip
+
         for index, (t, frame) in enumerate(frames):
             check_time()
             first_time = t if first_time is None else first_time
-            for code in self.qr.decode(frame):
-                if code.text != skip:
+            codes = self.qr.decode(frame, wanted=wanted)
+            for code in codes:
+                if wanted(code):
                     return code.text, None
+            other_code = other_code or any(code.text != skip for code in codes)
             if index % 8 == 0:
-                advice = self.advisor.advise(to_grey(frame)) or advice
+                advice = self.advisor.advise(to_grey(frame), read=[code.corners for code in codes]) or advice
             if time.monotonic() > until or t - first_time > self.policy.card_timeout_s:
                 break
-        return None, advice
+        return None, advice or (NOT_A_CARD if other_code else None)
 
     def _card_id_if_signed(self, text: str) -> str:
         """The card id of a card whose signature verified but a later check failed (for the audit token)."""

@@ -9,6 +9,8 @@ found becomes a prompt in the RETRY reply, in words a person can act on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -18,6 +20,7 @@ CLOSER = "Hold the phone closer to the camera"
 STILL = "Hold the phone still for a moment"
 GLARE = "Tilt the phone a little to get rid of the reflection"
 SHOW_CARD = "Please show the card's QR code to the camera"
+NOT_A_CARD = "That QR code is not a card of this hospital: please show your card's QR code"
 
 
 class CardAdvisor:
@@ -48,9 +51,14 @@ class CardAdvisor:
                 return np.asarray(points, dtype=np.float32).reshape(-1, 2)[:4] / scale
         return None
 
-    def advise(self, grey: np.ndarray) -> str | None:
+    def advise(self, grey: np.ndarray, read: Sequence[Sequence[tuple[float, float]]] = ()) -> str | None:
+        """``read``: the corners (pixels) of codes decoded in this frame that were not the card (a poster on
+        the wall). A symbol found where one of them lies is that code, readable: no advice from this frame.
+        (Covering them before looking was tried: the detector then reads the covered patch's edges as a
+        frame-sized symbol.)"""
         corners = self.locate(grey)
-        if corners is None:
+        if corners is None or any(_overlaps(corners, np.asarray(quad, dtype=np.float32).reshape(-1, 2))
+                                  for quad in read):
             return None
         side = float(np.mean([np.linalg.norm(corners[i] - corners[(i + 1) % 4]) for i in range(4)]))
         x0, y0 = np.floor(corners.min(axis=0)).astype(int)
@@ -72,3 +80,9 @@ class CardAdvisor:
         if float(cv2.Laplacian(region, cv2.CV_64F).var()) < self.min_sharpness:
             return STILL
         return None
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether either quad holds the other's centre."""
+    return cv2.pointPolygonTest(a.reshape(-1, 1, 2), tuple(map(float, b.mean(axis=0))), False) >= 0 or \
+        cv2.pointPolygonTest(b.reshape(-1, 1, 2), tuple(map(float, a.mean(axis=0))), False) >= 0

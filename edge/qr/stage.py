@@ -127,19 +127,26 @@ class QRStage:
         self.budget_ms = budget_ms
         self.variants = VARIANTS if variants is None else variants
 
-    def _run_all(self, grey: np.ndarray, name: str, scale: float) -> list[QRCode]:
+    def _run_all(self, grey: np.ndarray, name: str, scale: float,
+                 wanted: Callable[[QRCode], bool] | None = None) -> list[QRCode]:
+        """Every decoder on ``grey``, or with ``first_hit`` up to the first that reads a wanted code (any
+        code when ``wanted`` is None); the distinct codes read."""
         found: dict[bytes, QRCode] = {}
         for decoder in self.decoders:
             for code in decoder.decode(grey):
                 if code.data not in found:
                     corners = tuple((x / scale, y / scale) for x, y in code.corners)
                     found[code.data] = QRCode(code.data, code.text, corners, code.decoder, name)
-            if found and self.first_hit:
+            if self.first_hit and any(wanted is None or wanted(code) for code in found.values()):
                 break
         return list(found.values())
 
-    def decode(self, frame: np.ndarray) -> list[QRCode]:
-        """All distinct QR codes in the frame (by payload). Never raises on an odd frame: returns []."""
+    def decode(self, frame: np.ndarray, wanted: Callable[[QRCode], bool] | None = None) -> list[QRCode]:
+        """All distinct QR codes in the frame (by payload). Never raises on an odd frame: returns [].
+
+        The search (decoders, then retries within the budget) ends at the first pass that reads a code
+        ``wanted`` accepts (any code when None). A gate wants a card: a poster's or a sticker's code in view
+        must not end the search before the card beside it, on a phone screen that needs a retry, is read."""
         try:
             if frame is None or np.asarray(frame).size == 0 or np.asarray(frame).ndim not in (2, 3):
                 return []
@@ -153,9 +160,15 @@ class QRStage:
         if min(grey.shape) < 8:
             return []
         start = time.perf_counter()
-        codes = self._run_all(grey, "original", 1.0)
-        if codes:
-            return codes
+        found: dict[bytes, QRCode] = {}
+
+        def hit(codes: list[QRCode]) -> bool:
+            for code in codes:
+                found.setdefault(code.data, code)
+            return any(wanted is None or wanted(code) for code in codes)
+
+        if hit(self._run_all(grey, "original", 1.0, wanted)):
+            return list(found.values())
         colour = np.asarray(frame)
         # Every retry is (name, transform, its input, output/input scale); a colour frame's come first.
         retries: list[tuple[str, Callable[[np.ndarray], np.ndarray], np.ndarray, float]] = []
@@ -168,7 +181,6 @@ class QRStage:
                 break
             if scale > 1 and max(grey.shape) * scale > 2600:
                 continue  # upscaling a large frame costs more than it can gain
-            codes = self._run_all(np.ascontiguousarray(transform(source)), name, scale)
-            if codes:
-                return codes
-        return []
+            if hit(self._run_all(np.ascontiguousarray(transform(source)), name, scale, wanted)):
+                break
+        return list(found.values())

@@ -33,3 +33,19 @@ def phone(side: int = 300, dark: float = 0, light: float = 255, glare: bool = Fa
 ], ids=["clean", "dim", "low_contrast", "glare", "no_code"])
 def test_the_advice_names_the_problem(frame, advice):
     assert CardAdvisor().advise(frame) == advice
+
+
+def test_a_code_that_was_read_and_is_not_the_card_gets_no_advice():
+    """A poster's code in view was read (and passed over: it is not a card). Advice about it ("hold the phone
+    closer", for a small poster) would send the person after the wrong code."""
+    from edge.qr.advice import CLOSER
+    from edge.qr.stage import QRStage
+
+    frame = np.full((480, 640), 128, np.uint8)
+    symbol = render_symbol(qr_modules("https://hospital.example/wifi"), 3)  # 111 px with its quiet zone
+    frame[40:40 + symbol.shape[0], 60:60 + symbol.shape[1]] = symbol
+    [poster] = QRStage().decode(frame)
+    advisor = CardAdvisor()
+    assert advisor.advise(frame) == CLOSER
+    assert advisor.advise(frame, read=[poster.corners]) is None
+    assert advisor.advise(frame, read=[((600, 440), (630, 440), (630, 470), (600, 470))]) == CLOSER  # elsewhere

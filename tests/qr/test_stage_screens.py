@@ -48,3 +48,25 @@ def test_generated_frames_are_the_same_for_the_same_seed():
     assert [s.text for s in first] == [s.text for s in again]
     assert all(np.array_equal(a.frame, b.frame) for a, b in zip(first, again, strict=True))
     assert [s.text for s in synthetic.generate(1, categories=("clean",), seed=4)] != [first[0].text]
+
+
+def test_a_poster_code_in_view_does_not_end_the_search_for_the_card():
+    """A poster's or a sticker's QR code beside the gate is read on the first pass; the card on a phone screen
+    beside it needs a retry. Searching for any code stopped at the poster, so the card was never read; the
+    gate now searches for a code it wants (a card) and still returns every code it read."""
+    unhurried = QRStage(budget_ms=10_000)
+    poster = synthetic.render_symbol(synthetic.qr_modules("https://hospital.example/wifi"), 3)
+    wants_card = lambda code: code.text.startswith("EHC1:")  # noqa: E731
+    tried = 0
+    for sample in synthetic.generate(6, categories=("phone_screen",)):
+        first_pass = unhurried._run_all(to_grey(sample.frame), "original", 1.0)
+        if any(code.text == sample.text for code in first_pass) or \
+                not any(code.text == sample.text for code in unhurried.decode(sample.frame)):
+            continue  # only cards that a retry reads and the first pass does not
+        frame = sample.frame.copy()
+        frame[4:4 + poster.shape[0], 4:4 + poster.shape[1]] = poster[:, :, None]
+        assert [code.text for code in unhurried.decode(frame)] == ["https://hospital.example/wifi"]
+        texts = [code.text for code in unhurried.decode(frame, wanted=wants_card)]
+        assert sorted(texts) == sorted(["https://hospital.example/wifi", sample.text])
+        tried += 1
+    assert tried >= 3

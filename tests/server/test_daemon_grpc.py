@@ -80,6 +80,37 @@ def test_no_card_shown_is_retry(verify_stub, camera, world):
     assert names(verify(verify_stub, camera, world.scenes["no_card"])) == ("RETRY", ["CARD_NOT_FOUND"])
 
 
+def _scene_with_poster(out, *scenes):
+    """The scenes' frames one after another, each with a poster's QR code (a URL) in its corner, as on the
+    wall behind a gate."""
+    import cv2
+
+    from edge.qr.synthetic import qr_modules, render_symbol
+
+    poster = render_symbol(qr_modules("https://hospital.example/wifi"), 3)
+    out.mkdir()
+    paths = [path for scene in scenes for path in sorted(scene.glob("*.jpg"))]
+    for index, path in enumerate(paths):
+        frame = cv2.imread(str(path))
+        frame[4:4 + poster.shape[0], 4:4 + poster.shape[1]] = poster[:, :, None]
+        cv2.imwrite(str(out / f"{index:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return out
+
+
+def test_a_qr_code_on_the_wall_in_view_does_not_refuse_every_session(verify_stub, camera, world, tmp_path):
+    """A poster's code in view was read as the card: every session was DENY CARD_INVALID while it hung there
+    (a sticker in the camera's view was enough to close the gate). Codes that cannot be a card are passed
+    over; with nothing else in view the person is told that code is not a card."""
+    from edge.qr.advice import NOT_A_CARD
+
+    # The wall alone for a few frames (the person is still reaching for the phone), then the session.
+    reply = verify(verify_stub, camera, _scene_with_poster(tmp_path / "holder", world.scenes["no_card"],
+                                                           world.scenes["holder"]))
+    assert names(reply) == ("ALLOW", ["OK"]), list(reply.messages)
+    refused = verify(verify_stub, camera, _scene_with_poster(tmp_path / "poster", world.scenes["no_card"]))
+    assert names(refused) == ("RETRY", ["CARD_NOT_FOUND"]) and list(refused.prompts) == [NOT_A_CARD]
+
+
 @pytest.mark.parametrize("fields", [{"nonce": b"short"}, {"nonce": b"x" * 65}, {"card_text": "E" * 5000},
                                     {"gate_id": "g" * 200}])
 def test_malformed_requests_are_invalid_argument(verify_stub, fields):
