@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the parts below are imported where they are built: `edge ma
     from edge.camera.feed import CameraFeed
     from edge.credential.verifier import CardVerifier
     from edge.gate.entries import EntryLog
-    from edge.liveness.checker import LivenessChecker
+    from edge.liveness.checker import LivenessChecker, LivenessThresholds
     from edge.pipeline import VerificationPipeline
     from edge.registry_client.delivery import Deliverer
     from edge.registry_client.outbox import Outbox
@@ -64,18 +64,28 @@ def batch_workers(config: EdgeConfig) -> int:
     return config.models.threads
 
 
-def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
-    from edge.liveness.checker import LivenessChecker, LivenessThresholds
-    from edge.liveness.pad import PADModel
+def liveness_thresholds(config: EdgeConfig, faces: FaceStage,
+                        require_challenge: bool | None = None) -> LivenessThresholds:
+    """The liveness rules a gate with this config applies (``require_challenge``: the site's unless given).
+    The daemon and the liveness commands both take them from here, so a command run with a site's config
+    judges as that site's gates do."""
+    from edge.liveness.checker import LivenessThresholds
 
     lv = config.liveness
-    pad = PADModel.from_dir(lv.pad_models) if lv.pad_models else None
-    thresholds = LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
-                                    min_pad_live=lv.min_pad_live, min_planarity=lv.min_planarity,
-                                    min_nose_depth=lv.min_nose_depth, min_turn_deg=lv.min_turn_deg,
-                                    min_eye_travel=lv.min_eye_travel, min_eye_distance_px=lv.min_eye_distance_px,
-                                    quality=faces.limits, require_challenge=config.site.require_challenge)
-    return LivenessChecker(faces.detector, thresholds, pad)
+    return LivenessThresholds(max_moire=lv.max_moire, max_glare=lv.max_glare, max_bezel=lv.max_bezel,
+                              min_pad_live=lv.min_pad_live, min_planarity=lv.min_planarity,
+                              min_nose_depth=lv.min_nose_depth, min_turn_deg=lv.min_turn_deg,
+                              min_eye_travel=lv.min_eye_travel, min_eye_distance_px=lv.min_eye_distance_px,
+                              quality=faces.limits, require_challenge=config.site.require_challenge
+                              if require_challenge is None else require_challenge)
+
+
+def build_liveness(config: EdgeConfig, faces: FaceStage) -> LivenessChecker:
+    from edge.liveness.checker import LivenessChecker
+    from edge.liveness.pad import PADModel
+
+    pad = PADModel.from_dir(config.liveness.pad_models) if config.liveness.pad_models else None
+    return LivenessChecker(faces.detector, liveness_thresholds(config, faces), pad)
 
 
 def build_card_verifier(config: EdgeConfig) -> CardVerifier:

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.assembly import build_face_stage
+from edge.assembly import build_face_stage, liveness_thresholds
 from edge.camera.sources import ReplaySource
 from edge.cli.common import (
     EXIT_DENIED,
@@ -25,7 +25,7 @@ from edge.cli.common import (
 )
 from edge.cli.progress import Progress
 from edge.errors import CameraError
-from edge.liveness.checker import LivenessChecker, LivenessThresholds, with_and_without_pad
+from edge.liveness.checker import LivenessChecker, with_and_without_pad
 from edge.liveness.evaluation import Outcome, metrics
 from edge.liveness.pad import pad_model_dir
 from edge.liveness.temporal import Challenge
@@ -70,10 +70,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def eval_checkers(args: argparse.Namespace, require_challenge: bool) -> dict[str, LivenessChecker]:
-    """Without the PAD models (the default install) and, when provisioned and not --no-pad, with them."""
-    return with_and_without_pad(build_face_stage(config_from_args(args)).detector,
-                                LivenessThresholds(require_challenge=require_challenge),
-                                None if args.no_pad else pad_model_dir())
+    """Without the PAD models (the default install) and, when provisioned and not --no-pad, with them: the
+    config's ``liveness.pad_models``, else $EDGE_PAD_MODELS or ../shared/models. The rules are the config's
+    (``--config``: a site's), as its gates apply them; until 2026-12-07 they were the defaults whatever the
+    config said."""
+    config = config_from_args(args)
+    faces = build_face_stage(config)
+    pad_folder = None if args.no_pad else (config.liveness.pad_models or pad_model_dir())
+    return with_and_without_pad(faces.detector, liveness_thresholds(config, faces, require_challenge), pad_folder)
 
 
 def make_checker(args: argparse.Namespace, require_challenge: bool = False) -> LivenessChecker:

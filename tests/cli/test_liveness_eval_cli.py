@@ -106,3 +106,22 @@ def test_a_nonce_file_that_is_not_text_reads_as_no_nonce(tmp_path):
     assert _read_nonce(tmp_path) is None
     (tmp_path / NONCE_FILE).write_text("00" * 16 + "\n")
     assert _read_nonce(tmp_path) == bytes(16)
+
+
+def test_edge_liveness_with_a_sites_config_judges_by_that_sites_rules(testdata, tmp_path):
+    """`edge liveness --config SITE` is "the checker the gate would run"; it took the default rules whatever
+    the config said, so a site checking its own liveness settings saw another gate's answer."""
+    from edge.demo import speaker_frames, write_scene
+
+    scene = write_scene(tmp_path / "speaker", None, speaker_frames(testdata))
+    site = tmp_path / "site.toml"
+    site.write_text("[liveness]\nmin_eye_distance_px = 400\n")  # this speaker's face (31 px) is too small there
+
+    def judged(*extra):
+        run = subprocess.run([sys.executable, "-m", "edge", "liveness", "--json", "--no-pad", *extra, str(scene)],
+                             capture_output=True, text=True, timeout=300)
+        return json.loads(run.stdout)
+
+    assert judged()["live"] is True
+    refused = judged("--config", str(site))
+    assert refused["live"] is False and refused["reasons"] == ["face_too_small"]
