@@ -26,7 +26,7 @@ from edge.cli.common import (
 )
 from edge.credential.issuer import CardIssuer, render_qr_png
 from edge.credential.keys import generate_issuer_key, load_private_pem, private_pem
-from edge.credential.model import CARD_TYPES, Card
+from edge.credential.model import CARD_PREFIX, CARD_TYPES, Card
 from edge.credential.trust import RevocationList, TrustList
 from edge.credential.verifier import CardVerifier
 from edge.errors import CredentialError, ImageError
@@ -150,9 +150,12 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def _texts_from(argument: str, budget_ms: float) -> list[str]:
+    """The card text given, or the codes read from the image file it names, searched until a card is read
+    (a poster's code beside it does not end the search: edge/qr/stage.py)."""
     path = existing_file(argument)
     if path is not None:
-        return [code.text for code in QRStage(budget_ms=budget_ms).decode(load_image(path))]
+        codes = QRStage(budget_ms=budget_ms).decode(load_image(path), wanted=lambda c: c.text.startswith(CARD_PREFIX))
+        return [code.text for code in codes]
     return [argument]
 
 
