@@ -63,6 +63,8 @@ def record_link(storage: Storage, named: dict[str, Any], *, device_id: str, site
     if earlier is None or earlier.decision != "ALLOW" or earlier.card_id != named["sub"] \
             or "VACCINATION_RECORD" in earlier.reasons:
         return "record_unbound"
+    if record_problem(record, now=now, verified_at=earlier.iat) is not None:
+        return "occurred_before_verification"
     appointment = storage.card(named["sub"])
     if appointment is None or appointment.card_type != "vaccination_appointment" or appointment.site != site:
         return "record_unbound"

@@ -1,6 +1,8 @@
 """What a vaccination station may record, checked the same way on the device (before signing) and at the
 registry (before storing): a vaccine from the site's list, a lot number, an expiry not before the day of the
-vaccination, a dose within its series, a route and body site from FHIR's code systems, the performer's staff id.
+vaccination, a dose within its series, a route and body site from FHIR's code systems, the performer's staff id,
+and a time of vaccination not before the verification it follows (a nurse's tablet with a wrong clock would
+otherwise date the person's immunization record years back).
 Each problem is a reason code with a sentence a nurse understands (``MESSAGES``).
 """
 
@@ -32,8 +34,14 @@ LOT = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def record_problem(record: Any, *, now: float) -> str | None:
-    """The reason code for a record whose fields are not acceptable, or None (also checked on the device)."""
+#: How long before the verification it follows a record may say the vaccination happened, seconds (the station's
+#: clock and the nurse's app's differ a little; a vaccination is given after the person was verified).
+OCCURRED_SLACK_S = 300
+
+
+def record_problem(record: Any, *, now: float, verified_at: float | None = None) -> str | None:
+    """The reason code for a record whose fields are not acceptable, or None (also checked on the device).
+    ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known."""
     if not isinstance(record, dict):
         return "record_invalid"
     if record.get("vaccine") not in VACCINES:
@@ -58,6 +66,8 @@ def record_problem(record: Any, *, now: float) -> str | None:
         return "performer_invalid"
     if occurred > now + 300:
         return "record_invalid"
+    if verified_at is not None and occurred < verified_at - OCCURRED_SLACK_S:
+        return "occurred_before_verification"
     return None
 
 
@@ -70,4 +80,6 @@ MESSAGES = {
     "dose_out_of_series": "The dose number is outside the vaccine's series",
     "route_or_site_invalid": "The route or body site is not one of the known codes",
     "performer_invalid": "The staff id of the vaccinator is missing or not valid",
+    "occurred_before_verification": "The vaccination time is before the person was verified at the station: "
+                                    "check the clock of the device that sent it",
 }

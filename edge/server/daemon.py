@@ -301,6 +301,9 @@ class EdgeDaemon:
                 time.time() - allowed.at > self.config.site.record_window_s:
             raise OverrideRefused("no recent ALLOW of a vaccination appointment at this station with that token "
                                   "id", code="record_unbound")
+        problem = record_problem(record, now=time.time(), verified_at=allowed.at)
+        if problem is not None:
+            raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)
         appointment = allowed.card_id
         parts = self.parts
         site = self.config.site

@@ -63,11 +63,13 @@ def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
         allow,
         record_token(key, infant.card_id, token_id(allow), vaccine="999"),  # a code not on the list
         record_token(key, infant.card_id, token_id(allow), dose=3),  # dose 3 of a 2-dose series
+        record_token(key, infant.card_id, token_id(allow), occurred=int(time.time()) - 3 * 365 * 86400),  # clock
         first,
         record_token(key, infant.card_id, token_id(allow))])  # a second record, same appointment
     assert [(r.status, r.reason) for r in results] == [
         ("rejected", "record_unbound"), ("stored", ""), ("rejected", "vaccine_unknown"),
-        ("rejected", "dose_out_of_series"), ("stored", ""), ("rejected", "appointment_used")]
+        ("rejected", "dose_out_of_series"), ("rejected", "occurred_before_verification"), ("stored", ""),
+        ("rejected", "appointment_used")]
     assert transport.ingest([first])[0].status == "duplicate"  # redelivery: stored once
     resource = state.storage.immunization_for(infant.card_id)
     from fhir.resources.R4B.immunization import Immunization

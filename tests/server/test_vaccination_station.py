@@ -112,6 +112,9 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     assert refusal(lambda: record(daemon, allow.token_id, expiry="2020-01-01"))[1] == "lot_expired"
     assert refusal(lambda: record(daemon, allow.token_id, lot_number="lot with spaces"))[1] == "lot_invalid"
     assert refusal(lambda: record(daemon, "ab" * 16))[:2] == ("FAILED_PRECONDITION", "record_unbound")
+    # A tablet whose clock is years behind: the person's immunization record must not be dated then.
+    code, reason, message = refusal(lambda: record(daemon, allow.token_id, occurred_at=int(time.time()) - 3 * 86400))
+    assert (code, reason) == ("INVALID_ARGUMENT", "occurred_before_verification") and "clock" in message
     done = record(daemon, allow.token_id)
     claims = verify_token(done.token, daemon.key.public_key, now=time.time())
     assert claims["sub"] == ids["infant"] and claims["reasons"] == ["VACCINATION_RECORD"]
