@@ -140,6 +140,9 @@ class SiteConfig(_Strict, frozen=True):
         "an age band: the holder's."))] = field(default_factory=lambda: dict(DEFAULT_FACE_POLICY))
     record_window_s: Annotated[float, Meta(gt=0, description=(
         "A vaccination record must follow its ALLOW within this many seconds."))] = 900.0
+    timezone: Annotated[str, Meta(description=(
+        "The site's IANA time zone (e.g. Europe/Berlin): the calendar day of a vaccination, which a lot's "
+        "expiry date is compared with."))] = "UTC"
 
 
 class LivenessConfig(_Strict, frozen=True):
@@ -330,7 +333,7 @@ def _error_key(message: str) -> str:
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> EdgeConfig:
     try:
-        return msgspec.convert(raw, EdgeConfig, dec_hook=_decode_path)
+        config = msgspec.convert(raw, EdgeConfig, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
         message = str(exc)
         key = _error_key(message)
@@ -338,6 +341,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> EdgeConfig:
         if key:
             raise ConfigError(f"{source}: {key}: {reason}", key=key) from None
         raise ConfigError(f"{source}: {reason}") from None
+    from edge.gate.vaccination import site_zone
+
+    try:
+        site_zone(config.site.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: site.timezone: {exc}", key="site.timezone") from None
+    return config
 
 
 def config_to_dict(config: EdgeConfig) -> dict[str, Any]:

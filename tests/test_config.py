@@ -78,6 +78,7 @@ def test_a_config_edited_on_windows_or_unreadable_is_a_config_error(tmp_path):
     ("[face]\nmodel = 3\n", "face.model", "Expected `str`"),
     ("[face]\nmax_yaw_deg = 91\n", "face.max_yaw_deg", "<= 90"),
     ("[face]\nsface_match_threshold = 1.5\n", "face.sface_match_threshold", "<= 1"),
+    ("[site]\ntimezone = \"Mars/Olympus_Mons\"\n", "site.timezone", "IANA"),
     ("[device]\nid = \"../gate-7\"\n", "device.id", "matching regex"),
     ("[site]\nwards = \"ward-3\"\n", "site.wards", "Expected `array`"),
     ("[site.face_policy]\nbaby = \"guardian\"\n", "site.face_policy", "baby"),

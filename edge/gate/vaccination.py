@@ -39,6 +39,37 @@ STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 OCCURRED_SLACK_S = 300
 
 
+def site_zone(name: str) -> dt.tzinfo:
+    """The site's time zone by its IANA name ("UTC" needs no time zone database); ValueError if unknown."""
+    if name == "UTC":
+        return dt.UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: an IANA name such as Europe/Berlin (the system's time "
+                         "zone database, Debian's tzdata, must be installed)") from None
+
+
+def local_day(occurred: int, zone: str) -> str:
+    """The calendar day (ISO date) at the site when the vaccination was given: what a lot's expiry date means."""
+    return dt.datetime.fromtimestamp(occurred, site_zone(zone)).date().isoformat()
+
+
+def _day_of(record: dict[str, Any], occurred: int) -> dt.date | None:
+    """The record's own day at the site (``day``, written by the station) if it lies within a day of the UTC
+    date of ``occurred`` (time zones span UTC-12 to UTC+14), else None; records without one: the UTC date."""
+    utc = dt.datetime.fromtimestamp(occurred, dt.UTC).date()
+    if "day" not in record:
+        return utc
+    try:
+        day = dt.date.fromisoformat(record["day"]) if isinstance(record["day"], str) else None
+    except ValueError:
+        return None
+    return day if day is not None and abs((day - utc).days) <= 1 else None
+
+
 def record_problem(record: Any, *, now: float, verified_at: float | None = None) -> str | None:
     """The reason code for a record whose fields are not acceptable, or None (also checked on the device).
     ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known."""
@@ -54,8 +85,12 @@ def record_problem(record: Any, *, now: float, verified_at: float | None = None)
     except ValueError:
         expires = None
     occurred = record.get("occurred")
-    if expires is None or not isinstance(occurred, int) or expires < dt.datetime.fromtimestamp(
-            occurred, dt.UTC).date():
+    if not isinstance(occurred, int) or isinstance(occurred, bool) or not 0 < occurred < 2**40:
+        return "record_invalid"
+    day = _day_of(record, occurred)
+    if day is None:
+        return "record_invalid"
+    if expires is None or expires < day:  # the expiry date is a day at the site, not in UTC
         return "lot_expired"
     dose, series = record.get("dose"), record.get("series")
     if not isinstance(dose, int) or not isinstance(series, int) or not 1 <= dose <= series <= 10:

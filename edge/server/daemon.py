@@ -289,9 +289,11 @@ class EdgeDaemon:
 
     def record_vaccination(self, record: dict) -> tuple[str, bytes]:
         """Check a vaccination record against the ALLOW it follows, sign it and queue it like any token."""
-        from edge.gate.vaccination import MESSAGES, record_problem
+        from edge.gate.vaccination import MESSAGES, local_day, record_problem
         from edge.security.tokens import TokenContent
 
+        if isinstance(record.get("occurred"), int) and 0 < record["occurred"] < 2**40:
+            record = {**record, "day": local_day(record["occurred"], self.config.site.timezone)}
         problem = record_problem(record, now=time.time())
         if problem is not None:
             raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)

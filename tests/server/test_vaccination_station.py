@@ -102,6 +102,8 @@ def refusal(call):
 
 
 def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
+    from edge.gate.vaccination import local_day
+
     daemon, texts, ids = station
     allow, decision, _ = verify(daemon, texts["infant"], texts["delegation"])
     assert decision == "ALLOW"
@@ -120,6 +122,7 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     assert claims["sub"] == ids["infant"] and claims["reasons"] == ["VACCINATION_RECORD"]
     written = claims["checks"]["record"]
     assert written["verification"] == allow.token_id and written["lot"] == "FK1234"
+    assert written["day"] == local_day(written["occurred"], daemon.config.site.timezone)  # what the expiry meets
     again, _, _ = verify(daemon, texts["infant"], texts["delegation"])  # a second ALLOW, same appointment
     assert refusal(lambda: record(daemon, again.token_id))[:2] == ("FAILED_PRECONDITION", "appointment_used")
     assert daemon.outbox.decision_of(done.record_id) == (ids["infant"], "ALLOW")  # durable in the outbox
