@@ -291,6 +291,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT, "escort_needs_admission",
                         "escort permits are issued with IssueEscortPermit, for an admitted patient under the site's "
                         "rules")
+        if request.card_type == "vaccination_appointment" and not request.holder:
+            refuse_with(context, grpc.StatusCode.INVALID_ARGUMENT, "holder_required",
+                        "a vaccination appointment names its person (the 16-byte holder pseudonym): without it the "
+                        "vaccination cannot be found with the person's others (ImmunizationHistory)")
         now = int(time.time())
         valid_for_s = request.valid_for_s or 365 * 86400
         try:

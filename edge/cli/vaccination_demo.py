@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 return dict(exc.trailing_metadata() or ()).get("edge-reason", exc.code().name)
 
         # 1. The infant's appointment: age band "child"; no face template may be kept for it.
+        # Each appointment names its person by the pseudonym the hospital system keeps for them.
         infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
-                                                      template_sha256=commitment, age_band="child",
+                                                      holder=os.urandom(16), template_sha256=commitment,
+                                                      age_band="child",
                                                       age_band_until=int(time.time()) + 4 * YEAR_S,
                                                       valid_for_s=86400), timeout=10)
         refused = store_template(infant.card_id)
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             child_card_id=infant.card_id, template_sha256=commitment, model_id=MODEL_ID, valid_until=lapses_at),
             timeout=10)
         teen = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site=SITE,
-                                                    template_sha256=commitment, age_band="minor",
+                                                    holder=os.urandom(16), template_sha256=commitment,
+                                                    age_band="minor",
                                                     age_band_until=int(time.time()) + 2 * YEAR_S,
                                                     valid_for_s=86400), timeout=10)
         stored = [store_template(c) for c in (delegation.card_id, lapsing.card_id, teen.card_id)]

@@ -26,6 +26,7 @@ BAND_END = int(time.time()) + 5 * 365 * 86400
 
 pytestmark = pytest.mark.slow
 FACE = hashlib.sha256(b"guardian").digest()
+PERSON = hashlib.sha256(b"the child").digest()[:16]  # the holder pseudonym an appointment names
 RECORD = {"vaccine": "208", "lot": "FK1234", "expiry": "2099-12-31", "dose": 1, "series": 2, "route": "IM",
           "site": "LD", "performer": "nurse-17"}
 
@@ -52,7 +53,7 @@ def token_id(token: bytes) -> str:
 
 def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
     state, port, admin, key = registry
-    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7", holder=PERSON,
                                                   template_sha256=FACE, age_band="child",
                                                   age_band_until=BAND_END), timeout=10)
     allow = make_token(key, "dev-a", card=infant.card_id)
@@ -91,7 +92,7 @@ def test_a_record_becomes_one_valid_fhir_immunization(registry, pki):
 
 def test_no_template_for_a_child_and_delegations_name_the_child(registry, pki):
     state, port, admin, _ = registry
-    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7", holder=PERSON,
                                                   template_sha256=FACE, age_band="child",
                                                   age_band_until=BAND_END), timeout=10)
     vector = np.random.default_rng(2).normal(size=128).astype("<f4")
@@ -126,7 +127,7 @@ def test_issuance_refuses_what_the_card_format_does_not_allow(registry, pki):
     registry signed cards with a 3-byte holder, and one that expired before it was issued."""
     _, port, admin, _ = registry
     hospital = stub_as(port, pki, "hospital-feed")
-    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7", holder=PERSON,
                                                   template_sha256=FACE, age_band="child",
                                                   age_band_until=BAND_END), timeout=10)
     refused = [
@@ -148,12 +149,14 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
         registry, pki):
     """A card committing to a model no gate knows (a typo in model_id) was signed, and then refused at every
     gate as TEMPLATE_MISMATCH; a malformed guardian card id was dropped without a word, so revoking the
-    guardian's card no longer ended the delegation; a delegation for a revoked child's card was signed."""
+    guardian's card no longer ended the delegation; a delegation for a revoked child's card was signed; an
+    appointment without a holder pseudonym got a random one, so ImmunizationHistory never found its record
+    with the person's others."""
     from .test_escort import refusal
 
     state, port, admin, _ = registry
     hospital = stub_as(port, pki, "hospital-feed")
-    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+    infant = admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7", holder=PERSON,
                                                   template_sha256=FACE, age_band="child",
                                                   age_band_until=BAND_END), timeout=10)
     mother = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE,
@@ -171,6 +174,10 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
                 child_card_id=infant.card_id, template_sha256=FACE, valid_until=later, model_id="arcface"),
                 timeout=10)):
         assert refusal(call) == ("INVALID_ARGUMENT", "model_unknown")
+    # An appointment without its person: its vaccination could never be found with the person's others.
+    assert refusal(lambda: admin.IssueCard(rpb.IssueCardRequest(
+        card_type="vaccination_appointment", site="ward-7", template_sha256=FACE, age_band="adult"),
+        timeout=10)) == ("INVALID_ARGUMENT", "holder_required")
     for guardian in (mother.card_id.upper(), "ab" * 16):
         with pytest.raises(grpc.RpcError) as e:
             hospital.IssueDelegation(rpb.IssueDelegationRequest(
@@ -224,7 +231,7 @@ def test_an_appointment_card_from_the_registry_carries_its_window(registry):
     start = int(time.time()) + 3600
 
     def issue(window_start, window_end):
-        return admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7",
+        return admin.IssueCard(rpb.IssueCardRequest(card_type="vaccination_appointment", site="ward-7", holder=PERSON,
                                                     template_sha256=FACE, age_band="adult", window_start=window_start,
                                                     window_end=window_end), timeout=10)
 
