@@ -32,6 +32,7 @@ SITES = {"LA": "left arm", "RA": "right arm", "LD": "left deltoid", "RD": "right
          "RT": "right thigh", "LVL": "left vastus lateralis", "RVL": "right vastus lateralis"}
 LOT = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+EXPIRY = re.compile(r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")
 
 
 #: How long before the verification it follows a record may say the vaccination happened, seconds (the station's
@@ -70,6 +71,20 @@ def _day_of(record: dict[str, Any], occurred: int) -> dt.date | None:
     return day if day is not None and abs((day - utc).days) <= 1 else None
 
 
+def last_good_day(expiry: Any) -> dt.date | None:
+    """The last day a lot may be used: its expiry date (YYYY-MM-DD), or for a month as vials print it
+    (YYYY-MM, "EXP 2027-03") that month's last day; None for anything else. FHIR's date type takes both."""
+    if not isinstance(expiry, str) or not EXPIRY.fullmatch(expiry):
+        return None
+    try:
+        if len(expiry) == 7:
+            first = dt.date(int(expiry[:4]), int(expiry[5:]), 1)
+            return (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+        return dt.date.fromisoformat(expiry)
+    except ValueError:  # a month or day that does not exist
+        return None
+
+
 def record_problem(record: Any, *, now: float, verified_at: float | None = None) -> str | None:
     """The reason code for a record whose fields are not acceptable, or None (also checked on the device).
     ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known."""
@@ -77,27 +92,25 @@ def record_problem(record: Any, *, now: float, verified_at: float | None = None)
         return "record_invalid"
     if record.get("vaccine") not in VACCINES:
         return "vaccine_unknown"
-    if not isinstance(record.get("lot"), str) or not LOT.match(record["lot"]):
+    if not isinstance(record.get("lot"), str) or not LOT.fullmatch(record["lot"]):
         return "lot_invalid"
-    expiry = record.get("expiry")
-    try:
-        expires = dt.date.fromisoformat(expiry) if isinstance(expiry, str) else None
-    except ValueError:
-        expires = None
+    expires = last_good_day(record.get("expiry"))
+    if expires is None:
+        return "expiry_invalid"
     occurred = record.get("occurred")
     if not isinstance(occurred, int) or isinstance(occurred, bool) or not 0 < occurred < 2**40:
         return "record_invalid"
     day = _day_of(record, occurred)
     if day is None:
         return "record_invalid"
-    if expires is None or expires < day:  # the expiry date is a day at the site, not in UTC
+    if expires < day:  # the expiry date is a day at the site, not in UTC
         return "lot_expired"
     dose, series = record.get("dose"), record.get("series")
     if not isinstance(dose, int) or not isinstance(series, int) or not 1 <= dose <= series <= 10:
         return "dose_out_of_series"
     if record.get("route") not in ROUTES or record.get("site") not in SITES:
         return "route_or_site_invalid"
-    if not isinstance(record.get("performer"), str) or not STAFF.match(record["performer"]):
+    if not isinstance(record.get("performer"), str) or not STAFF.fullmatch(record["performer"]):
         return "performer_invalid"
     if occurred > now + 300:
         return "record_invalid"
@@ -112,6 +125,7 @@ MESSAGES = {
     "vaccine_unknown": "This vaccine is not on the station's list",
     "lot_invalid": "The lot number is not valid (letters, digits and dashes, at most 20)",
     "lot_expired": "This lot had expired on the day of the vaccination",
+    "expiry_invalid": "The lot's expiry is not a date: YYYY-MM-DD, or YYYY-MM as printed on the vial",
     "dose_out_of_series": "The dose number is outside the vaccine's series",
     "route_or_site_invalid": "The route or body site is not one of the known codes",
     "performer_invalid": "The staff id of the vaccinator is missing or not valid",

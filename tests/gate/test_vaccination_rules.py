@@ -36,3 +36,21 @@ def test_the_day_must_be_the_time_s_day_somewhere_and_the_time_a_time():
     for occurred in (0, -5, 2**41, True):  # no time, before 1970, milliseconds, a boolean
         assert record_problem({**RECORD, "expiry": "2099-01-01", "occurred": occurred}, now=LATE_EVENING_UTC) \
             == "record_invalid", occurred
+
+
+def test_an_expiry_printed_as_a_month_runs_to_its_last_day_and_a_non_date_is_named():
+    """Vials print "EXP 2027-03": good to the 31st. It was refused as "this lot had expired", the wrong
+    reason for an expiry the parser did not understand; a malformed one is now named as such."""
+    march_31 = int(dt.datetime(2027, 3, 31, 12, tzinfo=dt.UTC).timestamp())
+    assert problem("UTC", "2027-03", occurred=march_31) is None
+    assert problem("UTC", "2027-03", occurred=march_31 + 86400) == "lot_expired"
+    assert problem("UTC", "2024-02", occurred=int(dt.datetime(2024, 2, 29, 9, tzinfo=dt.UTC).timestamp())) is None
+    for bad in ("2027-13", "03/2027", "2027-W10-1", "2027-02-30", "+027-03", "", None):
+        assert problem("UTC", bad) == "expiry_invalid", bad
+
+
+def test_a_field_with_a_trailing_newline_is_not_a_lot_or_a_staff_id():
+    """`$` in a regular expression also matches before a final newline: "FK1234\\n" passed as a lot number and
+    went into the FHIR record as such."""
+    assert problem("UTC", "2099-01-01", lot="FK1234\n") == "lot_invalid"
+    assert problem("UTC", "2099-01-01", performer="nurse-17\n") == "performer_invalid"
