@@ -15,8 +15,9 @@ reason code, never exception text. In order:
   overridden before: a DENY once, a card once per 10 minutes (edge/gate/overrides.py; ``override_invalid``,
   ``override_used``);
 - a vaccination record (reason VACCINATION_RECORD): registry/vaccination.py (``record_unbound``,
-  ``appointment_used``, ``vaccine_unknown``, ``lot_invalid``, ``expiry_invalid``, ``lot_expired``, ``dose_out_of_series``,
-  ``route_or_site_invalid``, ``performer_invalid``, ``record_invalid``, ``occurred_before_verification``);
+  ``appointment_used``, ``vaccine_unknown``, ``lot_invalid``, ``expiry_invalid``, ``lot_expired``,
+  ``dose_out_of_series``, ``route_or_site_invalid``, ``performer_invalid``, ``record_invalid``,
+  ``occurred_before_verification``);
 - time: ``iat`` within ``max_age_s`` in the past (the devices' staleness bound: tokens queue through
   outages) and at most ``future_skew_s`` ahead (``stale_iat``: a clock is wrong, the device retries later);
   ``exp`` bounds a relying party's use of the token, not its delivery, so it must only be coherent
