@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta, Struct, field
 
 from edge.errors import ConfigError
+from edge.gate.vaccination import VACCINES
 from edge.vision.matcher import DEFAULT_THRESHOLD as SFACE_PUBLISHED_THRESHOLD
 from edge.vision.matcher import FACE_MODELS, SFACE, FaceModel
 
@@ -140,6 +141,12 @@ class SiteConfig(_Strict, frozen=True):
         "an age band: the holder's."))] = field(default_factory=lambda: dict(DEFAULT_FACE_POLICY))
     record_window_s: Annotated[float, Meta(gt=0, description=(
         "A vaccination record must follow its ALLOW within this many seconds."))] = 900.0
+    vaccines: Annotated[dict[Annotated[str, Meta(pattern=r"^[0-9]{1,3}$")],
+                             Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]],
+                        Meta(description=(
+        "Vaccines this station records: CVX code -> name shown in the record (CDC's codes; default: a "
+        "starting list in edge/gate/vaccination.py). A site giving others lists them all."))] = field(
+        default_factory=lambda: dict(VACCINES))
     timezone: Annotated[str, Meta(description=(
         "The site's IANA time zone (e.g. Europe/Berlin): the calendar day of a vaccination, which a lot's "
         "expiry date is compared with."))] = "UTC"

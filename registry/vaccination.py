@@ -32,7 +32,7 @@ def immunization(record: dict[str, Any], *, holder: str, appointment: str, devic
         "identifier": [{"system": "urn:edge:vaccination-record", "value": record_id},
                        {"system": "urn:edge:appointment", "value": appointment}],
         "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": record["vaccine"],
-                                    "display": VACCINES[record["vaccine"]]}]},
+                                    "display": record.get("vaccine_display", VACCINES.get(record["vaccine"]))}]},
         "patient": {"identifier": {"system": "urn:edge:holder", "value": holder}},
         "occurrenceDateTime": occurred, "recorded": occurred, "primarySource": True,
         "lotNumber": record["lot"], "expirationDate": record["expiry"],

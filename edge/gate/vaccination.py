@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
-#: Vaccines a station may record: CVX code -> display (CDC's vaccine codes, as FHIR's http://hl7.org/fhir/sid/cvx).
+#: Vaccines a station records unless its site lists its own (``site.vaccines``): CVX code -> display (CDC's vaccine
+#: codes, as FHIR's http://hl7.org/fhir/sid/cvx). The registry takes any code of CVX's form from a station (the
+#: station checked it against its list, and signed the record) with the station's display.
 VACCINES = {
     "208": "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose",
     "141": "Influenza, seasonal, injectable",
@@ -33,6 +36,8 @@ SITES = {"LA": "left arm", "RA": "right arm", "LD": "left deltoid", "RD": "right
 LOT = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 EXPIRY = re.compile(r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")
+CVX = re.compile(r"^[0-9]{1,3}$")
+DISPLAY = re.compile(r"^[^\x00-\x1f]{1,200}$")
 
 
 #: How long before the verification it follows a record may say the vaccination happened, seconds (the station's
@@ -85,12 +90,18 @@ def last_good_day(expiry: Any) -> dt.date | None:
         return None
 
 
-def record_problem(record: Any, *, now: float, verified_at: float | None = None) -> str | None:
+def record_problem(record: Any, *, now: float, verified_at: float | None = None,
+                   vaccines: Mapping[str, str] | None = None) -> str | None:
     """The reason code for a record whose fields are not acceptable, or None (also checked on the device).
-    ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known."""
+    ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known.
+    ``vaccines``: the station's list; without it (the registry) any CVX-shaped code with a display."""
     if not isinstance(record, dict):
         return "record_invalid"
-    if record.get("vaccine") not in VACCINES:
+    vaccine = record.get("vaccine")
+    if not isinstance(vaccine, str) or not CVX.fullmatch(vaccine) or (vaccines is not None and vaccine not in vaccines):
+        return "vaccine_unknown"
+    display = record.get("vaccine_display", VACCINES.get(vaccine))  # records before 2026-12-07 carry none
+    if not isinstance(display, str) or not DISPLAY.fullmatch(display):
         return "vaccine_unknown"
     if not isinstance(record.get("lot"), str) or not LOT.fullmatch(record["lot"]):
         return "lot_invalid"

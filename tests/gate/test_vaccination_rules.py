@@ -54,3 +54,19 @@ def test_a_field_with_a_trailing_newline_is_not_a_lot_or_a_staff_id():
     went into the FHIR record as such."""
     assert problem("UTC", "2099-01-01", lot="FK1234\n") == "lot_invalid"
     assert problem("UTC", "2099-01-01", performer="nurse-17\n") == "performer_invalid"
+
+
+def test_a_station_records_the_vaccines_its_site_lists_and_the_registry_takes_its_name_for_them():
+    """The list was fixed in the code (ten CVX codes, the COVID-19 one from 2020): a station could not record
+    this season's vaccine. A site lists its own (site.vaccines); the registry takes any CVX code from a
+    station with the name the station wrote."""
+    season = {"313": "COVID-19, mRNA, LNP-S, PF, 2024-2025 formula"}
+    assert problem("UTC", "2099-01-01", vaccine="313", vaccine_display=season["313"]) is None  # at the registry
+    record = {**RECORD, "vaccine": "313", "vaccine_display": season["313"], "expiry": "2099-01-01",
+              "occurred": LATE_EVENING_UTC}
+    assert record_problem(record, now=LATE_EVENING_UTC, vaccines=season) is None  # at the station
+    assert record_problem({**record, "vaccine": "208", "vaccine_display": "x"}, now=LATE_EVENING_UTC,
+                          vaccines=season) == "vaccine_unknown"  # not on this site's list
+    for code, display in (("313", None), ("31x", "a name"), ("313", "line\nbreak"), ("9999", "a name")):
+        assert problem("UTC", "2099-01-01", vaccine=code, vaccine_display=display) == "vaccine_unknown", code
+    assert problem("UTC", "2099-01-01", vaccine="208") is None  # a record from before: the built-in name

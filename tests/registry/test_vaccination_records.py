@@ -245,3 +245,13 @@ def test_an_appointment_card_from_the_registry_carries_its_window(registry):
         with pytest.raises(grpc.RpcError) as e:
             issue(*window)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, window
+
+
+def test_a_vaccine_from_a_sites_own_list_is_filed_under_the_name_its_station_gave():
+    from registry.vaccination import immunization
+
+    record = {**RECORD, "vaccine": "313", "vaccine_display": "COVID-19, mRNA, 2024-2025 formula",
+              "verification": "ab" * 16, "occurred": int(time.time())}
+    resource = immunization(record, holder="cd" * 16, appointment="ef" * 16, device_id="dev-a", record_id="01" * 16)
+    assert resource["vaccineCode"]["coding"][0] == {"system": "http://hl7.org/fhir/sid/cvx", "code": "313",
+                                                    "display": "COVID-19, mRNA, 2024-2025 formula"}

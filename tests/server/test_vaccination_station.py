@@ -21,6 +21,7 @@ from .conftest import Camera, EdgeDaemon, connect, make_config
 
 pytestmark = pytest.mark.slow
 MODEL = "sface-2021dec-fp32"
+SEASON = "COVID-19, mRNA, LNP-S, PF, 2024-2025 formula"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,8 @@ def station(tmp_path_factory, world, testdata):
         cards[name] = (text, card)
     config = make_config(tmp_path_factory.mktemp("station"), world.issuer)
     config = replace(config, card=replace(config.card, accepted_types=("vaccination_appointment", "health_card")))
+    # This season's vaccine, on the site's own list (site.vaccines) beside the starting list.
+    config = replace(config, site=replace(config.site, vaccines={**config.site.vaccines, "313": SEASON}))
     scene = write_scene(tmp_path_factory.mktemp("face") / "scene", None, speaker_frames(testdata))
     camera = Camera(scene=scene)
     daemon = EdgeDaemon(config, source_factory=camera)
@@ -117,11 +120,12 @@ def test_the_vaccination_is_recorded_once_bound_to_its_allow(station):
     # A tablet whose clock is years behind: the person's immunization record must not be dated then.
     code, reason, message = refusal(lambda: record(daemon, allow.token_id, occurred_at=int(time.time()) - 3 * 86400))
     assert (code, reason) == ("INVALID_ARGUMENT", "occurred_before_verification") and "clock" in message
-    done = record(daemon, allow.token_id)
+    done = record(daemon, allow.token_id, vaccine_code="313")
     claims = verify_token(done.token, daemon.key.public_key, now=time.time())
     assert claims["sub"] == ids["infant"] and claims["reasons"] == ["VACCINATION_RECORD"]
     written = claims["checks"]["record"]
     assert written["verification"] == allow.token_id and written["lot"] == "FK1234"
+    assert (written["vaccine"], written["vaccine_display"]) == ("313", SEASON)  # the name the registry files
     assert written["day"] == local_day(written["occurred"], daemon.config.site.timezone)  # what the expiry meets
     again, _, _ = verify(daemon, texts["infant"], texts["delegation"])  # a second ALLOW, same appointment
     assert refusal(lambda: record(daemon, again.token_id))[:2] == ("FAILED_PRECONDITION", "appointment_used")
