@@ -40,13 +40,25 @@ class EscortPolicy:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> EscortPolicy:
+        """A policy from a TOML table; ValueError naming a key that is unknown or of the wrong type (a quoted
+        ``allow_swap = "false"`` is a true string: it would have allowed the swaps it was meant to forbid)."""
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown escort policy keys {sorted(unknown)}")
+        for key, value in raw.items():
+            kind = POLICY_TYPES[key]
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+                wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a number")
+                raise ValueError(f"{key} must be {wanted}, not {value!r}")
         policy = cls(**raw)
         if policy.max_escorts < 1 or policy.max_days <= 0:
             raise ValueError("max_escorts must be >= 1 and max_days > 0")
         return policy
+
+
+#: The type each key of an escort policy table must have.
+POLICY_TYPES: dict[str, type | tuple[type, ...]] = {"max_escorts": int, "allow_swap": bool, "max_days": (int, float),
+                                                    "require_adult": bool, "require_condition": bool}
 
 
 class EscortRefused(Refused):
