@@ -209,9 +209,19 @@ def load_escort_policies(path: Path) -> dict:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read escort policy {path}: {exc}") from exc
+    unknown = sorted(set(raw) - {"default", "sites"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {unknown}: [default] and [sites.SITE] hold the rules",
+                          key=unknown[0])
+    default, sites = raw.get("default", {}), raw.get("sites", {})
+    for key, table in (("default", default), ("sites", sites)):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}]), not {table!r}", key=key)
     policies = {}
-    default = raw.get("default", {})
-    for site, rules in raw.get("sites", {}).items():
+    for site, rules in sites.items():
+        if not isinstance(rules, dict):
+            raise ConfigError(f"{path}: sites.{site} must be a table ([sites.{site}]), not {rules!r}",
+                              key=f"sites.{site}")
         try:
             policies[site] = EscortPolicy.from_dict({**default, **rules})
         except (TypeError, ValueError) as exc:

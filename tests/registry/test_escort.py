@@ -316,3 +316,9 @@ def test_escort_policies_load_from_toml_and_name_a_bad_key(tmp_path):
         with pytest.raises(ConfigError) as e:
             load_escort_policies(bad)
         assert "sites.icu" in e.value.message and says in e.value.message, line
+    for text, key in (("sites = 3\n", "sites"), ("default = 5\n", "default"), ("[sites]\nicu = 2\n", "sites.icu"),
+                      ("[defaults]\nmax_days = 3\n", "defaults")):  # a table that is not one, or misnamed
+        bad.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_escort_policies(bad)
+        assert e.value.details["key"] == key, text
