@@ -51,8 +51,8 @@ class EscortPolicy:
                 wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a number")
                 raise ValueError(f"{key} must be {wanted}, not {value!r}")
         policy = cls(**raw)
-        if policy.max_escorts < 1 or policy.max_days <= 0:
-            raise ValueError("max_escorts must be >= 1 and max_days > 0")
+        if policy.max_escorts < 1 or not 0 < policy.max_days <= 366:  # TOML has nan and inf
+            raise ValueError("max_escorts must be >= 1 and max_days in (0, 366]")
         return policy
 
 

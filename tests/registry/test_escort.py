@@ -311,7 +311,8 @@ def test_escort_policies_load_from_toml_and_name_a_bad_key(tmp_path):
     assert "sites.icu" in e.value.message and "max_escort" in e.value.message
     for line, says in (('allow_swap = "false"', "allow_swap must be true or false"),  # a true string
                        ("max_escorts = 1.5", "max_escorts must be a whole number"),
-                       ('max_days = "7"', "max_days must be a number"), ("require_adult = 1", "true or false")):
+                       ('max_days = "7"', "max_days must be a number"), ("require_adult = 1", "true or false"),
+                       ("max_days = nan", "max_days in (0, 366]"), ("max_days = inf", "max_days in (0, 366]")):
         bad.write_text(f"[sites.icu]\n{line}\n")
         with pytest.raises(ConfigError) as e:
             load_escort_policies(bad)
