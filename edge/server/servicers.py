@@ -17,7 +17,7 @@ import numpy as np
 from edge import __version__
 from edge.config import config_to_dict
 from edge.credential.verifier import CardVerifier
-from edge.errors import CredentialError
+from edge.errors import CredentialError, SecurityError
 from edge.pipeline import CARD_REASONS, Outcome
 from edge.proto_gen.edge.v1 import edge_pb2 as pb
 from edge.proto_gen.edge.v1 import edge_pb2_grpc as pb_grpc
@@ -105,6 +105,11 @@ class VerificationServicer(pb_grpc.VerificationServiceServicer):
     def _run(self, request: pb.VerifyRequest, context: grpc.ServicerContext, on_event: Any = None,
              cancelled: Any = None) -> pb.VerifyResponse:
         validate_verify(request)
+        gate = self.daemon.config.site.gate_id
+        if request.gate_id and request.gate_id != gate:
+            # A controller wired to another gate's device would open its own door for a person this camera saw.
+            raise SecurityError(f"this device is gate {gate!r}, the request is for gate {request.gate_id!r}",
+                                code="wrong_gate")
         deadline = rpc_deadline(context)
         outcome = self.daemon.run_session(nonce=request.nonce, card_text=request.card_text or None,
                                           delegation_text=request.delegation_text or None,

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def verify(stub, camera, scene, **kwargs):
     camera.scene = scene
     timeout = kwargs.pop("timeout", 60)
-    request = pb.VerifyRequest(nonce=kwargs.pop("nonce", os.urandom(16)), gate_id="gate-a", **kwargs)
+    request = pb.VerifyRequest(nonce=kwargs.pop("nonce", os.urandom(16)), gate_id=kwargs.pop("gate_id", "gate-a"),
+                               **kwargs)
     return stub.Verify(request, timeout=timeout)
 
 
@@ -74,6 +75,18 @@ def test_revoked_card_is_denied(daemon, verify_stub, camera, world):
 def test_static_photo_held_up_is_denied(verify_stub, camera, world):
     decision, reasons = names(verify(verify_stub, camera, world.scenes["photo"]))
     assert decision == "DENY" and reasons[0] in ("LIVENESS_FAILED", "CHALLENGE_FAILED")
+
+
+def test_a_request_for_another_gate_is_refused_not_answered_for_this_one(verify_stub, camera, world):
+    """The request's gate_id was ignored: a controller wired to another gate's device would open its own door
+    for a person this device's camera saw. A device configured as gate-a refuses a request for gate-b."""
+    with pytest.raises(grpc.RpcError) as e:
+        verify(verify_stub, camera, world.scenes["holder"], gate_id="gate-b")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "gate-b" in e.value.details()
+    assert dict(e.value.trailing_metadata())["edge-reason"] == "wrong_gate"
+    camera.scene = world.scenes["no_card"]  # no gate named: this device's own
+    reply = verify_stub.Verify(pb.VerifyRequest(nonce=os.urandom(16)), timeout=60)
+    assert names(reply) == ("RETRY", ["CARD_NOT_FOUND"])
 
 
 def test_no_card_shown_is_retry(verify_stub, camera, world):
