@@ -46,9 +46,8 @@ class EscortPolicy:
         if unknown:
             raise ValueError(f"unknown escort policy keys {sorted(unknown)}")
         for key, value in raw.items():
-            kind = POLICY_TYPES[key]
+            kind, wanted = POLICY_TYPES[key]
             if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-                wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a number")
                 raise ValueError(f"{key} must be {wanted}, not {value!r}")
         policy = cls(**raw)
         if policy.max_escorts < 1 or not 0 < policy.max_days <= 366:  # TOML has nan and inf
@@ -56,9 +55,11 @@ class EscortPolicy:
         return policy
 
 
-#: The type each key of an escort policy table must have.
-POLICY_TYPES: dict[str, type | tuple[type, ...]] = {"max_escorts": int, "allow_swap": bool, "max_days": (int, float),
-                                                    "require_adult": bool, "require_condition": bool}
+#: The type each key of an escort policy table must have, and how to say it.
+POLICY_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "max_escorts": (int, "a whole number"), "max_days": ((int, float), "a number"),
+    "allow_swap": (bool, "true or false"), "require_adult": (bool, "true or false"),
+    "require_condition": (bool, "true or false")}
 
 
 class EscortRefused(Refused):
