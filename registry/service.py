@@ -345,6 +345,10 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             if known is None or known.card_type == "delegation":
                 context.abort(grpc.StatusCode.NOT_FOUND, "the registry issued no such guardian card (card ids are 32 "
                                                          "lowercase hex characters)")
+                raise AssertionError("abort raises")
+            if self.state.storage.is_revoked(request.guardian_card_id) or known.expires <= now:
+                refuse_with(context, grpc.StatusCode.FAILED_PRECONDITION, "card_ended",
+                            "the guardian's own card was revoked or has expired: no delegation rests on it")
             guardian = bytes.fromhex(request.guardian_card_id)
         try:
             text, card = self.state.issuer.issue(

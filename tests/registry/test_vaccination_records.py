@@ -192,6 +192,13 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
 
     card = parse_claims(loads_exact(parse_cose_sign1(unwrap(delegation.qr_text)).payload), kid=b"", alg=-7)
     assert card.guardian_card.hex() == mother.card_id
+    # A guardian whose own card was withdrawn: a delegation resting on it would be refused at every station.
+    father = admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="ward-7", template_sha256=FACE),
+                             timeout=10)
+    admin.RevokeCard(rpb.RevokeCardRequest(card_id=father.card_id, reason="lost"), timeout=10)
+    assert refusal(lambda: hospital.IssueDelegation(rpb.IssueDelegationRequest(
+        child_card_id=infant.card_id, template_sha256=FACE, valid_until=later, guardian_card_id=father.card_id),
+        timeout=10)) == ("FAILED_PRECONDITION", "card_ended")
     # A delegation for a child's card that was withdrawn (a new one issued): named, not signed in vain.
     admin.RevokeCard(rpb.RevokeCardRequest(card_id=infant.card_id, reason="reissued"), timeout=10)
     assert refusal(lambda: hospital.IssueDelegation(rpb.IssueDelegationRequest(
