@@ -17,7 +17,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from edge.gate.vaccination import ROUTES, SITES, VACCINES, record_problem
+from edge.gate.vaccination import ROUTES, SITES, occurred_problem, record_problem, vaccine_name
 from registry.storage import Storage, StoredToken, TokenRow
 
 
@@ -32,7 +32,7 @@ def immunization(record: dict[str, Any], *, holder: str, appointment: str, devic
         "identifier": [{"system": "urn:edge:vaccination-record", "value": record_id},
                        {"system": "urn:edge:appointment", "value": appointment}],
         "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": record["vaccine"],
-                                    "display": record.get("vaccine_display", VACCINES.get(record["vaccine"]))}]},
+                                    "display": vaccine_name(record)}]},
         "patient": {"identifier": {"system": "urn:edge:holder", "value": holder}},
         "occurrenceDateTime": occurred, "recorded": occurred, "primarySource": True,
         "lotNumber": record["lot"], "expirationDate": record["expiry"],
@@ -63,8 +63,9 @@ def record_link(storage: Storage, named: dict[str, Any], *, device_id: str, site
     if earlier is None or earlier.decision != "ALLOW" or earlier.card_id != named["sub"] \
             or "VACCINATION_RECORD" in earlier.reasons:
         return "record_unbound"
-    if record_problem(record, now=now, verified_at=earlier.iat) is not None:
-        return "occurred_before_verification"
+    problem = occurred_problem(record, earlier.iat)
+    if problem is not None:
+        return problem
     appointment = storage.card(named["sub"])
     if appointment is None or appointment.card_type != "vaccination_appointment" or appointment.site != site:
         return "record_unbound"

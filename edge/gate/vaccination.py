@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 #: Vaccines a station records unless its site lists its own (``site.vaccines``): CVX code -> display (CDC's vaccine
 #: codes, as FHIR's http://hl7.org/fhir/sid/cvx). The registry takes any code of CVX's form from a station (the
@@ -58,6 +58,30 @@ def site_zone(name: str) -> dt.tzinfo:
                          "zone database, Debian's tzdata, must be installed)") from None
 
 
+def _unix_seconds(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` is a time a record can carry: whole unix seconds after 1970 (below 2**40: a time in
+    milliseconds is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**40
+
+
+def vaccine_name(record: dict[str, Any]) -> Any:
+    """The name a record files its vaccine under: the station's (``vaccine_display``), or for a record from
+    before 2026-12-07, which carries none, the built-in one."""
+    return record.get("vaccine_display", VACCINES.get(record["vaccine"]))
+
+
+def station_record(record: dict[str, Any], *, timezone: str, vaccines: Mapping[str, str]) -> dict[str, Any]:
+    """The record as the station signs it: with the day at the site (``day``, what the lot's expiry is
+    compared with) and the vaccine's name from the site's list (``vaccine_display``), where its fields allow."""
+    added: dict[str, str] = {}
+    if _unix_seconds(record.get("occurred")):
+        added["day"] = local_day(record["occurred"], timezone)
+    vaccine = record.get("vaccine")
+    if isinstance(vaccine, str) and vaccine in vaccines:
+        added["vaccine_display"] = vaccines[vaccine]
+    return {**record, **added}
+
+
 def local_day(occurred: int, zone: str) -> str:
     """The calendar day (ISO date) at the site when the vaccination was given: what a lot's expiry date means."""
     return dt.datetime.fromtimestamp(occurred, site_zone(zone)).date().isoformat()
@@ -90,17 +114,15 @@ def last_good_day(expiry: Any) -> dt.date | None:
         return None
 
 
-def record_problem(record: Any, *, now: float, verified_at: float | None = None,
-                   vaccines: Mapping[str, str] | None = None) -> str | None:
+def record_problem(record: Any, *, now: float, vaccines: Mapping[str, str] | None = None) -> str | None:
     """The reason code for a record whose fields are not acceptable, or None (also checked on the device).
-    ``verified_at``: when the ALLOW the record follows was given (unix seconds), once it is known.
     ``vaccines``: the station's list; without it (the registry) any CVX-shaped code with a display."""
     if not isinstance(record, dict):
         return "record_invalid"
     vaccine = record.get("vaccine")
     if not isinstance(vaccine, str) or not CVX.fullmatch(vaccine) or (vaccines is not None and vaccine not in vaccines):
         return "vaccine_unknown"
-    display = record.get("vaccine_display", VACCINES.get(vaccine))  # records before 2026-12-07 carry none
+    display = vaccine_name(record)
     if not isinstance(display, str) or not DISPLAY.fullmatch(display):
         return "vaccine_unknown"
     if not isinstance(record.get("lot"), str) or not LOT.fullmatch(record["lot"]):
@@ -109,7 +131,7 @@ def record_problem(record: Any, *, now: float, verified_at: float | None = None,
     if expires is None:
         return "expiry_invalid"
     occurred = record.get("occurred")
-    if not isinstance(occurred, int) or isinstance(occurred, bool) or not 0 < occurred < 2**40:
+    if not _unix_seconds(occurred):
         return "record_invalid"
     day = _day_of(record, occurred)
     if day is None:
@@ -125,9 +147,13 @@ def record_problem(record: Any, *, now: float, verified_at: float | None = None,
         return "performer_invalid"
     if occurred > now + 300:
         return "record_invalid"
-    if verified_at is not None and occurred < verified_at - OCCURRED_SLACK_S:
-        return "occurred_before_verification"
     return None
+
+
+def occurred_problem(record: dict[str, Any], verified_at: float) -> str | None:
+    """For a record ``record_problem`` accepted: ``occurred_before_verification`` when it says the vaccination
+    happened more than ``OCCURRED_SLACK_S`` before the ALLOW it follows (``verified_at``, unix seconds)."""
+    return "occurred_before_verification" if record["occurred"] < verified_at - OCCURRED_SLACK_S else None
 
 
 

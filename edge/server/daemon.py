@@ -289,14 +289,11 @@ class EdgeDaemon:
 
     def record_vaccination(self, record: dict) -> tuple[str, bytes]:
         """Check a vaccination record against the ALLOW it follows, sign it and queue it like any token."""
-        from edge.gate.vaccination import MESSAGES, local_day, record_problem
+        from edge.gate.vaccination import MESSAGES, occurred_problem, record_problem, station_record
         from edge.security.tokens import TokenContent
 
         vaccines = self.config.site.vaccines
-        if isinstance(record.get("occurred"), int) and 0 < record["occurred"] < 2**40:
-            record = {**record, "day": local_day(record["occurred"], self.config.site.timezone)}
-        if isinstance(record.get("vaccine"), str) and record["vaccine"] in vaccines:  # the name the record shows
-            record = {**record, "vaccine_display": vaccines[record["vaccine"]]}
+        record = station_record(record, timezone=self.config.site.timezone, vaccines=vaccines)
         problem = record_problem(record, now=time.time(), vaccines=vaccines)
         if problem is not None:
             raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)
@@ -306,7 +303,7 @@ class EdgeDaemon:
                 time.time() - allowed.at > self.config.site.record_window_s:
             raise OverrideRefused("no recent ALLOW of a vaccination appointment at this station with that token "
                                   "id", code="record_unbound")
-        problem = record_problem(record, now=time.time(), verified_at=allowed.at, vaccines=vaccines)
+        problem = occurred_problem(record, allowed.at)
         if problem is not None:
             raise InvalidRequest(MESSAGES.get(problem, problem), code=problem)
         appointment = allowed.card_id
