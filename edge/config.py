@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta, Struct, field
 
 from edge.errors import ConfigError
-from edge.gate.vaccination import VACCINES
+from edge.gate.vaccination import CVX, DISPLAY, VACCINES
 from edge.vision.matcher import DEFAULT_THRESHOLD as SFACE_PUBLISHED_THRESHOLD
 from edge.vision.matcher import FACE_MODELS, SFACE, FaceModel
 
@@ -141,8 +141,7 @@ class SiteConfig(_Strict, frozen=True):
         "an age band: the holder's."))] = field(default_factory=lambda: dict(DEFAULT_FACE_POLICY))
     record_window_s: Annotated[float, Meta(gt=0, description=(
         "A vaccination record must follow its ALLOW within this many seconds."))] = 900.0
-    vaccines: Annotated[dict[Annotated[str, Meta(pattern=r"^[0-9]{1,3}$")],
-                             Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]],
+    vaccines: Annotated[dict[Annotated[str, Meta(pattern=CVX.pattern)], Annotated[str, Meta(pattern=DISPLAY.pattern)]],
                         Meta(description=(
         "Vaccines this station records: CVX code -> name shown in the record (CDC's codes; default: a "
         "starting list in edge/gate/vaccination.py). A site giving others lists them all."))] = field(
