@@ -79,6 +79,8 @@ def test_a_config_edited_on_windows_or_unreadable_is_a_config_error(tmp_path):
     ("[face]\nmax_yaw_deg = 91\n", "face.max_yaw_deg", "<= 90"),
     ("[face]\nsface_match_threshold = 1.5\n", "face.sface_match_threshold", "<= 1"),
     ("[site]\ntimezone = \"Mars/Olympus_Mons\"\n", "site.timezone", "IANA"),
+    ("[site.vaccines]\n\"313\\n\" = \"COVID-19\"\n", "site.vaccines", "regex"),  # no record could match it
+    ("[site.vaccines]\n\"313\" = \"COVID-19\\n\"\n", "site.vaccines[...]", "regex"),
     ("[device]\nid = \"../gate-7\"\n", "device.id", "matching regex"),
     ("[site]\nwards = \"ward-3\"\n", "site.wards", "Expected `array`"),
     ("[site.face_policy]\nbaby = \"guardian\"\n", "site.face_policy", "baby"),

@@ -36,8 +36,10 @@ SITES = {"LA": "left arm", "RA": "right arm", "LD": "left deltoid", "RD": "right
 LOT = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 STAFF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 EXPIRY = re.compile(r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")
-CVX = re.compile(r"^[0-9]{1,3}$")
-DISPLAY = re.compile(r"^[^\x00-\x1f]{1,200}$")
+#: ``\Z``, not ``$`` (which also matches before a final newline): the config checks a site's list with these
+#: patterns by searching, not by matching the whole text.
+CVX = re.compile(r"^[0-9]{1,3}\Z")
+DISPLAY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
 
 
 #: How long before the verification it follows a record may say the vaccination happened, seconds (the station's
