@@ -203,7 +203,8 @@ class CameraConfig(_Strict, frozen=True):
         "libcamera controls applied at start (picamera2 only), e.g. AeMeteringMode, "
         "AfMode."))] = field(default_factory=dict)
     buffer_frames: Annotated[int, Meta(ge=2, le=64, description=(
-        "Frames kept in the ring buffer between the camera owner and sessions."))] = 8
+        "Frames kept in the ring buffer between the camera owner and sessions (a session always takes the "
+        "newest: one slower than the camera skips frames rather than falling behind the person)."))] = 8
     frame_timeout_s: Annotated[float, Meta(gt=0, le=30, description="Longest wait for one frame, seconds.")] = 2.0
     stall_s: Annotated[float, Meta(gt=0, le=60, description=(
         "No frame for this long turns health NOT_SERVING, s."))] = 3.0

@@ -56,6 +56,8 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("edge_camera_up", "1 while camera frames are flowing", value=float(camera.ok))
         yield CounterMetricFamily("edge_camera_reopens", "Times the camera was reopened after a failure",
                                   value=camera.reopens)
+        yield CounterMetricFamily("edge_camera_skipped_frames", "Frames sessions passed over while busy with an "
+                                  "earlier one (the board is slower than the camera)", value=camera.skipped)
         if p.syncer is not None and p.syncer.last_sync:
             yield GaugeMetricFamily("edge_registry_last_sync_timestamp_seconds",
                                     "Unix time of the last complete registry sync", value=p.syncer.last_sync)

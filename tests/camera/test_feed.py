@@ -153,3 +153,25 @@ def test_replay_feed_plays_the_recording_from_its_start_each_session(tmp_path):
         with feed.session() as frames:
             assert [int(f[0, 0, 0]) for _, f in frames] == [0, 60, 120]
     assert feed.status().ok
+
+
+def test_a_session_slower_than_the_camera_gets_the_newest_frame_not_a_backlog():
+    """On a Pi 4 a frame's face detection can take longer than the camera's frame interval. Working through
+    the ring's backlog put the session up to two rings of frames (here 15, 0.3 s) behind the person: the
+    challenge prompt came that late and the answer window closed on frames from before the turn ended."""
+    camera = StubbornCamera(fps=50.0)
+    feed = LiveFeed(camera.open, buffer_frames=8, frame_timeout_s=1.0, stall_s=0.5)
+    feed.start()
+    try:
+        assert feed.wait_ready(5)
+        behind = []
+        with feed.session() as frames:
+            for _ in range(8):
+                stamp, _frame = next(frames)
+                behind.append(camera.frame_no - round(stamp * camera.fps))  # frames captured since this one
+                time.sleep(0.1)  # the session's work on the frame: five camera frames long
+        assert max(behind) <= 2, behind
+        stamps_seen = feed.status().frames
+        assert stamps_seen >= 30  # the camera kept its pace meanwhile
+    finally:
+        feed.close()

@@ -366,7 +366,7 @@ def test_prometheus_metrics_count_decisions_and_read_the_outbox(tmp_path, world,
         assert 'edge_verifications_total{decision="ALLOW",reason="OK"} 1.0' in text
         assert 'edge_rpc_failures_total{code="invalid_request",method="Verify"} 1.0' in text
         assert 'edge_build_info{python=' in text and "process_resident_memory_bytes" in text
-        assert "edge_camera_up 1.0" in text
+        assert "edge_camera_up 1.0" in text and "edge_camera_skipped_frames_total 0.0" in text
         values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
         assert not [v for v in values if v.startswith("-")]  # no sentinel values
         assert "edge_outbox_pending 0.0" in text  # standalone: the caller's reply was the token's destination
