@@ -92,9 +92,12 @@ class EscortRules:
     def admit(self, patient_id: str, site: str, ward: str, expected_days: float,
               now: float | None = None) -> Admission:
         now = time.time() if now is None else now
-        if not PATIENT_ID.match(patient_id) or not WARD.match(ward) or not site or not 0 < expected_days <= 366:
+        if not PATIENT_ID.match(patient_id) or not WARD.match(ward) or not 0 < expected_days <= 366:
             raise EscortRefused("invalid_request", "a pseudonymous patient id (4-64 of A-Z a-z 0-9 . _ -), a site, a "
                                                    "ward and an expected stay of 0-366 days are needed")
+        if not 0 < len(site) <= 128 or site == "*":  # a "*" card is good at every site's gates
+            raise EscortRefused("invalid_request", f"a patient is admitted to one site (1-128 characters, not "
+                                                   f"'*'), not {site[:40]!r}")
         current = self.state.storage.admission(patient_id)
         if current is not None and current.discharged is None:
             raise EscortRefused("already_admitted", f"patient {patient_id} is already admitted to {current.ward}")

@@ -94,6 +94,12 @@ def test_every_refusal_has_its_reason(registry):
     assert refusal(lambda: hospital.AdmitPatient(rpb.AdmitPatientRequest(
         patient_id="Jane Doe!", site="ward-7", ward="x", expected_days=2), timeout=10)) == \
         ("INVALID_ARGUMENT", "invalid_request")  # a name is not a pseudonymous id
+    # A card for site "*" is good at every site's gates: a patient is admitted to one (until 2026-12-07 the
+    # feed could admit to "*", and the escort's permit then opened every site's gates of a ward so named).
+    for site in ("*", "", "x" * 129):
+        assert refusal(lambda site=site: hospital.AdmitPatient(rpb.AdmitPatientRequest(
+            patient_id="pat-0101", site=site, ward="paediatrics", expected_days=2), timeout=10)) == \
+            ("INVALID_ARGUMENT", "invalid_request")
     assert refusal(lambda: hospital.IssueEscortPermit(permit(patient_id="pat-0100", template_sha256=FACE,
                                                              age_band="minor"), timeout=10)) == \
         ("FAILED_PRECONDITION", "escort_not_adult")
