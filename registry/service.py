@@ -301,6 +301,8 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             limit = band_limit(request.age_band or None, request.age_band_until, now)
             if limit is not None:
                 valid_for_s = min(valid_for_s, limit - now)
+            if not 0 < len(request.site) <= 128:
+                raise ValueError("a card names its site (1-128 characters; '*' for every site)")
             if bool(request.window_start) != bool(request.window_end):
                 raise ValueError("give both window_start and window_end, or neither")
             window = (int(request.window_start), int(request.window_end)) if request.window_start else None

@@ -178,6 +178,11 @@ def test_a_card_names_a_face_model_the_gates_know_and_a_delegation_a_guardian_ca
     assert refusal(lambda: admin.IssueCard(rpb.IssueCardRequest(
         card_type="vaccination_appointment", site="ward-7", template_sha256=FACE, age_band="adult"),
         timeout=10)) == ("INVALID_ARGUMENT", "holder_required")
+    # A card without a site is refused at every gate (card_scope): refused when it is issued instead.
+    with pytest.raises(grpc.RpcError) as e:
+        admin.IssueCard(rpb.IssueCardRequest(card_type="health_card", site="", template_sha256=FACE,
+                                             age_band="adult"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "site" in e.value.details()
     for guardian in (mother.card_id.upper(), "ab" * 16):
         with pytest.raises(grpc.RpcError) as e:
             hospital.IssueDelegation(rpb.IssueDelegationRequest(
