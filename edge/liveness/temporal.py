@@ -13,7 +13,9 @@ the prompt and must go the asked way by at least ``min_turn_deg`` within the ans
 about a neck:
 
 - depth: the nose residual over sin(yaw change) estimates how far the nose stands out of the face plane,
-  ~0.6 eye distances for a head and ~0 for a flat photo tilted to fake a yaw;
+  ~0.6 eye distances for a head. Geometry says ~0 for a flat photo, but YuNet places the nose where a
+  face's would be: photos answering the prompt, flat ones included, read 0.37-1.19 (median 0.61;
+  bench/liveness_challenge_cues.py), so this test stops none of them and the pivot does the work;
 - pivot: a head turns about the neck, 1-1.5 eye distances behind the eyes, so the eyes travel sideways
   with the turn (travel over sin(yaw change) ~1-1.5 eye distances on the real clips); a sheet, flat or
   bent, held and turned about its own middle keeps them in place (~0). With five landmarks the depth test
@@ -173,7 +175,8 @@ def implied_nose_depth(faces: list[Face], yaw: np.ndarray, min_turn_deg: float) 
     """Median nose depth (eye distances) implied by the residual in frames turned >= ``min_turn_deg``.
 
     Under a yaw change of dyaw, a nose ``d`` eye-distances in front of the eye/mouth plane leaves the
-    planar prediction by about d * |sin(dyaw)|; a real nose gives ~0.6, a photo ~0, whatever the amplitude.
+    planar prediction by about d * |sin(dyaw)|; a real nose gives ~0.6 whatever the amplitude. A photo would
+    give ~0 if its landmarks followed the print; YuNet's do not (0.37-1.19 on photos, module docstring).
     """
     residual = nose_residuals(faces)
     if residual.size == 0:
