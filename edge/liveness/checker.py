@@ -174,10 +174,12 @@ class LivenessChecker:
         if challenge is None:
             return LivenessResult(live=False, score=0.0, cues=cues, track=track, reasons=["challenge_required"],
                                   prompts=[])
-        travel = eye_travel(challenge, track.times, track.faces, yaw)
+        # The prompt came prompt_at_s after the window's first frame, which may have shown no face yet.
+        start = detections[0][0]
+        travel = eye_travel(challenge, track.times, track.faces, yaw, start=start)
         ok, why = challenge_answered(challenge, track.times, track.faces, yaw=yaw, travel=travel,
                                      min_depth=th.min_nose_depth, min_turn_deg=th.min_turn_deg,
-                                     min_eye_travel=th.min_eye_travel)
+                                     min_eye_travel=th.min_eye_travel, start=start)
         cues["challenge"] = {"direction": challenge.direction, "min_turn_deg": th.min_turn_deg,
                              "prompt_at_s": round(challenge.prompt_at_s, 2), "attempt": challenge.attempt,
                              "eye_travel": None if np.isnan(travel) else round(travel, 2),

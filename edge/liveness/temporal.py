@@ -113,17 +113,19 @@ def _median3(values: np.ndarray) -> np.ndarray:
 def challenge_answered(challenge: Challenge, times: list[float], faces: list[Face], *, min_depth: float = 0.3,
                        min_turn_deg: float = 4.0, min_eye_travel: float = 0.5,
                        max_sway_deg: float = 12.0, yaw: np.ndarray | None = None,
-                       travel: float | None = None) -> tuple[bool, str]:
+                       travel: float | None = None, start: float | None = None) -> tuple[bool, str]:
     """Did the tracked face turn as asked, after the prompt, in depth and about a neck? Returns (ok, reason).
 
     ``min_turn_deg``: apparent yaw from the pose at the prompt (median of 3 frames against landmark
     jitter); ``max_sway_deg``: yaw range before the prompt above which the head was already swinging (a
     replayed conversation answers a random prompt by chance); ``min_eye_travel``: see ``eye_travel``;
-    ``yaw``: ``yaw_series(faces)`` and ``travel``: ``eye_travel(...)`` when the caller has them already.
+    ``yaw``: ``yaw_series(faces)`` and ``travel``: ``eye_travel(...)`` when the caller has them already;
+    ``start``: when the challenge's clock began (the window's first frame, which may have had no face), in
+    the clock of ``times``; the prompt came ``prompt_at_s`` after it. Default: the first face's time.
     """
     if len(faces) < 4:
         return False, "challenge_too_few_frames"
-    t = np.array(times) - times[0]
+    t = np.array(times) - (times[0] if start is None else start)
     raw = yaw_series(faces) if yaw is None else yaw
     asked = _median3(raw) * challenge.yaw_sign  # positive: the asked way
     before = np.flatnonzero(t < challenge.prompt_at_s)
@@ -138,20 +140,22 @@ def challenge_answered(challenge: Challenge, times: list[float], faces: list[Fac
     if implied_nose_depth(faces, raw, min_turn_deg / 2) < min_depth:
         return False, "challenge_planar"
     if travel is None:
-        travel = eye_travel(challenge, times, faces, raw)
+        travel = eye_travel(challenge, times, faces, raw, start=start)
     if not travel >= min_eye_travel:  # NaN (no measurable turn) fails too
         return False, "challenge_pivoted"
     return True, "challenge_completed"
 
 
-def eye_travel(challenge: Challenge, times: list[float], faces: list[Face], yaw: np.ndarray | None = None) -> float:
+def eye_travel(challenge: Challenge, times: list[float], faces: list[Face], yaw: np.ndarray | None = None,
+               start: float | None = None) -> float:
     """Sideways travel of the eye midpoint along the eye line, over sin(apparent yaw change), in eye
     distances, at the peak of the answer against the last 0.6 s before the prompt (medians of 5 frames).
 
     ~1-1.5 for a head (it pivots at the neck, behind the eyes), ~0 for a sheet turned about its middle;
-    NaN when the turn is under 2 degrees or there is no steady pose before the prompt.
+    NaN when the turn is under 2 degrees or there is no steady pose before the prompt. ``start``: as for
+    ``challenge_answered``.
     """
-    t = np.array(times) - times[0]
+    t = np.array(times) - (times[0] if start is None else start)
     yaw = yaw_series(faces) if yaw is None else yaw
     before = np.flatnonzero((t < challenge.prompt_at_s) & (t >= challenge.prompt_at_s - 0.6))
     after = np.flatnonzero((t >= challenge.prompt_at_s) & (t <= challenge.prompt_at_s + challenge.window_s))

@@ -179,3 +179,18 @@ def test_turned_away_face_is_asked_to_face_the_camera():
     frames = [(i / 30, np.random.default_rng(i).integers(60, 200, (480, 640, 3), dtype=np.uint8)) for i in range(20)]
     result = LivenessChecker(Turned()).check(frames)
     assert result.reasons == ["face_turned"] and result.prompts == ["Please face the camera"]
+
+
+def test_the_prompt_is_timed_from_the_window_start_not_from_the_first_face():
+    """At a gate the face often appears some frames into the window (the phone that showed the card is
+    still being lowered). The prompt is shown at ``prompt_at_s`` from the window's start; the checker timed
+    it from the first frame with a face, so a person who turned on time looked as if they had been turning
+    before the prompt (until 2026-12-07: challenge_unsteady for a face that appeared 0.6 s in)."""
+    challenge = next(c for c in (Challenge.from_nonce(b"late-%d" % n) for n in range(200)) if c.prompt_at_s > 0.9)
+    times, faces = turn(challenge, seconds=challenge.prompt_at_s + challenge.window_s + 0.1)
+    image = np.random.default_rng(0).integers(60, 200, (480, 640, 3), dtype=np.uint8)  # passes the quality gates
+    checker = LivenessChecker(None, LivenessThresholds(require_challenge=True))
+    for hidden_s in (0.0, 0.6, 0.8):  # the face is in view from this moment, before the prompt
+        detections = [(t, [face] if t >= hidden_s else []) for t, face in zip(times, faces, strict=True)]
+        result = checker.decide(detections, [image] * len(detections), challenge=challenge)
+        assert result.live and result.reasons == ["challenge_completed"], (hidden_s, result.reasons)
