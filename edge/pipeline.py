@@ -73,6 +73,9 @@ MESSAGES = {
 }
 #: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
 MAX_WINDOW_FRAMES = 150
+#: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
+#: the card is often still in front of the face. The challenge's prompt is timed from the window's start.
+FACE_WAIT_S = 2.0
 #: Failures that count towards the gate's rate limit: guesses at the face or liveness checks.
 LIMITED_REASONS = {"LIVENESS_FAILED", "CHALLENGE_FAILED", "FACE_MISMATCH"}
 
@@ -432,19 +435,29 @@ class VerificationPipeline:
                         challenge: Challenge | None,
                         emit: EventSink) -> tuple[list[tuple[float, list[Face]]], list[np.ndarray]]:
         """Frames for liveness: ``liveness_frames`` of natural movement, or, with a challenge, until the
-        prompt plus its response window has passed (a person needs time to react and turn)."""
+        prompt plus its response window has passed (a person needs time to react and turn). The window
+        starts with the first frame that shows a face, so the prompt never comes while the phone that showed
+        the card still hides it; after ``FACE_WAIT_S`` without one, no window (the checker says no_face)."""
         detections: list[tuple[float, list[Face]]] = []
         images: list[np.ndarray] = []
         t0: float | None = None
+        waiting_since: float | None = None
         prompted = False
         answer_by = challenge.prompt_at_s + challenge.window_s if challenge else None
         for t, frame in frames:
             check_time()
-            t0 = t if t0 is None else t0
+            found = self.faces.detector.detect(frame)
+            if t0 is None:
+                waiting_since = t if waiting_since is None else waiting_since
+                if not found:
+                    if t - waiting_since >= FACE_WAIT_S:
+                        break
+                    continue
+                t0 = t
             if challenge and not prompted and t - t0 >= challenge.prompt_at_s:
                 emit("prompt", challenge.prompt)
                 prompted = True
-            detections.append((t - t0, self.faces.detector.detect(frame)))
+            detections.append((t - t0, found))
             images.append(frame)
             if answer_by is not None:
                 if t - t0 >= answer_by or len(images) >= MAX_WINDOW_FRAMES:

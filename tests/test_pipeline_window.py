@@ -8,8 +8,16 @@ from edge.pipeline import SitePolicy, VerificationPipeline
 
 
 class _Detector:
+    """Sees one face in every frame (or none)."""
+
+    def __init__(self, face: bool = True) -> None:
+        from edge.vision.types import Face
+
+        self.faces = [Face(box=(280.0, 200.0, 80.0, 100.0), landmarks=np.zeros((5, 2), np.float32), score=0.9)] \
+            if face else []
+
     def detect(self, frame):
-        return []
+        return self.faces
 
 
 class _Faces:
@@ -137,3 +145,53 @@ def test_every_retried_refusal_tells_the_person_what_to_do_differently():
         retry = events.index(("retry", reason))
         assert events[retry + 1] == ("prompt", hint)
     assert len(set(RETRY_HINTS.values())) == len(RETRY_HINTS)
+
+
+class _FaceFrom:
+    """Sees a face only from ``since`` seconds on (before, the phone that showed the card hides it);
+    remembers the time of the frame it last looked at."""
+
+    def __init__(self, since: float) -> None:
+        from edge.vision.types import Face
+
+        self.since = since
+        self.now = -1.0
+        self.face = Face(box=(280.0, 200.0, 80.0, 100.0), landmarks=np.zeros((5, 2), np.float32), score=0.9)
+
+    def detect(self, frame):
+        self.now = float(frame[0, 0, 0]) / 30.0
+        return [self.face] if self.now >= self.since else []
+
+
+def _stamped_camera(seconds: float, fps: float = 30.0):
+    """Frames that carry their own number (the detector reads the time from the pixels)."""
+    return iter([(i / fps, np.full((4, 4, 3), i, np.uint8)) for i in range(int(seconds * fps))])
+
+
+def test_the_challenge_waits_for_the_face_before_its_prompt():
+    """The prompt was shown prompt_at_s after the card was read, whether or not a face was in view: a person
+    still lowering the phone that showed the card was asked to turn before the camera saw them."""
+    challenge = Challenge.from_nonce(b"late prompt nonce")
+    pipeline = _pipeline(45)
+    detector = _FaceFrom(since=1.5)
+    pipeline.faces = type("Faces", (), {"detector": detector})()  # type: ignore[assignment]
+    prompted_at = []
+    detections, images = pipeline._capture_window(_stamped_camera(8.0), lambda: None, challenge,
+                                                  lambda kind, text: prompted_at.append(detector.now))
+    assert len(prompted_at) == 1 and prompted_at[0] >= 1.5 + challenge.prompt_at_s - 1 / 30
+    assert detections[0][0] == 0.0 and detections[0][1]  # the window starts with the face
+    assert detections[-1][0] >= challenge.prompt_at_s + challenge.window_s - 1 / 30
+    assert len(images) == len(detections)
+
+
+def test_a_window_without_any_face_ends_after_the_wait_not_after_a_whole_challenge():
+    from edge.pipeline import FACE_WAIT_S
+
+    frames = _camera(10.0)
+    pipeline = _pipeline(45)
+    pipeline.faces = type("Faces", (), {"detector": _Detector(face=False)})()  # type: ignore[assignment]
+    events = []
+    detections, _ = pipeline._capture_window(frames, lambda: None, Challenge.from_nonce(b"n"),
+                                             lambda kind, text: events.append(kind))
+    assert detections == [] and events == []  # no prompt for nobody: the checker says no_face (a RETRY)
+    assert len(list(frames)) >= (10.0 - FACE_WAIT_S) * 30 - 2  # the rest of the camera's frames are unread
