@@ -9,7 +9,8 @@ bench/liveness_challenge_replay.py, see nothing to stop). A rate here is what th
 own; a gate relies on the camera cues (and the PAD model when provisioned) for the rest.
 
 "With the gate's retry": after a refusal the gate asks again (temporal.RETRYABLE), the recording plays on,
-so the second challenge (``attempt=1`` of the same nonce) is judged on the window that follows the first.
+so the second challenge (``attempt=1`` of the same nonce) is judged on the window that begins
+``pipeline.RETRY_SETTLE_S`` after the first ends (the time the gate gives a person to read the hint).
 
 Run: .venv/bin/python bench/liveness_challenge_chance.py  (writes bench/results/liveness_challenge_chance.json)
 """
@@ -31,8 +32,10 @@ from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
 from edge.liveness.presentations import FPS, WINDOW_FRAMES
 from edge.liveness.temporal import RETRYABLE, Challenge
+from edge.pipeline import RETRY_SETTLE_S
 
 STEP = int(FPS // 2)  # a window every 0.5 s
+SETTLE_FRAMES = int(round(RETRY_SETTLE_S * FPS))  # frames between a refused answer and the retry's window
 
 
 def judge(checker: LivenessChecker, detections: list, images: list, first: int, challenge: Challenge):
@@ -59,10 +62,9 @@ def main() -> None:
             outcomes[outcome] += 1
             windows += outcome != "fta"
             accepted += result.live
-            if (not result.live and outcome in RETRYABLE
-                    and first + 2 * WINDOW_FRAMES <= len(detections)):
-                retried += judge(checker, detections, images, first + WINDOW_FRAMES,
-                                 Challenge.from_nonce(nonce, attempt=1)).live
+            second = first + WINDOW_FRAMES + SETTLE_FRAMES
+            if not result.live and outcome in RETRYABLE and second + WINDOW_FRAMES <= len(detections):
+                retried += judge(checker, detections, images, second, Challenge.from_nonce(nonce, attempt=1)).live
         accepted_with_retry += accepted + retried
         per_clip[clip.name] = {"acquired_windows": windows, "answered_by_chance": accepted,
                                "answered_with_the_retry": accepted + retried}

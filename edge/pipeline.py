@@ -76,6 +76,9 @@ MAX_WINDOW_FRAMES = 150
 #: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
 #: the card is often still in front of the face. The challenge's prompt is timed from the window's start.
 FACE_WAIT_S = 2.0
+#: Between a refused answer and the retry's window (seconds of frames, read and not kept): the person reads
+#: the hint and turns back to the camera, which in the retry's window would read as a head already moving.
+RETRY_SETTLE_S = 1.5
 #: Failures that count towards the gate's rate limit: guesses at the face or liveness checks.
 LIMITED_REASONS = {"LIVENESS_FAILED", "CHALLENGE_FAILED", "FACE_MISMATCH"}
 
@@ -408,7 +411,8 @@ class VerificationPipeline:
                      ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray], list[str]]:
         """Capture and decide liveness; with a challenge, ask again (up to ``challenge_retries`` times) when
         the person was moving at the prompt, or the answer was slow, too small, the wrong way or without the
-        head's pivot (temporal.RETRY_HINTS says what the person is told). A planar answer is not asked
+        head's pivot (temporal.RETRY_HINTS says what the person is told, ``RETRY_SETTLE_S`` before the next
+        window begins). A planar answer is not asked
         again: that is what artefacts do. Returns the last result, its challenge, its frames and every
         prompt shown."""
         challenge = Challenge.from_nonce(nonce) if self.policy.require_challenge else None
@@ -430,6 +434,17 @@ class VerificationPipeline:
             emit("retry", result.reasons[0])
             emit("prompt", RETRY_HINTS[result.reasons[0]])  # shown until the next challenge's own prompt
             challenge = Challenge.from_nonce(nonce, attempt=challenge.attempt + 1)
+            self._settle(frames, check_time)
+
+    @staticmethod
+    def _settle(frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None]) -> None:
+        """Let ``RETRY_SETTLE_S`` of frames pass (the camera's time): the hint is read, the head comes back."""
+        since: float | None = None
+        for t, _ in frames:
+            check_time()
+            since = t if since is None else since
+            if t - since >= RETRY_SETTLE_S:
+                return
 
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                         challenge: Challenge | None,

@@ -195,3 +195,61 @@ def test_a_window_without_any_face_ends_after_the_wait_not_after_a_whole_challen
                                              lambda kind, text: events.append(kind))
     assert detections == [] and events == []  # no prompt for nobody: the checker says no_face (a RETRY)
     assert len(list(frames)) >= (10.0 - FACE_WAIT_S) * 30 - 2  # the rest of the camera's frames are unread
+
+
+def test_a_retry_gives_the_person_time_to_read_the_hint_and_face_the_camera_again():
+    """After a refused answer the person is still turned, and the retry's hint is on the screen. The retry's
+    prompt came 0.3-1.0 s after the hint, while they read it and turned back: the swing back read as a head
+    already moving at the prompt (challenge_unsteady), and the retry, the one meant to let them through, was
+    refused. Here a person reacts to what the gate shows: 0.4 s after the first prompt they turn 15 degrees
+    with the shoulders (pivot-less, retried); 0.3 s after the hint they turn back over 0.5 s; 0.4 s after
+    the second prompt they turn only the head, 12 degrees. They must pass."""
+    from edge.liveness.checker import LivenessChecker, LivenessThresholds
+    from tests.liveness.test_temporal_and_fusion import head
+
+    fps = 30.0
+    nonce = next(n for n in (b"retry-%d" % i for i in range(500))
+                 if Challenge.from_nonce(n).direction == Challenge.from_nonce(n, attempt=1).direction)
+    sign = -1.0 if Challenge.from_nonce(nonce).direction == "left" else 1.0  # the model's rotation, asked way
+    shown: dict[str, float] = {}  # what the gate showed, and when (camera time)
+    now = [0.0]
+
+    def ramp(start: float | None, length: float = 0.5) -> float:
+        return 0.0 if start is None else min(max((now[0] - start) / length, 0.0), 1.0)
+
+    def pose() -> tuple[float, float]:
+        """(yaw in the model's degrees, pivot) of the person's head now."""
+        if "hint" not in shown or now[0] < shown["hint"] + 0.8:
+            first = 15.0 * ramp(shown["prompt 0"] + 0.4 if "prompt 0" in shown else None)
+            return sign * first * (1.0 - ramp(shown.get("hint") and shown["hint"] + 0.3)), 0.0
+        return sign * 12.0 * ramp(shown["prompt 1"] + 0.4 if "prompt 1" in shown else None), 1.4
+
+    class Person:
+        def detect(self, frame):
+            now[0] = (int(frame[0, 0, 0]) * 256 + int(frame[0, 0, 1])) / fps
+            yaw, pivot = pose()
+            return [head(yaw, pivot=pivot)]
+
+    def on_event(kind: str, text: str) -> None:
+        if kind == "prompt":  # the challenge's prompt, the retry's hint, the second challenge's prompt
+            shown[["prompt 0", "hint", "prompt 1"][len(shown)]] = now[0]
+
+    image = np.random.default_rng(0).integers(60, 200, (480, 640, 3), dtype=np.uint8)
+
+    def camera():
+        for i in range(int(14 * fps)):
+            frame = image.copy()
+            frame[0, 0, :2] = (i // 256, i % 256)
+            yield i / fps, frame
+
+    pipeline = _pipeline(45)
+    pipeline.faces = type("Faces", (), {"detector": Person()})()  # type: ignore[assignment]
+    pipeline.policy = SitePolicy(site="s", gate_id="g")
+    pipeline.liveness = LivenessChecker(None, LivenessThresholds(require_challenge=True))
+    pipeline.limiter = FailureLimiter(max_failures=3)
+    retries = []
+    result, challenge, _, _ = pipeline._live_window(
+        camera(), lambda: None, nonce, lambda kind, text: retries.append(text) if kind == "retry" else on_event(
+            kind, text), lambda *_: None)
+    assert retries == ["challenge_pivoted"] and list(shown) == ["prompt 0", "hint", "prompt 1"]
+    assert challenge.attempt == 1 and result.live, (result.reasons, shown, result.cues.get("challenge"))
