@@ -25,7 +25,7 @@ from edge.credential.model import CARD_PREFIX, Card
 from edge.credential.verifier import CardVerifier, parse_claims
 from edge.errors import CredentialError, SecurityError
 from edge.gate.entries import EntryLog
-from edge.liveness.checker import LivenessChecker, LivenessResult
+from edge.liveness.checker import PROMPTS, LivenessChecker, LivenessResult
 from edge.liveness.ratelimit import FailureLimiter
 from edge.liveness.temporal import RETRY_HINTS, RETRYABLE, Challenge
 from edge.qr.advice import NOT_A_CARD, SHOW_CARD, CardAdvisor
@@ -76,6 +76,8 @@ MAX_WINDOW_FRAMES = 150
 #: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
 #: the card is often still in front of the face. The challenge's prompt is timed from the window's start.
 FACE_WAIT_S = 2.0
+#: After this long without a face the person is asked to look at the camera (seconds).
+LOOK_PROMPT_AFTER_S = 0.5
 #: Between a refused answer and the retry's window (seconds of frames, read and not kept): the person reads
 #: the hint and turns back to the camera, which in the retry's window would read as a head already moving.
 RETRY_SETTLE_S = 1.5
@@ -457,7 +459,7 @@ class VerificationPipeline:
         images: list[np.ndarray] = []
         t0: float | None = None
         waiting_since: float | None = None
-        prompted = False
+        prompted = asked = False
         answer_by = challenge.prompt_at_s + challenge.window_s if challenge else None
         for t, frame in frames:
             check_time()
@@ -467,6 +469,9 @@ class VerificationPipeline:
                 if not found:
                     if t - waiting_since >= FACE_WAIT_S:
                         break
+                    if not asked and t - waiting_since >= LOOK_PROMPT_AFTER_S:
+                        emit("prompt", PROMPTS["no_face"])  # the phone may still be in front of the face
+                        asked = True
                     continue
                 t0 = t
             if challenge and not prompted and t - t0 >= challenge.prompt_at_s:

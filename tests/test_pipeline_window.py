@@ -175,10 +175,11 @@ def test_the_challenge_waits_for_the_face_before_its_prompt():
     pipeline = _pipeline(45)
     detector = _FaceFrom(since=1.5)
     pipeline.faces = type("Faces", (), {"detector": detector})()  # type: ignore[assignment]
-    prompted_at = []
+    prompts = []
     detections, images = pipeline._capture_window(_stamped_camera(8.0), lambda: None, challenge,
-                                                  lambda kind, text: prompted_at.append(detector.now))
-    assert len(prompted_at) == 1 and prompted_at[0] >= 1.5 + challenge.prompt_at_s - 1 / 30
+                                                  lambda kind, text: prompts.append((text, detector.now)))
+    assert [text for text, _ in prompts] == ["Please look at the camera", challenge.prompt]
+    assert 0.5 <= prompts[0][1] < 0.6 and prompts[1][1] >= 1.5 + challenge.prompt_at_s - 1 / 30
     assert detections[0][0] == 0.0 and detections[0][1]  # the window starts with the face
     assert detections[-1][0] >= challenge.prompt_at_s + challenge.window_s - 1 / 30
     assert len(images) == len(detections)
@@ -193,7 +194,8 @@ def test_a_window_without_any_face_ends_after_the_wait_not_after_a_whole_challen
     events = []
     detections, _ = pipeline._capture_window(frames, lambda: None, Challenge.from_nonce(b"n"),
                                              lambda kind, text: events.append(kind))
-    assert detections == [] and events == []  # no prompt for nobody: the checker says no_face (a RETRY)
+    # One request to look at the camera, no challenge for nobody: the checker says no_face (a RETRY).
+    assert detections == [] and events == ["prompt"]
     assert len(list(frames)) >= (10.0 - FACE_WAIT_S) * 30 - 2  # the rest of the camera's frames are unread
 
 
