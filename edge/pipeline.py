@@ -12,6 +12,7 @@ that no trusted issuer signed (there is no card to audit, and a signed token for
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -76,6 +77,11 @@ MAX_WINDOW_FRAMES = 150
 #: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
 #: the card is often still in front of the face. The challenge's prompt is timed from the window's start.
 FACE_WAIT_S = 2.0
+#: Full frames a liveness window keeps (a challenge window is up to 105 frames, 97 MB at 640x480): every
+#: KEEP_EVERY-th, which the liveness cues' picks come from, and the MATCH_FRAMES with the largest face so
+#: far, which the match embeds; the others keep only their detections.
+KEEP_EVERY = 4
+MATCH_FRAMES = 3
 #: After this long without a face the person is asked to look at the camera (seconds).
 LOOK_PROMPT_AFTER_S = 0.5
 #: Between a refused answer and the retry's window (seconds of frames, read and not kept): the person reads
@@ -410,7 +416,7 @@ class VerificationPipeline:
 
     def _live_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None], nonce: bytes,
                      emit: EventSink, stage_done: Callable[[str, float], None]
-                     ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray], list[str]]:
+                     ) -> tuple[LivenessResult, Challenge | None, list[np.ndarray | None], list[str]]:
         """Capture and decide liveness; with a challenge, ask again (up to ``challenge_retries`` times) when
         the person was moving at the prompt, or the answer was slow, too small, the wrong way or without the
         head's pivot (temporal.RETRY_HINTS says what the person is told, ``RETRY_SETTLE_S`` before the next
@@ -450,13 +456,14 @@ class VerificationPipeline:
 
     def _capture_window(self, frames: Iterator[tuple[float, np.ndarray]], check_time: Callable[[], None],
                         challenge: Challenge | None,
-                        emit: EventSink) -> tuple[list[tuple[float, list[Face]]], list[np.ndarray]]:
+                        emit: EventSink) -> tuple[list[tuple[float, list[Face]]], list[np.ndarray | None]]:
         """Frames for liveness: ``liveness_frames`` of natural movement, or, with a challenge, until the
         prompt plus its response window has passed (a person needs time to react and turn). The window
         starts with the first frame that shows a face, so the prompt never comes while the phone that showed
         the card still hides it; after ``FACE_WAIT_S`` without one, no window (the checker says no_face)."""
         detections: list[tuple[float, list[Face]]] = []
-        images: list[np.ndarray] = []
+        images: list[np.ndarray | None] = []
+        largest: list[tuple[float, int]] = []  # (eye distance, index): the frames kept for the match
         t0: float | None = None
         waiting_since: float | None = None
         prompted = asked = False
@@ -479,12 +486,26 @@ class VerificationPipeline:
                 prompted = True
             detections.append((t - t0, found))
             images.append(frame)
+            self._keep_usable(images, largest, found)
             if answer_by is not None:
                 if t - t0 >= answer_by or len(images) >= MAX_WINDOW_FRAMES:
                     break
             elif len(images) >= self.policy.liveness_frames:
                 break
         return detections, images
+
+    @staticmethod
+    def _keep_usable(images: list[np.ndarray | None], largest: list[tuple[float, int]], found: list[Face]) -> None:
+        """Drop the newest frame's pixels unless it is on the KEEP_EVERY grid or among the MATCH_FRAMES largest
+        faces so far (whose displaced member is dropped in turn, unless on the grid)."""
+        index = len(images) - 1
+        candidates = [index]
+        if found:
+            heapq.heappush(largest, (max(face.eye_distance for face in found), index))
+            candidates = [heapq.heappop(largest)[1]] if len(largest) > MATCH_FRAMES else []
+        for dropped in candidates:
+            if dropped % KEEP_EVERY:
+                images[dropped] = None
 
     @staticmethod
     def _liveness_reason(result: LivenessResult) -> tuple[str, str]:
@@ -496,9 +517,9 @@ class VerificationPipeline:
             return "DENY", "CHALLENGE_FAILED"
         return "DENY", "LIVENESS_FAILED"
 
-    def _match(self, result: LivenessResult, images: list[np.ndarray], template: np.ndarray,
+    def _match(self, result: LivenessResult, images: list[np.ndarray | None], template: np.ndarray,
                scorer: FaceMatcher) -> float:
-        """Embed the tracked face in its largest frames (up to 3), fuse the embeddings (the gate's face model's
+        """Embed the tracked face in its largest kept frames (up to 3), fuse the embeddings (the gate's face model's
         ``combine``: mean, SFace's part renormalised) and compare once, as ``scorer`` says (the card's model,
         or SFace on the part both share). Fusing rather than taking the best of
         three keeps genuine scores (live clip of the holder: minimum 0.670 either way) and lowers the impostor
@@ -506,8 +527,10 @@ class VerificationPipeline:
         0.265 -> 0.257; docs/THRESHOLDS.md)."""
         track = result.track
         assert track is not None
-        order = sorted(range(len(track.faces)), key=lambda i: -track.faces[i].eye_distance)[:3]
-        vectors = [self.faces.embed_face(images[track.frame_indices[i]], track.faces[i]).vector for i in order]
+        kept = [(image, face) for index, face in zip(track.frame_indices, track.faces, strict=True)
+                if (image := images[index]) is not None]
+        order = sorted(kept, key=lambda pair: -pair[1].eye_distance)[:MATCH_FRAMES]
+        vectors = [self.faces.embed_face(image, face).vector for image, face in order]
         return scorer.score(self.matcher.model.combine(vectors), template).similarity
 
     def _finish(self, decision: str, reasons: list[str], card_id: str, card_text: str, card_kid: bytes, nonce: bytes,

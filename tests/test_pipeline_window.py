@@ -255,3 +255,30 @@ def test_a_retry_gives_the_person_time_to_read_the_hint_and_face_the_camera_agai
             kind, text), lambda *_: None)
     assert retries == ["challenge_pivoted"] and list(shown) == ["prompt 0", "hint", "prompt 1"]
     assert challenge.attempt == 1 and result.live, (result.reasons, shown, result.cues.get("challenge"))
+
+
+def test_a_challenge_window_keeps_only_the_frames_its_checks_can_use():
+    """A challenge window at 30 fps is up to 3.5 s: 105 full 640x480 frames, 97 MB held at once on a board
+    whose daemon budget is 250 MB (the memory bench measured 45-frame passive sessions only). The liveness
+    cues read eight frames spread over the track and the match the three with the largest face, so the
+    window keeps every fourth frame and the three largest faces so far; the rest keep their detections."""
+    from edge.pipeline import KEEP_EVERY, MATCH_FRAMES
+    from edge.vision.types import Face
+
+    sizes = [40.0 + 10.0 * np.sin(i / 7.0) for i in range(200)]  # the face grows and shrinks as people move
+
+    class Moving:
+        def detect(self, frame):
+            size = sizes[int(frame[0, 0, 0])]
+            landmarks = np.array([[0, 0], [size, 0], [size / 2, size / 2], [0, size], [size, size]], np.float32)
+            return [Face(box=(100.0, 100.0, 2 * size, 2 * size), landmarks=landmarks, score=0.9)]
+
+    challenge = Challenge.from_nonce(b"late prompt nonce")
+    pipeline = _pipeline(45)
+    pipeline.faces = type("Faces", (), {"detector": Moving()})()  # type: ignore[assignment]
+    detections, images = pipeline._capture_window(_stamped_camera(8.0), lambda: None, challenge, lambda *_: None)
+    kept = [i for i, image in enumerate(images) if image is not None]
+    assert len(detections) == len(images) > 60
+    assert len(kept) <= len(images) // KEEP_EVERY + 1 + MATCH_FRAMES
+    largest = sorted(range(len(detections)), key=lambda i: -detections[i][1][0].eye_distance)[:MATCH_FRAMES]
+    assert set(largest) <= set(kept) and set(range(0, len(images), KEEP_EVERY)) <= set(kept)

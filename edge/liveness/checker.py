@@ -17,7 +17,7 @@ twice its threshold, capped at 1: a margin, not a probability.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,10 @@ class LivenessChecker:
         return LivenessResult(live=False, score=0.0, cues=cues or {}, reasons=[reason], failure_to_acquire=fta,
                               track=track, prompts=[prompt] if prompt else [])
 
-    def decide(self, detections: list[tuple[float, list[Face]]], images: list[np.ndarray], *,
+    def decide(self, detections: list[tuple[float, list[Face]]], images: Sequence[np.ndarray | None], *,
                challenge: Challenge | None = None) -> LivenessResult:
+        """``images[i]`` is the frame of ``detections[i]``, or None where the caller kept only the detections
+        (the gate keeps a subset of a long window's frames); the cues read frames that were kept."""
         th = self.thresholds
         track = follow(detections)
         if not track.faces:
@@ -120,8 +122,12 @@ class LivenessChecker:
         if eye < th.min_eye_distance_px:
             return self._fail("face_too_small", True, track, {"eye_distance_px": eye})
 
-        picks = np.linspace(0, len(track.faces) - 1, min(th.cue_frames, len(track.faces))).round().astype(int)
-        per_frame: list[FrameCues] = [frame_cues(images[track.frame_indices[i]], track.faces[i]) for i in picks]
+        kept = [(face, image) for face, index in zip(track.faces, track.frame_indices, strict=True)
+                if (image := images[index]) is not None]
+        if not kept:
+            return self._fail("too_few_frames", True, track, {"frames_kept": 0})
+        chosen = [kept[i] for i in np.linspace(0, len(kept) - 1, min(th.cue_frames, len(kept))).round().astype(int)]
+        per_frame: list[FrameCues] = [frame_cues(image, face) for face, image in chosen]
         poses = [estimate_pose(f.landmarks) for f in track.faces[: max(3, len(track.faces) // 3)]]  # before a turn
         quality = {"yaw_deg": float(np.median([abs(y) for y, _ in poses])),
                    "pitch_deg": float(np.median([abs(p) for _, p in poses])),
@@ -149,8 +155,7 @@ class LivenessChecker:
                         "fired": False, "role": "reported only"},
         }
         if self.pad is not None:
-            live_p = float(np.mean([self.pad.live_probability(images[track.frame_indices[i]], track.faces[i])
-                                    for i in picks[:5]]))
+            live_p = float(np.mean([self.pad.live_probability(image, face) for face, image in chosen[:5]]))
             cues["pad_model"] = {"value": round(live_p, 4), "min": th.min_pad_live, "fired": live_p < th.min_pad_live}
         else:
             cues["pad_model"] = {"value": None, "fired": False, "role": "not provisioned"}
