@@ -119,7 +119,9 @@ class SiteConfig(_Strict, frozen=True):
         "planar one); each failed answer counts towards max_failures."))] = 1
     card_timeout_s: Annotated[float, Meta(gt=0, description="How long to look for a card QR code, seconds.")] = 4.0
     liveness_frames: Annotated[int, Meta(ge=8, le=300, description="Frames in the liveness window.")] = 45
-    session_budget_s: Annotated[float, Meta(gt=0, description="Whole-session time budget, seconds.")] = 12.0
+    session_budget_s: Annotated[float, Meta(gt=0, description=(
+        "Whole-session time budget, seconds (room for the card, every challenge window and the settle "
+        "before each retry)."))] = 14.0
     max_failures: Annotated[int, Meta(ge=1, description="Failed face/liveness sessions before a cool-down.")] = 5
     failure_window_s: Annotated[float, Meta(gt=0, description="Window in which failures are counted, seconds.")] = 120.0
     cooldown_s: Annotated[float, Meta(ge=0, description="Cool-down after too many failures, seconds.")] = 60.0

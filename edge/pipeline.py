@@ -100,7 +100,7 @@ class SitePolicy:
     challenge_retries: int = 1
     card_timeout_s: float = 4.0
     liveness_frames: int = 45
-    session_budget_s: float = 12.0
+    session_budget_s: float = 14.0
     staleness_s: float = 86400.0
     stale_policy: str = "deny"
     face_policy: Mapping[str, str] = field(default_factory=lambda: {"child": "guardian", "minor": "either",
