@@ -52,6 +52,31 @@ def live_clips() -> Iterator[tuple[Path, list[tuple[float, Any]]]]:
         yield clip, frames
 
 
+def live_turn_windows(detector: Any, rng: Any, draws: int) -> Iterator[list[tuple[Any, list[float], list[Any]]]]:
+    """Bona fide challenge answers cut from the live clips (edge/liveness/presentations.py): for every head
+    turn, up to ``draws`` windows, each with a nonce of the turn's direction whose prompt precedes the turn by
+    a reaction time, as (challenge, times from the window's start, faces) of the tracked face."""
+    from edge.liveness.presentations import WINDOW_FRAMES, cut_for_turn, turn_onsets
+    from edge.liveness.temporal import yaw_series
+    from edge.liveness.tracking import follow
+
+    for _, frames in live_clips():
+        detections = [(t, detector.detect(frame)) for t, frame in frames]
+        track = follow(detections)
+        if len(track.faces) < 30:
+            continue
+        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
+            tries = []
+            for _ in range(draws):
+                chosen = cut_for_turn(len(detections), onset, sign, rng)
+                if chosen is not None:
+                    first = chosen.first
+                    window = follow([(t - detections[first][0], f) for t, f in detections[first:first + WINDOW_FRAMES]])
+                    tries.append((chosen.challenge, window.times, window.faces))
+            if tries:
+                yield tries
+
+
 def unshadow_registry() -> None:
     """Take this folder off ``sys.path``, where a script run from it put it: bench/registry.py would shadow the
     ``registry`` package for any script here that imports it (call before that import)."""

@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, machine, save
+from common import DATA, live_turn_windows, machine, save
 
 from edge.assembly import build_face_stage
-from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
-from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
+from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, implied_nose_depth, yaw_series
 from edge.liveness.tracking import follow
 from edge.vision.types import Face
@@ -47,22 +46,8 @@ PHOTOS = 160
 
 def collect() -> list[Window]:
     detector = build_face_stage(load_config()).detector
-    windows: list[Window] = []
     rng = np.random.default_rng(15)
-    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
-        with ReplaySource(clip) as source:
-            detections = [(t, detector.detect(frame)) for t, frame in source.frames()]
-        track = follow(detections)
-        if len(track.faces) < 30:
-            continue
-        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
-            for _ in range(DRAWS):
-                chosen = cut_for_turn(len(detections), onset, sign, rng)
-                if chosen is not None:
-                    first = chosen.first
-                    window = follow([(t - detections[first][0], f)
-                                     for t, f in detections[first:first + WINDOW_FRAMES]])
-                    windows.append(("live", chosen.challenge, window.times, window.faces))
+    windows: list[Window] = [("live", *draw) for tries in live_turn_windows(detector, rng, DRAWS) for draw in tries]
     heads = attacks.trimmed_heads([load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))],
                                   detector)
     rng = np.random.default_rng(15)

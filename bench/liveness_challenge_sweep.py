@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, save
+from common import DATA, live_turn_windows, save
 
 from edge.assembly import build_face_stage
-from edge.camera.sources import ReplaySource
 from edge.config import load_config
 from edge.imageio import load_image
 from edge.liveness import attacks
-from edge.liveness.presentations import WINDOW_FRAMES, answering_turn, cut_for_turn, turn_onsets
+from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, implied_nose_depth, yaw_series
 from edge.liveness.tracking import follow
 from edge.vision.types import Face
@@ -74,24 +73,7 @@ def main() -> None:
     stage = build_face_stage(load_config())
     detector = stage.detector
     rng = np.random.default_rng(15)
-    bona_fide = []  # (first try, retry) windows as (challenge, times, faces)
-    for clip in sorted((DATA / "video" / "live").glob("*.mp4")):
-        with ReplaySource(clip) as source:
-            detections = [(t, detector.detect(frame)) for t, frame in source.frames()]
-        track = follow(detections)
-        if len(track.faces) < 30:
-            continue
-        for onset, sign in turn_onsets(track.times, yaw_series(track.faces)):
-            tries = []
-            for _ in range(2):
-                chosen = cut_for_turn(len(detections), onset, sign, rng)
-                if chosen is not None:
-                    challenge, first = chosen.challenge, chosen.first
-                    window = follow([(t - detections[first][0], f)
-                                     for t, f in detections[first:first + WINDOW_FRAMES]])
-                    tries.append((challenge, window.times, window.faces))
-            if tries:
-                bona_fide.append(tries)
+    bona_fide = list(live_turn_windows(detector, rng, 2))  # per turn: (first try, retry) windows
     photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
     heads = attacks.trimmed_heads(photos, detector)
     attack_rng = np.random.default_rng(15)
