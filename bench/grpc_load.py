@@ -58,9 +58,10 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def write_bench_config(path: Path, data: Path, trust_list: Path, scene: Path, *, models: str = "", site: str = "",
-                       camera: str = "", server: str = "", face: str = "") -> Path:
-    """A device config for a benchmark daemon: the bench PKI, a replay camera on ``scene``, the challenge off;
-    the keyword arguments are extra TOML lines for those sections (limits raised for load, memory knobs)."""
+                       camera: str = "", server: str = "", face: str = "", challenge: bool = False) -> Path:
+    """A device config for a benchmark daemon: the bench PKI, a replay camera on ``scene``, the challenge off
+    unless ``challenge``; the keyword arguments are extra TOML lines for those sections (limits raised for
+    load, memory knobs)."""
     path.write_text(f"""
 [models]
 {models}
@@ -72,7 +73,7 @@ data_dir = "{data}"
 trust_list = "{trust_list}"
 [site]
 id = "bench"
-require_challenge = false
+require_challenge = {str(challenge).lower()}
 {site}
 [camera]
 source = "replay:{scene}"
