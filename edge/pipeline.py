@@ -72,6 +72,9 @@ MESSAGES = {
     "DELEGATION_NOT_ACCEPTED": "An adult's card: the card holder must verify in person",
     "VACCINATION_RECORD": "Vaccination recorded",
 }
+#: What the gate says when a guardian's presentation needs its second code.
+SHOW_DELEGATION = "Now show the guardian's delegation"
+SHOW_CHILDS_CARD = "Now show the child's card"
 #: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
 MAX_WINDOW_FRAMES = 150
 #: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
@@ -225,6 +228,7 @@ class VerificationPipeline:
                 if card_text is not None and not staff and self._is_delegation(card_text):
                     # The guardian showed the delegation first: the child's card comes next.
                     delegation_text = card_text
+                    emit("prompt", SHOW_CHILDS_CARD)
                     card_text, advice = self._read_card(frames, check_time, skip=delegation_text)
             stage_done("qr", began)
             if card_text is None:
@@ -257,6 +261,7 @@ class VerificationPipeline:
                     # Where either may, the camera path does not wait (it would eat the liveness frames): the
                     # holder verifies, and a guardian acting for a 14-17-year-old has the station's app send
                     # both codes.
+                    emit("prompt", SHOW_DELEGATION)
                     delegation_text, _ = self._read_card(frames, check_time, skip=card_text)
                 chosen = self._face_subject(card, delegation_text)
                 if isinstance(chosen, str):

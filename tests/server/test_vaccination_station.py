@@ -192,10 +192,15 @@ def test_the_camera_reads_both_codes_in_either_order(station, testdata, tmp_path
     previous, daemon.test_camera.scene = daemon.test_camera.scene, folder
     try:
         with connect(daemon) as channel:
-            reply = pb_grpc.VerificationServiceStub(channel).Verify(pb.VerifyRequest(nonce=os.urandom(16)),
-                                                                    timeout=60)
+            start = pb.SessionClientMessage(start=pb.VerifyRequest(nonce=os.urandom(16)))
+            messages = list(pb_grpc.VerificationServiceStub(channel).VerifySession(iter([start]), timeout=60))
     finally:
         daemon.test_camera.scene = previous
+    reply = messages[-1].result
     assert pb.Decision.Name(reply.decision) == "ALLOW", list(reply.reasons)
+    # The gate says which code comes next (before, it waited for the second code without a word, and a
+    # guardian who did not know to show it was refused: DELEGATION_REQUIRED).
+    prompts = [m.prompt for m in messages if m.WhichOneof("kind") == "prompt"]
+    assert prompts[0] == ("Now show the child's card" if delegation_first else "Now show the guardian's delegation")
     claims = verify_token(reply.token, daemon.key.public_key, now=time.time())
     assert "guardian_acted" in claims["checks"]
