@@ -75,7 +75,7 @@ MESSAGES = {
 #: What the gate says when a guardian's presentation needs its second code.
 SHOW_DELEGATION = "Now show the guardian's delegation"
 SHOW_CHILDS_CARD = "Now show the child's card"
-#: Upper bound on a challenge window (about 4 s at 30 fps, above prompt time + response window).
+#: Upper bound on a challenge window (5 s at 30 fps, above the latest prompt plus its answer window: 3.5 s).
 MAX_WINDOW_FRAMES = 150
 #: How long the liveness window waits for a face before it starts (seconds of frames): the phone that showed
 #: the card is often still in front of the face. The challenge's prompt is timed from the window's start.
