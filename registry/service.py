@@ -317,6 +317,7 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
             refuse(context, exc)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self._note_site_without_devices(request.site, request.card_type)
         self.state.storage.put_card(CardRecord(
             card_id=card.card_id.hex(), site=request.site, card_type=request.card_type,
             commitment=request.template_sha256, model_id=card.face.model_id, issued=float(card.issued_at),
@@ -569,7 +570,15 @@ class RegistryServicer(rpb_grpc.RegistryServicer):
     def AdmitPatient(self, request, context):
         self._require(context, hospital=True)
         self._escort(context, lambda e: e.admit(request.patient_id, request.site, request.ward, request.expected_days))
+        self._note_site_without_devices(request.site, "admission")
         return self._admission_reply(request.patient_id, [])
+
+    def _note_site_without_devices(self, site: str, what: str) -> None:
+        """Site ids are free text: a typo gives cards every gate refuses (card_scope). A site's gates may be
+        registered later, so this is said, not refused."""
+        if site != "*" and not self.state.storage.devices_at(site):
+            log.warning("no device is registered for this site: its gates will refuse what was issued if the "
+                        "site id is misspelt", extra={"fields": {"site": site[:128], "issued": what}})
 
     def TransferPatient(self, request, context):
         self._require(context, hospital=True)

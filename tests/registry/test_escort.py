@@ -329,3 +329,23 @@ def test_escort_policies_load_from_toml_and_name_a_bad_key(tmp_path):
         with pytest.raises(ConfigError) as e:
             load_escort_policies(bad)
         assert e.value.details["key"] == key, text
+
+
+def test_a_site_no_gate_is_registered_for_is_said_in_the_log(registry, pki, tmp_path, caplog):
+    """Site ids are free text: a typo ("st-mray") gives permits and cards every gate refuses (card_scope),
+    found only when a person is turned away. The registry still issues them (a site's gates may be
+    registered later) and says so in its log, naming the site."""
+    import logging
+
+    state, hospital, port = registry
+    register(admin_stub(port, pki), "gate-w7", tmp_path / "keys", "ward-7")
+    with caplog.at_level(logging.WARNING, logger="registry.service"):
+        hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0700", site="ward-7", ward="w1",
+                                                      expected_days=2), timeout=10)
+        assert not [r for r in caplog.records if "no device" in r.getMessage()]
+        hospital.AdmitPatient(rpb.AdmitPatientRequest(patient_id="pat-0701", site="st-mray", ward="w1",
+                                                      expected_days=2), timeout=10)
+        admin_stub(port, pki).IssueCard(rpb.IssueCardRequest(card_type="health_card", site="st-mray",
+                                                             template_sha256=FACE, age_band="adult"), timeout=10)
+    warned = [r for r in caplog.records if "no device" in r.getMessage()]
+    assert len(warned) == 2 and all(r.fields["site"] == "st-mray" for r in warned)  # type: ignore[attr-defined]
