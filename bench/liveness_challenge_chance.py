@@ -10,7 +10,7 @@ own; a gate relies on the camera cues (and the PAD model when provisioned) for t
 
 "With the gate's retry": after a refusal the gate asks again (temporal.RETRYABLE), the recording plays on,
 so the second challenge (``attempt=1`` of the same nonce) is judged on the window that begins
-``pipeline.RETRY_SETTLE_S`` after the first ends (the time the gate gives a person to read the hint).
+``edge.gate.window.RETRY_SETTLE_S`` after the first ends (the time the gate gives a person to read the hint).
 
 Run: .venv/bin/python bench/liveness_challenge_chance.py  (writes bench/results/liveness_challenge_chance.json)
 """
@@ -28,11 +28,11 @@ from common import live_clips, save
 
 from edge.assembly import build_face_stage
 from edge.config import load_config
+from edge.gate.window import RETRY_SETTLE_S
 from edge.liveness.checker import LivenessChecker, LivenessThresholds
 from edge.liveness.evaluation import upper_bound_95
 from edge.liveness.presentations import FPS, WINDOW_FRAMES
 from edge.liveness.temporal import RETRYABLE, Challenge
-from edge.pipeline import RETRY_SETTLE_S
 
 STEP = int(FPS // 2)  # a window every 0.5 s
 SETTLE_FRAMES = int(round(RETRY_SETTLE_S * FPS))  # frames between a refused answer and the retry's window

@@ -1,11 +1,11 @@
 """Memory a challenge window holds: the frames the gate keeps against keeping every frame.
 
 A challenge window is the prompt (0.3-1.0 s) plus a 2.5 s answer: up to 105 frames at 30 fps. The gate keeps
-every ``pipeline.KEEP_EVERY``-th frame and the ``MATCH_FRAMES`` with the largest face (the rest keep only their
-detections); the peer keeps every frame, as the gate did until 2026-12-07. Both run the real pipeline's
-capture (``VerificationPipeline._capture_window``) with the real detector on the same 640x480 live clip, fed as a
-camera would (a fresh array per frame); tracemalloc's peak (numpy reports its buffers to it) over the window,
-median of 5 alternating runs each, and the frames held at its end.
+every ``edge.gate.window.KEEP_EVERY``-th frame and the ``MATCH_FRAMES`` with the largest face (the rest keep
+only their detections); the peer keeps every frame, as the gate did until 2026-12-07. Both run the real
+capture (``edge.gate.window.capture_window``, through the pipeline) with the real detector on the same
+640x480 live clip, fed as a camera would (a fresh array per frame); tracemalloc's peak (numpy reports its
+buffers to it) over the window, median of 5 alternating runs each, and the frames held at its end.
 
     .venv/bin/python bench/window_memory.py   (writes bench/results/window_memory.json)
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2
 from common import DATA, machine, save
 
-import edge.pipeline as pipeline_module
+import edge.gate.window as window_module
 from edge.assembly import build_face_stage
 from edge.camera.sources import ReplaySource
 from edge.config import load_config
@@ -37,9 +37,9 @@ def window(faces, frames, keep_all: bool) -> tuple[float, int, int]:
     pipeline = VerificationPipeline.__new__(VerificationPipeline)
     pipeline.faces = faces
     pipeline.policy = SitePolicy(site="s", gate_id="g")
-    saved = pipeline_module.KEEP_EVERY, pipeline_module.MATCH_FRAMES
+    saved = window_module.KEEP_EVERY, window_module.MATCH_FRAMES
     if keep_all:
-        pipeline_module.KEEP_EVERY, pipeline_module.MATCH_FRAMES = 1, 10**6
+        window_module.KEEP_EVERY, window_module.MATCH_FRAMES = 1, 10**6
     challenge = Challenge(direction="left", prompt_at_s=1.0)  # the longest window a first challenge has
     try:
         tracemalloc.start()
@@ -48,7 +48,7 @@ def window(faces, frames, keep_all: bool) -> tuple[float, int, int]:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-        pipeline_module.KEEP_EVERY, pipeline_module.MATCH_FRAMES = saved
+        window_module.KEEP_EVERY, window_module.MATCH_FRAMES = saved
     return peak / 1e6, len(detections), sum(image is not None for image in images)
 
 

@@ -30,8 +30,8 @@ def test_a_sessions_budget_leaves_room_for_the_retries_it_allows(site):
     longest (prompt at 1.0 s plus the 2.5 s answer) with the 1.5 s settle before each retry. A budget that
     ends it early turns the retry a person was promised into TIME_BUDGET (the ward profile's 12 s did, once
     the settle came in)."""
+    from edge.gate.window import RETRY_SETTLE_S
     from edge.liveness.temporal import Challenge
-    from edge.pipeline import RETRY_SETTLE_S
 
     s = (load_config(site) if site else load_config()).site
     longest_window = 1.0 + Challenge(direction="left", prompt_at_s=1.0).window_s

@@ -186,7 +186,7 @@ def test_the_challenge_waits_for_the_face_before_its_prompt():
 
 
 def test_a_window_without_any_face_ends_after_the_wait_not_after_a_whole_challenge():
-    from edge.pipeline import FACE_WAIT_S
+    from edge.gate.window import FACE_WAIT_S
 
     frames = _camera(10.0)
     pipeline = _pipeline(45)
@@ -262,7 +262,7 @@ def test_a_challenge_window_keeps_only_the_frames_its_checks_can_use():
     whose daemon budget is 250 MB (the memory bench measured 45-frame passive sessions only). The liveness
     cues read eight frames spread over the track and the match the three with the largest face, so the
     window keeps every fourth frame and the three largest faces so far; the rest keep their detections."""
-    from edge.pipeline import KEEP_EVERY, MATCH_FRAMES
+    from edge.gate.window import KEEP_EVERY, MATCH_FRAMES
     from edge.vision.types import Face
 
     sizes = [40.0 + 10.0 * np.sin(i / 7.0) for i in range(200)]  # the face grows and shrinks as people move
