@@ -77,6 +77,28 @@ def live_turn_windows(detector: Any, rng: Any, draws: int) -> Iterator[list[tupl
                 yield tries
 
 
+def photos_answering_prompt(detector: Any, rng: Any, count: int) -> Iterator[tuple[str, Any, list[float], list[Any]]]:
+    """Prints of the shared portraits answering the challenge's prompt (edge/liveness/attacks.py): in turn bent
+    around a vertical cylinder of 0.3, 0.5 and 0.8 photo widths and flat, turned the asked way 0.3-0.7 s after
+    the prompt; as (kind, challenge, times, faces) of the tracked face, kind "bent 0.3" ... or "flat"."""
+    from edge.imageio import load_image
+    from edge.liveness import attacks
+    from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
+    from edge.liveness.temporal import Challenge
+    from edge.liveness.tracking import follow
+
+    heads = attacks.trimmed_heads([load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))],
+                                  detector)
+    for i in range(count):
+        challenge = Challenge.from_nonce(rng.bytes(16))
+        radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
+        shown = attacks.bent_photo_attack(heads[i % len(heads)], rng, frames=WINDOW_FRAMES, radius_widths=radius,
+                                          yaw_deg_at=answering_turn(challenge, rng))
+        track = follow([(t, detector.detect(frame)) for t, frame in shown])
+        print("photo", i, flush=True)
+        yield "flat" if radius > 100 else f"bent {radius}", challenge, track.times, track.faces
+
+
 def unshadow_registry() -> None:
     """Take this folder off ``sys.path``, where a script run from it put it: bench/registry.py would shadow the
     ``registry`` package for any script here that imports it (call before that import)."""

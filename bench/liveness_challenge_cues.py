@@ -9,7 +9,7 @@ the percentiles of each measure, so that one can see which test does the work:
 
   live     the head turns in the twelve real clips, six draws of nonce and reaction time per turn (as in
            bench/liveness_challenge_live.py, seed 15)
-  bent0.3 / bent0.5 / bent0.8 / flat
+  bent 0.3 / bent 0.5 / bent 0.8 / flat
            160 photos answering the prompt (40 a kind, seed 15): bent around a vertical cylinder of that
            radius (photo widths) or flat, turned the asked way by 25-45 degrees after 0.3-0.7 s
 
@@ -28,15 +28,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, live_turn_windows, machine, save
+from common import live_turn_windows, machine, photos_answering_prompt, save
 
 from edge.assembly import build_face_stage
 from edge.config import load_config
-from edge.imageio import load_image
-from edge.liveness import attacks
-from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, implied_nose_depth, yaw_series
-from edge.liveness.tracking import follow
 from edge.vision.types import Face
 
 Window = tuple[str, Challenge, list[float], list[Face]]  # (kind, challenge, times, faces)
@@ -48,17 +44,7 @@ def collect() -> list[Window]:
     detector = build_face_stage(load_config()).detector
     rng = np.random.default_rng(15)
     windows: list[Window] = [("live", *draw) for tries in live_turn_windows(detector, rng, DRAWS) for draw in tries]
-    heads = attacks.trimmed_heads([load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))],
-                                  detector)
-    rng = np.random.default_rng(15)
-    for i in range(PHOTOS):
-        challenge = Challenge.from_nonce(rng.bytes(16))
-        radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
-        shown = attacks.bent_photo_attack(heads[i % len(heads)], rng, frames=WINDOW_FRAMES, radius_widths=radius,
-                                          yaw_deg_at=answering_turn(challenge, rng))
-        track = follow([(t, detector.detect(frame)) for t, frame in shown])
-        windows.append(("flat" if radius > 100 else f"bent{radius}", challenge, track.times, track.faces))
-        print("photo", i, flush=True)
+    windows += photos_answering_prompt(detector, np.random.default_rng(15), PHOTOS)
     return windows
 
 

@@ -28,15 +28,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, live_turn_windows, save
+from common import live_turn_windows, photos_answering_prompt, save
 
 from edge.assembly import build_face_stage
 from edge.config import load_config
-from edge.imageio import load_image
-from edge.liveness import attacks
-from edge.liveness.presentations import WINDOW_FRAMES, answering_turn
 from edge.liveness.temporal import Challenge, challenge_answered, eye_travel, implied_nose_depth, yaw_series
-from edge.liveness.tracking import follow
 from edge.vision.types import Face
 
 Rule = Callable[[Challenge, list[float], list[Face]], bool]
@@ -74,18 +70,7 @@ def main() -> None:
     detector = stage.detector
     rng = np.random.default_rng(15)
     bona_fide = list(live_turn_windows(detector, rng, 2))  # per turn: (first try, retry) windows
-    photos = [load_image(p) for p in sorted((DATA / "faces" / "people").glob("*/*.jp*g"))]
-    heads = attacks.trimmed_heads(photos, detector)
-    attack_rng = np.random.default_rng(15)
-    artefacts = []
-    for i in range(48):
-        challenge = Challenge.from_nonce(attack_rng.bytes(16))
-        radius = (0.3, 0.5, 0.8, 1e4)[i % 4]
-        shown = attacks.bent_photo_attack(heads[i % len(heads)], attack_rng, frames=WINDOW_FRAMES, radius_widths=radius,
-                                          yaw_deg_at=answering_turn(challenge, attack_rng))
-        track = follow([(t, detector.detect(frame)) for t, frame in shown])
-        artefacts.append(("flat" if radius > 100 else f"bent {radius}", challenge, track.times, track.faces))
-        print("artefact", i, flush=True)
+    artefacts = list(photos_answering_prompt(detector, np.random.default_rng(15), 48))
     rules: dict[str, Rule] = {"shipped (>= 4 deg from the prompt pose, eyes travel >= 0.5)": shipped}
     rules |= {f"from the prompt pose, >= {d} deg": from_prompt_pose(d) for d in (4, 6, 8, 10, 12, 14)}
     rules |= {f"from the prompt pose, >= {d} deg, eyes travel >= {c}": with_coupling(from_prompt_pose(d), c)
