@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta, Struct, field
 
 from edge.errors import ConfigError
-from edge.gate.vaccination import CVX, DISPLAY, VACCINES
+from edge.gate.vaccination import CVX, DISPLAY, VACCINES, site_zone
 from edge.vision.matcher import DEFAULT_THRESHOLD as SFACE_PUBLISHED_THRESHOLD
 from edge.vision.matcher import FACE_MODELS, SFACE, FaceModel
 
@@ -350,8 +350,6 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> EdgeConfig:
         if key:
             raise ConfigError(f"{source}: {key}: {reason}", key=key) from None
         raise ConfigError(f"{source}: {reason}") from None
-    from edge.gate.vaccination import site_zone
-
     try:
         site_zone(config.site.timezone)
     except ValueError as exc:

@@ -158,7 +158,6 @@ def occurred_problem(record: dict[str, Any], verified_at: float) -> str | None:
     return "occurred_before_verification" if record["occurred"] < verified_at - OCCURRED_SLACK_S else None
 
 
-
 MESSAGES = {
     "record_invalid": "The vaccination details are incomplete",
     "vaccine_unknown": "This vaccine is not on the station's list",
